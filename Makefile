@@ -1,0 +1,49 @@
+# Dialtone: `make run` serves the example flow on 127.0.0.1:5080; `make test` runs every test.
+# Both create .venv and install what they need (on a fresh Debian/Ubuntu machine as root,
+# `make test` also installs the Debian tools the tests talk to).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+SIP    ?= 127.0.0.1:5080
+FLOW   ?= ivr_flows/examples/contact_centre/flow.yaml
+EVENTS ?= var/events.jsonl
+
+.PHONY: install run test test-fast system-deps fixtures bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,speech,dev]'
+	@touch $(STAMP)
+
+run: install
+	@mkdir -p var
+	$(VENV)/bin/dialtone serve --sip $(SIP) --flow $(FLOW) --events $(EVENTS)
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+fixtures: install
+	$(PY) audio_fixtures/make_fixtures.py
+
+test: install system-deps
+	$(PY) audio_fixtures/make_fixtures.py --quiet
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: install
+	$(PY) -m pytest -q -m "not interop and not slow"
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+lint: install
+	$(VENV)/bin/ruff check telephony ivr_flows dialer routing tests
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) var build *.egg-info .pytest_cache

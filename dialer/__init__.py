@@ -1,0 +1,1 @@
+"""The predictive dialer: campaigns, lists, compliance, pacing, callbacks, simulator."""

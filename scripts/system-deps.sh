@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs the Debian tools the tests talk to, when missing and when we may (root on Debian/Ubuntu).
+# Elsewhere it names what is missing; the tests that need a missing tool skip with that reason
+# (in CI, with CI=true, they fail instead).
+set -u
+# command -> Debian package
+declare -A TOOLS=(
+  [sipp]=sip-tester
+  [baresip]=baresip
+  [kamailio]=kamailio
+  [mosquitto]=mosquitto
+  [espeak-ng]=espeak-ng
+  [sox]=sox
+)
+# files -> Debian package
+declare -A FILES=(
+  [/usr/share/asterisk/sounds/en/vm-intro.wav]=asterisk-core-sounds-en-wav
+  [/usr/share/asterisk/sounds/es/vm-intro.wav]=asterisk-core-sounds-es-wav
+  [/usr/share/asterisk/sounds/fr/vm-intro.wav]=asterisk-core-sounds-fr-wav
+  [/usr/share/asterisk/sounds/it/vm-intro.wav]=asterisk-core-sounds-it-wav
+  [/usr/share/asterisk/sounds/ru/vm-intro.wav]=asterisk-core-sounds-ru-wav
+  [/usr/share/asterisk/moh/macroform-cold_day.wav]=asterisk-moh-opsound-wav
+  [/usr/include/spandsp.h]=libspandsp-dev
+)
+missing=()
+for t in "${!TOOLS[@]}"; do
+  command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] || missing+=("${TOOLS[$t]}")
+done
+for f in "${!FILES[@]}"; do
+  [ -e "$f" ] || missing+=("${FILES[$f]}")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "system-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || { echo "system-deps: apt-get failed; tests needing ${missing[*]} will skip" >&2; exit 0; }
+  # Debian starts daemons on install; the tests start their own on free ports.
+  for svc in kamailio; do
+    command -v systemctl >/dev/null 2>&1 && systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  done
+else
+  echo "system-deps: missing Debian packages: ${missing[*]}" >&2
+  echo "system-deps: install them with: sudo apt-get install ${missing[*]}" >&2
+fi
+exit 0
