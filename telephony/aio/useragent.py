@@ -1,0 +1,465 @@
+"""The UserAgent: answers inbound calls (each handed to an application coroutine) and places
+outbound ones, registered to a PBX or as a trunk endpoint.
+
+It glues the sans-IO :class:`SipEndpoint` (through :class:`SipTransportLayer`), SDP
+offer/answer (:mod:`telephony.sdp`) and the media engine together, and writes the call
+event log.  Decisions about SIP live in the endpoint; decisions about media in
+:class:`~telephony.media.CallMedia`; this module only wires them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from telephony.aio.call import Call, CallState
+from telephony.aio.media_engine import MediaEngine, MediaEngineConfig
+from telephony.aio.sip_transport import SipTransportLayer
+from telephony.errors import CallFailed, SdpError
+from telephony.eventlog import EventSink, NullEventLog
+from telephony.events import (
+    CallEvent,
+    DtmfReceived,
+    HoldChanged,
+    MediaTimeout,
+    PromptFinished,
+    PromptStarted,
+    RemoteHangup,
+)
+from telephony.media import CallMedia, MediaConfig
+from telephony.prompts import PromptLibrary
+from telephony.sdp import NegotiatedMedia, SdpSession, SessionDescription, parse_answer
+from telephony.sip import events as sev
+from telephony.sip.auth import DigestCredentials
+from telephony.sip.endpoint import SipConfig, SipEndpoint
+
+log = logging.getLogger(__name__)
+
+CallHandler = Callable[[Call], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class UserAgentConfig:
+    sip: SipConfig = field(default_factory=SipConfig)
+    media: MediaEngineConfig = field(default_factory=MediaEngineConfig)
+    media_defaults: MediaConfig = field(default_factory=MediaConfig)
+    codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    listen_tcp: bool = True
+    auto_answer: bool = True
+
+
+def _uri_user(uri: str) -> str:
+    """``sip:alice@host`` -> ``alice`` (or the whole URI if it has no user part)."""
+    body = uri.split(":", 1)[-1]
+    return body.split("@", 1)[0] if "@" in body else body
+
+
+class UserAgent:
+    """Dialtone's SIP user agent on one socket pair (UDP + TCP)."""
+
+    def __init__(self, config: UserAgentConfig | None = None, *,
+                 handler: CallHandler | None = None, events: EventSink | None = None,
+                 prompts: PromptLibrary | None = None, rng: random.Random | None = None) -> None:
+        self.config = config or UserAgentConfig()
+        self.handler = handler
+        self.events: EventSink = events or NullEventLog()
+        self.prompts = prompts or PromptLibrary()
+        self.rng = rng or random.Random()
+        self.calls: dict[str, Call] = {}
+        self._sdp: dict[str, SdpSession] = {}
+        self._pending_dials: dict[str, asyncio.Future[Call]] = {}
+        self._registrations: dict[str, asyncio.Future[bool]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started_at: dict[str, float] = {}
+        self.endpoint: SipEndpoint
+        self.transport: SipTransportLayer
+        self.media: MediaEngine
+        self.loop: asyncio.AbstractEventLoop
+        self.local_addr: tuple[str, int] = ("", 0)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> tuple[str, int]:
+        self.loop = asyncio.get_running_loop()
+        self.endpoint = SipEndpoint(self.config.sip, rng=self.rng)
+        self.transport = SipTransportLayer(self.endpoint, self._on_sip_event)
+        cfg = self.config.sip
+        self.local_addr = await self.transport.listen_udp(cfg.host, cfg.port)
+        if self.config.listen_tcp:
+            await self.transport.listen_tcp(cfg.host, self.local_addr[1])
+        self.media = MediaEngine(self.config.media)
+        self.media.after_tick.append(self._drain_media_events)
+        return self.local_addr
+
+    async def close(self) -> None:
+        for call in list(self.calls.values()):
+            if not call.ended:
+                self._hangup(call, "shutdown")
+        self.transport.flush()
+        await asyncio.sleep(0.05)
+        for task in list(self._tasks):
+            task.cancel()
+        await self.media.close()
+        await self.transport.close()
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = self.loop.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- media events --------------------------------------------------------------------------
+
+    def _drain_media_events(self, now: float) -> None:
+        for call in list(self.calls.values()):
+            media = call.media
+            while (event := media.next_event()) is not None:
+                self._deliver(call, event)
+                if isinstance(event, MediaTimeout) and not call.ended:
+                    self._hangup(call, "media_timeout")
+
+    def _deliver(self, call: Call, event: CallEvent) -> None:
+        if isinstance(event, DtmfReceived):
+            self.events.emit({"type": "dtmf", "call_id": call.ref, "digit": event.digit,
+                              "duration_ms": event.duration_ms, "source": event.source})
+        elif isinstance(event, PromptStarted):
+            self.events.emit({"type": "prompt_started", "call_id": call.ref,
+                              "prompt": event.prompt})
+        elif isinstance(event, PromptFinished):
+            self.events.emit({"type": "prompt_finished", "call_id": call.ref,
+                              "prompt": event.prompt, "interrupted": event.interrupted})
+        call._dispatch(event)
+
+    # --- SIP events ----------------------------------------------------------------------------
+
+    def _on_sip_event(self, ev: sev.SipEvent) -> None:
+        if isinstance(ev, sev.IncomingCall):
+            self._spawn(self._incoming(ev))
+        elif isinstance(ev, sev.CallTerminated):
+            call = self.calls.get(ev.call)
+            if call is not None:
+                self._ended(call, ev.reason if not ev.by_remote else "remote_bye"
+                            if ev.reason in ("bye", "BYE") else ev.reason,
+                            by_remote=ev.by_remote, status=ev.status)
+            fut = self._pending_dials.pop(ev.call, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(CallFailed(ev.reason, ev.status or 0))
+        elif isinstance(ev, sev.DtmfInfoReceived):
+            call = self.calls.get(ev.call)
+            if call is not None:
+                call.media.receive_info_dtmf(ev.digit, ev.duration_ms, now=self.now())
+                self._drain_media_events(self.now())
+        elif isinstance(ev, sev.ReinviteReceived):
+            self._reoffer(ev.call, ev.offer, update=False)
+        elif isinstance(ev, sev.UpdateReceived):
+            if ev.offer:
+                self._reoffer(ev.call, ev.offer, update=True)
+        elif isinstance(ev, sev.CallProgress):
+            call = self.calls.get(ev.call)
+            if call is not None:
+                self.events.emit({"type": "call_progress", "call_id": call.ref,
+                                  "status": ev.status, "reason": ev.reason})
+        elif isinstance(ev, sev.CallAnswered):
+            self._outbound_answered(ev)
+        elif isinstance(ev, sev.CallFailed):
+            self._outbound_failed(ev)
+        elif isinstance(ev, sev.ReferProgress):
+            call = self.calls.get(ev.call)
+            if call is not None and ev.final:
+                call._refer_done(ev.status)
+        elif isinstance(ev, sev.ReferRejected):
+            call = self.calls.get(ev.call)
+            if call is not None:
+                call._refer_done(ev.status)
+        elif isinstance(ev, sev.ReferReceived):
+            self._spawn(self._refer_received(ev))
+        elif isinstance(ev, sev.RegistrationChanged):
+            fut = self._registrations.get(ev.reg)
+            if fut is not None and not fut.done():
+                fut.set_result(ev.registered)
+            self.events.emit({"type": "registration", "reg": ev.reg,
+                              "registered": ev.registered, "status": ev.status,
+                              "expires": ev.expires})
+
+    # --- inbound -------------------------------------------------------------------------------
+
+    async def _incoming(self, ev: sev.IncomingCall) -> None:
+        ref = ev.call
+        now = self.now()
+        session = SdpSession(session_id=self.rng.getrandbits(48) or 1, username="dialtone")
+        host = self.media.advertised_host
+        media = CallMedia(self.config.media_defaults, now=now, rng=self.rng)
+        try:
+            port = await self.media.open(media)
+        except Exception as exc:  # no port: the call cannot have media
+            log.warning("rejecting call %s: %s", ref, exc)
+            self.endpoint.reject(ref, 503, now=self.now())
+            self.transport.flush()
+            return
+        late_offer = not ev.offer.strip()
+        try:
+            if late_offer:
+                answer = session.build_offer(address=host, port=port, codecs=self.config.codecs)
+                negotiated = None
+            else:
+                offer = SessionDescription.parse(ev.offer)
+                answer, negotiated = session.answer_offer(
+                    offer, address=host, port=port, supported=self.config.codecs)
+        except SdpError as exc:
+            self.media.close_media(media)
+            self.endpoint.reject(ref, exc.status_hint if exc.status_hint == 488 else 400,
+                                 exc.reason[:80], now=self.now())
+            self.transport.flush()
+            self.events.emit({"type": "call_rejected", "sip_call_id": ev.request.call_id,
+                              "status": 488, "reason": exc.reason})
+            return
+        call = Call(self, ref, media, direction="inbound", caller=_uri_user(ev.from_uri),
+                    called=_uri_user(ev.to_uri), sip_call_id=ev.request.call_id,
+                    remote=ev.remote_addr)
+        call.vars["caller_display"] = ev.from_display
+        self.calls[ref] = call
+        self._sdp[ref] = session
+        self._started_at[ref] = now
+        if negotiated is not None:
+            self._apply(call, negotiated)
+        self.events.emit({"type": "call_started", "call_id": ref, "direction": "inbound",
+                          "caller": call.caller, "called": call.called,
+                          "sip_call_id": call.sip_call_id,
+                          "remote": f"{ev.remote_addr[0]}:{ev.remote_addr[1]}"})
+        call.vars["_answer_sdp"] = answer.serialize().encode()
+        if self.config.auto_answer:
+            await self._answer(call)
+        if self.handler is not None:
+            self._spawn(self._run_handler(call))
+
+    async def _answer(self, call: Call) -> None:
+        if call.state is not CallState.RINGING:
+            return
+        body = call.vars.pop("_answer_sdp", b"")
+        self.endpoint.answer(call.ref, body, now=self.now())
+        self.transport.flush()
+        call._mark_answered()
+        self.events.emit({"type": "call_answered", "call_id": call.ref})
+
+    async def _run_handler(self, call: Call) -> None:
+        assert self.handler is not None
+        try:
+            await self.handler(call)
+        except Exception:
+            log.exception("call handler failed for %s", call.ref)
+        finally:
+            if not call.ended:
+                self._hangup(call, "normal")
+
+    def _apply(self, call: Call, neg: NegotiatedMedia) -> None:
+        """Point the call's media at what SDP settled (codec, PT, DTMF PT, remote, hold)."""
+        media = call.media
+        cfg = replace(media.config, codec=neg.codec.upper(), payload_type=neg.payload_type,
+                      telephone_event_pt=neg.telephone_event_pt)
+        media.reconfigure(cfg)
+        if neg.remote_port and neg.remote_address not in ("0.0.0.0", "::"):
+            media.set_remote((neg.remote_address, neg.remote_port))
+        was_sending = media.sending
+        media.sending = neg.direction in ("sendrecv", "sendonly") and not neg.on_hold
+        if was_sending != media.sending:
+            call._dispatch(HoldChanged(on_hold=not media.sending))
+
+    def _reoffer(self, ref: str, offer_body: bytes, *, update: bool) -> None:
+        call = self.calls.get(ref)
+        session = self._sdp.get(ref)
+        if call is None or session is None:
+            return
+        port = getattr(call.media, "local_port", 0)
+        try:
+            offer = SessionDescription.parse(offer_body)
+            answer, neg = session.answer_offer(offer, address=self.media.advertised_host,
+                                               port=port, supported=self.config.codecs)
+        except SdpError as exc:
+            if update:
+                self.endpoint.reject_update(ref, 488, now=self.now())
+            else:
+                self.endpoint.reject_reinvite(ref, 488, now=self.now())
+            log.info("re-offer on %s refused: %s", ref, exc.reason)
+            return
+        self._apply(call, neg)
+        self.events.emit({"type": "hold" if neg.on_hold else "unhold", "call_id": ref})
+        body = answer.serialize().encode()
+        if update:
+            self.endpoint.answer_update(ref, body, now=self.now())
+        else:
+            self.endpoint.answer_reinvite(ref, body, now=self.now())
+
+    async def _refer_received(self, ev: sev.ReferReceived) -> None:
+        """We are asked to transfer: call the target, report progress by NOTIFY."""
+        now = self.now()
+        self.endpoint.accept_refer(ev.call, now=now)
+        self.endpoint.notify_refer_progress(ev.call, 100, now=now)
+        self.transport.flush()
+        target = str(ev.refer_to.uri)
+        try:
+            new_call = await self.dial(target, timeout=30.0)
+        except CallFailed as exc:
+            self.endpoint.notify_refer_progress(ev.call, exc.status or 503, now=self.now())
+            self.transport.flush()
+            return
+        self.endpoint.notify_refer_progress(ev.call, 200, now=self.now())
+        self.transport.flush()
+        old = self.calls.get(ev.call)
+        if old is not None:
+            self.events.emit({"type": "transferred", "call_id": old.ref, "to": target,
+                              "new_call_id": new_call.ref})
+
+    # --- outbound ------------------------------------------------------------------------------
+
+    async def dial(self, target: str, *, timeout: float = 60.0, caller: str | None = None,
+                   credentials: DigestCredentials | None = None,
+                   headers: tuple[tuple[str, str], ...] = (),
+                   outbound_proxy: tuple[str, int] | None = None) -> Call:
+        """Place a call; returns the answered :class:`Call` or raises :class:`CallFailed`
+        (status 486 busy, 408/480 no answer, 487 cancelled at our timeout, 503 failure...)."""
+        now = self.now()
+        media = CallMedia(self.config.media_defaults, now=now, rng=self.rng)
+        port = await self.media.open(media)
+        session = SdpSession(session_id=self.rng.getrandbits(48) or 1, username="dialtone")
+        offer = session.build_offer(address=self.media.advertised_host, port=port,
+                                    codecs=self.config.codecs)
+        from_uri = None
+        if caller is not None:
+            host, sport = self.local_addr
+            from_uri = caller if ":" in caller else f"sip:{caller}@{host}:{sport}"
+        ref = self.endpoint.invite(target, body=offer.serialize().encode(), now=now,
+                                   from_uri=from_uri, headers=headers, credentials=credentials,
+                                   outbound_proxy=outbound_proxy)
+        info = self.endpoint.call_info(ref)
+        call = Call(self, ref, media, direction="outbound", caller=caller or "dialtone",
+                    called=_uri_user(target), sip_call_id=str(info.get("sip_call_id", "")),
+                    remote=("", 0))
+        call.vars["_offer"] = offer
+        self.calls[ref] = call
+        self._sdp[ref] = session
+        self._started_at[ref] = now
+        fut: asyncio.Future[Call] = self.loop.create_future()
+        self._pending_dials[ref] = fut
+        self.events.emit({"type": "call_started", "call_id": ref, "direction": "outbound",
+                          "caller": call.caller, "called": call.called, "target": target,
+                          "sip_call_id": call.sip_call_id})
+        self.transport.flush()
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            self._hangup(call, "no_answer")
+            raise CallFailed("no answer", 408) from None
+        finally:
+            self._pending_dials.pop(ref, None)
+
+    def _outbound_answered(self, ev: sev.CallAnswered) -> None:
+        call = self.calls.get(ev.call)
+        if call is None:
+            return
+        offer = call.vars.pop("_offer", None)
+        try:
+            if offer is None:
+                raise SdpError("no offer")
+            neg = parse_answer(offer, SessionDescription.parse(ev.body))
+            self._apply(call, neg)
+        except SdpError as exc:
+            log.warning("outbound call %s: bad SDP answer (%s): hanging up", call.ref, exc)
+            fut = self._pending_dials.get(ev.call)
+            self._hangup(call, "bad_sdp")
+            if fut is not None and not fut.done():
+                fut.set_exception(CallFailed(f"bad SDP answer: {exc}", 488))
+            return
+        call._mark_answered()
+        self.events.emit({"type": "call_answered", "call_id": call.ref})
+        fut = self._pending_dials.get(ev.call)
+        if fut is not None and not fut.done():
+            fut.set_result(call)
+
+    def _outbound_failed(self, ev: sev.CallFailed) -> None:
+        call = self.calls.get(ev.call)
+        self.events.emit({"type": "call_failed", "call_id": ev.call, "status": ev.status,
+                          "reason": ev.reason})
+        if call is not None:
+            self._ended(call, _failure_cause(ev.status), by_remote=True, status=ev.status)
+        fut = self._pending_dials.get(ev.call)
+        if fut is not None and not fut.done():
+            fut.set_exception(CallFailed(ev.reason, ev.status))
+
+    async def register(self, registrar: str, *, aor: str,
+                       credentials: DigestCredentials | None = None, expires: int = 3600,
+                       timeout: float = 10.0) -> bool:
+        reg = self.endpoint.register(registrar, aor=aor, credentials=credentials,
+                                     expires=expires, now=self.now())
+        fut: asyncio.Future[bool] = self.loop.create_future()
+        self._registrations[reg] = fut
+        self.transport.flush()
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            self._registrations.pop(reg, None)
+
+    # --- call control used by Call -----------------------------------------------------------
+
+    def _hangup(self, call: Call, reason: str) -> None:
+        if call.ended:
+            return
+        self.endpoint.hangup(call.ref, now=self.now(), reason=reason)
+        self.transport.flush()
+        self._ended(call, reason, by_remote=False, status=None)
+
+    def _send_info(self, call: Call, digit: str, duration_ms: int) -> None:
+        self.endpoint.send_info_dtmf(call.ref, digit, duration_ms, now=self.now())
+        self.transport.flush()
+
+    def _refer(self, call: Call, target: str) -> None:
+        self.endpoint.refer(call.ref, target, now=self.now())
+        self.transport.flush()
+
+    def bridge(self, a: Call, b: Call) -> None:
+        """Connect two legs' audio (each hears the other), for transfers REFER can't do."""
+        a.media.bridge(b.media)
+        self.events.emit({"type": "bridged", "call_id": a.ref, "other_call_id": b.ref})
+
+    def _ended(self, call: Call, cause: str, *, by_remote: bool, status: int | None) -> None:
+        if call.ended:
+            return
+        now = self.now()
+        self._drain_media_events(now)
+        if by_remote:
+            call._dispatch(RemoteHangup(cause))
+        call._mark_ended(cause)
+        self.media.close_media(call.media)
+        started = self._started_at.pop(call.ref, now)
+        stats = call.media.rx_stats
+        self.events.emit({"type": "call_ended", "call_id": call.ref, "cause": cause,
+                          "status": status, "by_remote": by_remote,
+                          "duration_s": round(now - started, 3),
+                          "rtp": {"received": stats.received, "lost": stats.lost,
+                                  "jitter_ms": round(stats.jitter_ms, 2),
+                                  "sent": call.media.counters["tx_packets"]}})
+        self.calls.pop(call.ref, None)
+        self._sdp.pop(call.ref, None)
+        other = call.media.bridged_to
+        if other is not None:
+            call.media.unbridge()
+
+
+def _failure_cause(status: int) -> str:
+    if status in (486, 600):
+        return "busy"
+    if status in (408, 480, 487):
+        return "no_answer"
+    if status in (404, 484, 604):
+        return "invalid_number"
+    if status in (403, 603):
+        return "rejected"
+    return "failed"

@@ -1,0 +1,132 @@
+"""``dialtone``: the command line.
+
+``dialtone serve`` runs the SIP endpoint (and, with ``--flow``, the IVR); the other
+subcommands come from their packages (``dtmf``/``amd`` from telephony.dsp_cli, ``flow``
+from ivr_flows.cli, ``router``/``agent`` from routing.cli).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from telephony.errors import ConfigError, DialtoneError
+
+log = logging.getLogger("dialtone")
+
+_PLUGINS = ("telephony.dsp_cli", "ivr_flows.cli", "routing.cli")
+
+
+def parse_hostport(text: str, default_port: int = 5080) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, default_port
+    host = host.strip("[]")
+    if not port.isdigit():
+        raise ConfigError(f"bad address {text!r}: want HOST:PORT")
+    return host, int(port)
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    lo, sep, hi = text.partition("-")
+    if not sep or not lo.isdigit() or not hi.isdigit() or int(lo) >= int(hi):
+        raise ConfigError(f"bad port range {text!r}: want LOW-HIGH")
+    return int(lo), int(hi)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dialtone", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="answer calls over SIP/RTP (and run the IVR flow)")
+    serve.add_argument("--sip", default="127.0.0.1:5080", help="HOST:PORT to listen on (UDP+TCP)")
+    serve.add_argument("--advertise", default=None, help="host to put in Via/Contact/SDP")
+    serve.add_argument("--rtp-ports", default="20000-30000", help="RTP port range LOW-HIGH")
+    serve.add_argument("--events", default=None, help="append call events as JSON lines here")
+    serve.add_argument("--flow", default=None, help="IVR flow file (YAML/JSON) to run on calls")
+    serve.add_argument("--mqtt", default=None,
+                       help="mqtt://HOST:PORT of the routing core (default: in-process router)")
+    serve.add_argument("--db", default="sqlite:///var/dialtone.db", help="SQLAlchemy URL")
+    serve.add_argument("--node-id", default=None, help="this node's id (default: host-port)")
+    serve.add_argument("--media-timeout", type=float, default=30.0,
+                       help="end a call after this many seconds without RTP (0: never)")
+    serve.add_argument("--trusted", default=None,
+                       help="comma-separated source addresses trusted without digest auth")
+    serve.add_argument("--no-tcp", action="store_true", help="UDP only")
+    serve.add_argument("--register", default=None,
+                       help="register to this registrar URI (with --user/--password)")
+    serve.add_argument("--user", default=None)
+    serve.add_argument("--password", default=None)
+    serve.set_defaults(func=_cmd_serve)
+
+    for name in _PLUGINS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:  # a package without its CLI yet must not break the rest
+            log.debug("CLI plugin %s unavailable: %s", name, exc)
+            continue
+        add = getattr(module, "add_parsers", None)
+        if add is not None:
+            add(sub)
+    return parser
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from telephony.server import ServeOptions, serve
+
+    host, port = parse_hostport(args.sip)
+    lo, hi = parse_port_range(args.rtp_ports)
+    options = ServeOptions(
+        host=host, port=port, advertise=args.advertise, rtp_ports=(lo, hi), events=args.events,
+        flow=args.flow, mqtt=args.mqtt, db=args.db, node_id=args.node_id,
+        media_timeout=args.media_timeout,
+        trusted=tuple(a.strip() for a in args.trusted.split(",")) if args.trusted else None,
+        tcp=not args.no_tcp, register=args.register, user=args.user, password=args.password,
+    )
+    _install_uvloop()
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except NotImplementedError:
+                pass
+        return await serve(options, stop)
+
+    return asyncio.run(main())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    func: Any = args.func
+    try:
+        return int(func(args) or 0)
+    except DialtoneError as exc:
+        print(f"dialtone: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

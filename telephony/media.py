@@ -1,0 +1,470 @@
+"""The per-call media pipeline, sans-IO, and the batched mixer that ticks every call at once.
+
+:class:`CallMedia` is one call's media: RTP in (symmetric latching, statistics, jitter
+buffer, RFC 4733 events) and out (G.711, RFC 4733, pacing by the caller's tick), playout
+of prompts with barge-in, the endpointer, recording taps and the media timeout.  It never
+touches a socket or a clock: the asyncio glue (or the flow harness on a virtual clock)
+calls :meth:`MediaMixer.tick` every 20 ms with ``now`` and sends what comes back.
+
+:class:`MediaMixer` runs the DSP that pays to batch (in-band DTMF across every call in one
+numpy pass; G.711 encoding of every outgoing frame in one lookup) and keeps one shared
+tick for all calls.
+"""
+
+from __future__ import annotations
+
+import random
+import wave
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from telephony.codecs.base import Codec, get_codec
+from telephony.dsp.dtmf import DtmfDetectorBank, InbandDigit
+from telephony.dsp.vad import Endpointer, EndpointerConfig
+from telephony.errors import RtpError
+from telephony.events import (
+    CallEvent,
+    DtmfReceived,
+    MediaTimeout,
+    PromptFinished,
+    PromptStarted,
+    SpeechStarted,
+)
+from telephony.rtp.dtmf import DtmfEventReceiver, DtmfEventSender, DtmfStarted
+from telephony.rtp.jitter import JitterBuffer, JitterConfig
+from telephony.rtp.packet import RtpPacket, is_rtcp
+from telephony.rtp.stream import RtpReceiveStats, RtpSender
+
+Pcm = npt.NDArray[np.int16]
+Addr = tuple[str, int]
+
+SAMPLE_RATE = 8000
+FRAME_MS = 20
+FRAME = SAMPLE_RATE * FRAME_MS // 1000
+SILENCE = np.zeros(FRAME, dtype=np.int16)
+CN_PAYLOAD_TYPE = 13
+
+DTMF_FREQS = {
+    "1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "A": (697, 1633),
+    "4": (770, 1209), "5": (770, 1336), "6": (770, 1477), "B": (770, 1633),
+    "7": (852, 1209), "8": (852, 1336), "9": (852, 1477), "C": (852, 1633),
+    "*": (941, 1209), "0": (941, 1336), "#": (941, 1477), "D": (941, 1633),
+}
+
+
+def dtmf_tone(digit: str, duration_ms: int, *, level_dbm0: float = -7.0,
+              sample_rate: int = SAMPLE_RATE) -> Pcm:
+    """A DTMF tone pair, each tone at ``level_dbm0`` (mu-law 0 dBm0 = 3.14 dB below full scale)."""
+    low, high = DTMF_FREQS[digit.upper()]
+    n = int(sample_rate * duration_ms / 1000)
+    t = np.arange(n) / sample_rate
+    amp = 32768 * 10 ** ((level_dbm0 - 3.14) / 20)
+    tone = amp * (np.sin(2 * np.pi * low * t) + np.sin(2 * np.pi * high * t))
+    return np.clip(tone, -32768, 32767).astype(np.int16)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaConfig:
+    """What was negotiated in SDP plus the knobs of the pipeline."""
+
+    codec: str = "PCMU"
+    payload_type: int = 0
+    telephone_event_pt: int | None = 101
+    ptime_ms: int = FRAME_MS
+    media_timeout: float = 30.0
+    """Seconds without RTP before :class:`MediaTimeout` (0 disables)."""
+    latch_seconds: float = 5.0
+    """Symmetric RTP: how long after the first packet we may re-latch to a new source."""
+    inband_dtmf: bool = True
+    endpointer: EndpointerConfig = field(default_factory=EndpointerConfig)
+    jitter_min_ms: int = 20
+    jitter_max_ms: int = 200
+
+
+@dataclass(slots=True)
+class _Playout:
+    prompt: str
+    pcm: Pcm
+    barge_in: bool
+    pos: int = 0
+    started: bool = False
+
+
+class Recording:
+    """Frames of both directions, aligned by tick, until stopped."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.end: float | None = None
+        self.rx: list[Pcm] = []
+        self.tx: list[Pcm] = []
+        self.silence_s = 0.0
+        self.stop_reason = ""
+
+    def add(self, rx: Pcm, tx: Pcm, speech: bool) -> None:
+        self.rx.append(rx)
+        self.tx.append(tx)
+        self.silence_s = 0.0 if speech else self.silence_s + FRAME_MS / 1000
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.rx) * FRAME_MS / 1000
+
+    def caller_audio(self) -> Pcm:
+        return np.concatenate(self.rx) if self.rx else np.zeros(0, np.int16)
+
+    def write_wav(self, path: Path, *, both_directions: bool = True) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rx = self.caller_audio()
+        with wave.open(str(path), "wb") as w:
+            w.setsampwidth(2)
+            w.setframerate(SAMPLE_RATE)
+            if both_directions:
+                tx = np.concatenate(self.tx) if self.tx else np.zeros(0, np.int16)
+                w.setnchannels(2)
+                w.writeframes(np.stack([rx, tx], axis=1).astype("<i2").tobytes())
+            else:
+                w.setnchannels(1)
+                w.writeframes(rx.astype("<i2").tobytes())
+
+
+class CallMedia:
+    """One call's media, driven by :class:`MediaMixer` ticks (sans-IO)."""
+
+    def __init__(self, config: MediaConfig, *, now: float, rng: random.Random | None = None,
+                 remote: Addr | None = None) -> None:
+        self.config = config
+        self.codec: Codec = get_codec(config.codec)
+        self.rng = rng or random.Random()
+        self.remote: Addr | None = remote
+        self._latched = False
+        self._first_rx: float | None = None
+        self._last_rx = now
+        self._created = now
+        self.sender = RtpSender(payload_type=config.payload_type, rng=self.rng)
+        self.rx_stats = RtpReceiveStats()
+        self.jitter = JitterBuffer(self._jitter_config(config))
+        self._dtmf_rx = DtmfEventReceiver()
+        self._dtmf_tx = DtmfEventSender(self.sender, payload_type=config.telephone_event_pt or 101)
+        self._dtmf_tx_queue: deque[tuple[str, int]] = deque()
+        self._inband_tx: deque[Pcm] = deque()
+        self.endpointer = Endpointer(config.endpointer)
+        self.listening = False
+        self.sending = True
+        self._queue: deque[_Playout] = deque()
+        self._events: deque[CallEvent] = deque()
+        self._recordings: list[Recording] = []
+        self._timed_out = False
+        self._digit_keys: deque[tuple[str, float]] = deque(maxlen=32)
+        self.slot: int | None = None
+        self.counters = {"rx_packets": 0, "rx_bad": 0, "rx_wrong_source": 0, "tx_packets": 0,
+                         "rx_rtcp": 0, "rx_pt_changes": 0}
+        self._rx_pt: int | None = None
+
+    # --- network side ----------------------------------------------------------------------
+
+    def receive_rtp(self, data: bytes, addr: Addr, *, now: float) -> None:
+        """A datagram from the RTP port: latch, parse, route to the jitter buffer or DTMF."""
+        if self.remote != addr:
+            # RFC 4961 symmetric RTP: follow the peer's real source at call start (NAT),
+            # ignore other sources afterwards.
+            if self._first_rx is None or now - self._first_rx < self.config.latch_seconds:
+                self.remote = addr
+            else:
+                self.counters["rx_wrong_source"] += 1
+                return
+        if is_rtcp(data):
+            self.counters["rx_rtcp"] += 1
+            self._last_rx = now
+            return
+        try:
+            packet = RtpPacket.parse(data)
+        except RtpError:
+            self.counters["rx_bad"] += 1
+            return
+        if self._first_rx is None:
+            self._first_rx = now
+        self._last_rx = now
+        self.counters["rx_packets"] += 1
+        self.rx_stats.update(packet, now=now)
+        pt = packet.payload_type
+        if pt == self.config.telephone_event_pt:
+            try:
+                self._dtmf_rx.feed(packet, now=now)
+            except RtpError:
+                self.counters["rx_bad"] += 1
+                return
+            self._drain_rfc4733(now)
+            return
+        if pt != self._rx_pt:
+            if self._rx_pt is not None:
+                self.counters["rx_pt_changes"] += 1
+            self._rx_pt = pt
+        self.jitter.put(packet, now=now)
+
+    def _drain_rfc4733(self, now: float) -> None:
+        while (ev := self._dtmf_rx.next_event()) is not None:
+            if isinstance(ev, DtmfStarted):
+                self._barge(now)
+            elif isinstance(ev, DtmfReceived):
+                self._digit(ev, now)
+
+    def receive_info_dtmf(self, digit: str, duration_ms: int, *, now: float) -> None:
+        self._digit(DtmfReceived(digit, duration_ms, "info", at=now), now)
+
+    def _digit(self, ev: DtmfReceived, now: float) -> None:
+        # One key press may reach us twice (RFC 4733 and in-band tones of the same press in
+        # the audio, or INFO and RFC 4733 from a confused gateway): report it once.
+        for digit, at in self._digit_keys:
+            if digit == ev.digit and abs(at - ev.at) < 0.120:
+                return
+        self._digit_keys.append((ev.digit, ev.at))
+        self._barge(now)
+        self._events.append(ev)
+
+    def set_remote(self, addr: Addr) -> None:
+        """Where SDP says to send; the first packets from the peer may re-latch it."""
+        self.remote = addr
+
+    def _jitter_config(self, config: MediaConfig) -> JitterConfig:
+        return JitterConfig(min_delay=config.jitter_min_ms / 1000,
+                            max_delay=config.jitter_max_ms / 1000,
+                            payload_types={config.payload_type: get_codec(config.codec)})
+
+    def reconfigure(self, config: MediaConfig) -> None:
+        """Apply a (re-)negotiated codec / payload types, keeping the RTP stream numbering."""
+        if (config.codec, config.payload_type) != (self.config.codec, self.config.payload_type):
+            self.jitter = JitterBuffer(self._jitter_config(config))
+        self.config = config
+        self.codec = get_codec(config.codec)
+        self.sender.payload_type = config.payload_type
+        self._dtmf_tx.payload_type = config.telephone_event_pt or 101
+
+    bridged_to: CallMedia | None = None
+    _last_rx_pcm: Pcm = SILENCE
+
+    def bridge(self, other: CallMedia) -> None:
+        """Each side hears the other (prompts still play over the bridge when queued)."""
+        self.bridged_to = other
+        other.bridged_to = self
+
+    def unbridge(self) -> None:
+        other = self.bridged_to
+        self.bridged_to = None
+        if other is not None and other.bridged_to is self:
+            other.bridged_to = None
+
+    # --- app side --------------------------------------------------------------------------
+
+    def play(self, prompt: str, pcm: Pcm, *, barge_in: bool = True, now: float) -> None:
+        """Queue ``pcm`` (8 kHz int16) after whatever is playing."""
+        self._queue.append(_Playout(prompt, np.asarray(pcm, dtype=np.int16), barge_in))
+
+    def stop_playback(self, *, now: float, interrupted: bool = True) -> None:
+        while self._queue:
+            p = self._queue.popleft()
+            if p.started:
+                self._events.append(PromptFinished(p.prompt, interrupted=interrupted, at=now))
+
+    @property
+    def is_playing(self) -> bool:
+        return bool(self._queue)
+
+    def set_listening(self, enabled: bool, *, now: float) -> None:
+        if enabled and not self.listening and not self.endpointer.speaking:
+            self.endpointer = Endpointer(self.config.endpointer)
+        self.listening = enabled
+
+    def send_dtmf(self, digit: str, duration_ms: int = 100, *, inband: bool = False,
+                  now: float) -> None:
+        if inband or self.config.telephone_event_pt is None:
+            self._inband_tx.append(dtmf_tone(digit, duration_ms))
+        else:
+            self._dtmf_tx_queue.append((digit, duration_ms))
+
+    def start_recording(self, *, now: float) -> Recording:
+        rec = Recording(now)
+        self._recordings.append(rec)
+        return rec
+
+    def stop_recording(self, rec: Recording, *, now: float) -> None:
+        rec.end = now
+        if rec in self._recordings:
+            self._recordings.remove(rec)
+
+    def next_event(self) -> CallEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def _barge(self, now: float) -> None:
+        if self._queue and self._queue[0].barge_in:
+            self.stop_playback(now=now, interrupted=True)
+
+    # --- the tick, in three steps so the mixer can batch between them ---------------------
+
+    def rx_frame(self, *, now: float) -> Pcm:
+        """Step 1: the caller's next 20 ms (jitter buffer, decode, concealment)."""
+        self._dtmf_rx.handle_timer(now=now)
+        self._drain_rfc4733(now)
+        if self.config.media_timeout and not self._timed_out \
+                and now - self._last_rx > self.config.media_timeout:
+            self._timed_out = True
+            self._events.append(MediaTimeout(self.config.media_timeout))
+        return self.jitter.get(now=now).pcm
+
+    def after_dsp(self, rx: Pcm, digits: Iterable[InbandDigit], tone_active: bool,
+                  *, now: float) -> None:
+        """Step 2: in-band digits found by the batched detector; endpointing; recording."""
+        for d in digits:
+            if d.kind == "start":
+                self._barge(now)
+            else:
+                self._digit(d.to_call_event(), now)
+        self._last_rx_pcm = rx
+        speech = False
+        if self.listening or (self._queue and self._queue[0].barge_in and self._queue[0].started):
+            for ev in self.endpointer.process(rx, now=now, tone_active=tone_active):
+                if isinstance(ev, SpeechStarted):
+                    self._barge(now)
+                if self.listening:
+                    self._events.append(ev)
+            speech = self.endpointer.speaking
+        if self._recordings:
+            tx = self._last_tx
+            for rec in self._recordings:
+                rec.add(rx, tx, speech)
+
+    _last_tx: Pcm = SILENCE
+
+    def tx_frame(self, *, now: float) -> Pcm:
+        """Step 3a: what we play in the next 20 ms (prompt, in-band DTMF or silence)."""
+        if self._inband_tx:
+            tone = self._inband_tx[0]
+            frame, rest = tone[:FRAME], tone[FRAME:]
+            if len(rest):
+                self._inband_tx[0] = rest
+            else:
+                self._inband_tx.popleft()
+            if len(frame) < FRAME:
+                frame = np.concatenate([frame, np.zeros(FRAME - len(frame), np.int16)])
+            self._last_tx = frame
+            return frame
+        while self._queue:
+            p = self._queue[0]
+            if not p.started:
+                p.started = True
+                self._events.append(PromptStarted(p.prompt, at=now))
+            chunk = p.pcm[p.pos:p.pos + FRAME]
+            p.pos += FRAME
+            if p.pos >= len(p.pcm):
+                self._queue.popleft()
+                self._events.append(PromptFinished(p.prompt, interrupted=False,
+                                                   at=now + len(chunk) / SAMPLE_RATE))
+            if len(chunk) == FRAME:
+                self._last_tx = chunk
+                return chunk
+            if len(chunk):
+                # the prompt ends inside this frame: pad with silence (no gap, no splice)
+                frame = np.zeros(FRAME, np.int16)
+                frame[: len(chunk)] = chunk
+                self._last_tx = frame
+                return frame
+        if self.bridged_to is not None:
+            self._last_tx = self.bridged_to._last_rx_pcm
+            return self._last_tx
+        self._last_tx = SILENCE
+        return SILENCE
+
+    def packets(self, payload: bytes, *, now: float) -> list[bytes]:
+        """Step 3b: RTP packets for this tick (the encoded frame, or RFC 4733 events)."""
+        if not self.sending or self.remote is None:
+            self.sender.advance(FRAME)
+            return []
+        dtmf = self._dtmf_tx
+        if not dtmf.active and self._dtmf_tx_queue:
+            digit, duration = self._dtmf_tx_queue.popleft()
+            dtmf.start(digit, duration, now=now)
+        if dtmf.active:
+            # RFC 4733 2.5.1.1: the events replace the audio while a key is pressed; the
+            # sender advanced the stream's timestamp by the event's duration already.
+            out = dtmf.due(now=now + 1e-6)
+            self.counters["tx_packets"] += len(out)
+            return out
+        self.counters["tx_packets"] += 1
+        return [self.sender.packetize(payload, timestamp_advance=FRAME)]
+
+
+class MediaMixer:
+    """Every call's media, ticked together every 20 ms (sans-IO).
+
+    ``tick(now)`` returns ``(media, packet, addr)`` triples to send.  The in-band DTMF
+    detector runs over all calls in one numpy pass; G.711 encoding likewise per codec.
+    """
+
+    BANK_SIZE = 64
+
+    def __init__(self) -> None:
+        self.calls: list[CallMedia] = []
+        self._banks: list[DtmfDetectorBank] = []
+        self._free: list[int] = []
+        self.ticks = 0
+
+    def add(self, media: CallMedia) -> None:
+        if not self._free:
+            base = len(self._banks) * self.BANK_SIZE
+            self._banks.append(DtmfDetectorBank(self.BANK_SIZE))
+            self._free.extend(range(base + self.BANK_SIZE - 1, base - 1, -1))
+        slot = self._free.pop()
+        self._banks[slot // self.BANK_SIZE].reset_channel(slot % self.BANK_SIZE)
+        media.slot = slot
+        self.calls.append(media)
+
+    def remove(self, media: CallMedia) -> None:
+        if media in self.calls:
+            self.calls.remove(media)
+            if media.slot is not None:
+                self._free.append(media.slot)
+                media.slot = None
+
+    def tick(self, *, now: float) -> list[tuple[CallMedia, bytes, Addr]]:
+        self.ticks += 1
+        calls = self.calls
+        if not calls:
+            return []
+        nb = len(self._banks)
+        rx = np.zeros((nb * self.BANK_SIZE, FRAME), dtype=np.int16)
+        for m in calls:
+            assert m.slot is not None
+            rx[m.slot] = m.rx_frame(now=now)
+        per_slot: dict[int, list[InbandDigit]] = {}
+        tone = np.zeros(nb * self.BANK_SIZE, dtype=bool)
+        for b, bank in enumerate(self._banks):
+            lo = b * self.BANK_SIZE
+            for ch, ev in bank.process(rx[lo:lo + self.BANK_SIZE], now=now):
+                per_slot.setdefault(lo + ch, []).append(ev)
+            tone[lo:lo + self.BANK_SIZE] = bank.tone_active
+        for m in calls:
+            slot = m.slot
+            assert slot is not None
+            if m.config.inband_dtmf:
+                m.after_dsp(rx[slot], per_slot.get(slot, ()), bool(tone[slot]), now=now)
+            else:
+                m.after_dsp(rx[slot], (), False, now=now)
+        # encode every outgoing frame, grouped by codec
+        out: list[tuple[CallMedia, bytes, Addr]] = []
+        by_codec: dict[str, list[CallMedia]] = {}
+        for m in calls:
+            by_codec.setdefault(m.codec.name, []).append(m)
+        for group in by_codec.values():
+            frames = np.stack([m.tx_frame(now=now) for m in group])
+            coded = group[0].codec.encode_batch(frames)
+            for m, row in zip(group, coded):
+                remote = m.remote
+                for pkt in m.packets(row.tobytes(), now=now):
+                    if remote is not None:
+                        out.append((m, pkt, remote))
+        return out

@@ -1,0 +1,104 @@
+"""``dialtone serve``: one Dialtone node (SIP endpoint, media, the IVR flow, the routing bus).
+
+Embedded defaults: SQLite, the in-process reference router, SIP on 127.0.0.1:5080.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from telephony.aio.call import Call
+from telephony.aio.media_engine import MediaEngineConfig
+from telephony.aio.useragent import UserAgent, UserAgentConfig
+from telephony.eventlog import EventSink, JsonLinesEventLog, NullEventLog
+from telephony.media import MediaConfig
+from telephony.sip.auth import DigestCredentials
+from telephony.sip.endpoint import SipConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 5080
+    advertise: str | None = None
+    rtp_ports: tuple[int, int] = (20000, 30000)
+    events: str | None = None
+    flow: str | None = None
+    mqtt: str | None = None
+    db: str = "sqlite:///var/dialtone.db"
+    node_id: str | None = None
+    media_timeout: float = 30.0
+    trusted: tuple[str, ...] | None = None
+    tcp: bool = True
+    register: str | None = None
+    user: str | None = None
+    password: str | None = None
+
+
+async def hold_until_bye(call: Call) -> None:
+    """The application without a flow: keep the call up (sending silence) until the caller
+    hangs up."""
+    await call.wait_ended()
+
+
+def user_agent_config(options: ServeOptions) -> UserAgentConfig:
+    sip = SipConfig(host=options.host, port=options.port, advertised_host=options.advertise,
+                    trusted_sources=frozenset(options.trusted) if options.trusted else None)
+    media = MediaEngineConfig(host=options.host, advertised_host=options.advertise,
+                              port_min=options.rtp_ports[0], port_max=options.rtp_ports[1])
+    defaults = replace(MediaConfig(), media_timeout=options.media_timeout)
+    return UserAgentConfig(sip=sip, media=media, media_defaults=defaults, listen_tcp=options.tcp)
+
+
+async def build_flow_handler(options: ServeOptions, ua_ref: list[UserAgent], events: EventSink
+                             ) -> tuple[Callable[[Call], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """The IVR application for ``--flow``: returns (handler, close)."""
+    from ivr_flows.app import build_app
+
+    return await build_app(options, ua_ref, events)
+
+
+async def serve(options: ServeOptions, stop: asyncio.Event) -> int:
+    events: EventSink = JsonLinesEventLog(options.events) if options.events else NullEventLog()
+    node_id = options.node_id or f"{options.host}-{options.port}"
+    ua_ref: list[UserAgent] = []
+    close_app: Callable[[], Awaitable[None]] | None = None
+    handler: Callable[[Call], Awaitable[None]] = hold_until_bye
+    if options.db.startswith("sqlite:///"):
+        path = options.db[len("sqlite:///"):]
+        if path and os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+    if options.flow:
+        handler, close_app = await build_flow_handler(replace(options, node_id=node_id), ua_ref,
+                                                      events)
+    ua = UserAgent(user_agent_config(options), handler=handler, events=events)
+    ua_ref.append(ua)
+    host, port = await ua.start()
+    events.emit({"type": "node_started", "node_id": node_id, "sip": f"{host}:{port}",
+                 "flow": options.flow})
+    print(f"dialtone: listening on sip:{host}:{port} (udp{'+tcp' if options.tcp else ''})"
+          f"{' with flow ' + options.flow if options.flow else ''}", flush=True)
+    if options.register:
+        creds = DigestCredentials(options.user or "dialtone", options.password or "")
+        aor = f"sip:{options.user or 'dialtone'}@{options.register.split(':', 1)[-1].split(';')[0]}"
+        ok = await ua.register(options.register, aor=aor, credentials=creds)
+        print(f"dialtone: registration to {options.register} {'ok' if ok else 'FAILED'}",
+              flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await ua.close()
+        if close_app is not None:
+            await close_app()
+        events.emit({"type": "node_stopped", "node_id": node_id})
+        close: Any = getattr(events, "close", None)
+        if close is not None:
+            close()
+    return 0
