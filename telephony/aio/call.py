@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from telephony.errors import CallEnded, TransferFailed
+from telephony.errors import CallEnded, CallFailed, TransferFailed
 from telephony.events import (
     CallEvent,
     DtmfReceived,
@@ -324,10 +324,21 @@ class Call:
             status = await asyncio.wait_for(self._refer_result, timeout)
         except TimeoutError as exc:
             raise TransferFailed(f"no result for transfer to {target}") from exc
+        if self._refer_rejected and status != 408:
+            # The peer will not do REFER: bridge a new leg to the target ourselves.
+            try:
+                other = await self._ua.dial(target, timeout=timeout)
+            except CallFailed as exc:
+                raise TransferFailed(f"transfer to {target} failed with {exc.status}") from exc
+            self._ua.bridge(self, other)
+            return
         if not 200 <= status < 300:
             raise TransferFailed(f"transfer to {target} failed with {status}")
 
-    def _refer_done(self, status: int) -> None:
+    _refer_rejected = False
+
+    def _refer_done(self, status: int, *, rejected: bool = False) -> None:
+        self._refer_rejected = rejected
         if self._refer_result is not None and not self._refer_result.done():
             self._refer_result.set_result(status)
 

@@ -73,6 +73,7 @@ class UserAgent:
         self._sdp: dict[str, SdpSession] = {}
         self._pending_dials: dict[str, asyncio.Future[Call]] = {}
         self._registrations: dict[str, asyncio.Future[bool]] = {}
+        self._reinvites: dict[str, asyncio.Future[int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started_at: dict[str, float] = {}
         self.endpoint: SipEndpoint
@@ -177,9 +178,21 @@ class UserAgent:
         elif isinstance(ev, sev.ReferRejected):
             call = self.calls.get(ev.call)
             if call is not None:
-                call._refer_done(ev.status)
+                call._refer_done(ev.status, rejected=True)
         elif isinstance(ev, sev.ReferReceived):
             self._spawn(self._refer_received(ev))
+        elif isinstance(ev, sev.ReinviteResult):
+            fut = self._reinvites.pop(ev.call, None)
+            call = self.calls.get(ev.call)
+            if call is not None and 200 <= ev.status < 300 and ev.body:
+                offer = call.vars.pop("_reoffer", None)
+                try:
+                    if offer is not None:
+                        self._apply(call, parse_answer(offer, SessionDescription.parse(ev.body)))
+                except SdpError as exc:
+                    log.info("bad SDP answer to our re-INVITE on %s: %s", ev.call, exc)
+            if fut is not None and not fut.done():
+                fut.set_result(ev.status)
         elif isinstance(ev, sev.RegistrationChanged):
             fut = self._registrations.get(ev.reg)
             if fut is not None and not fut.done():
@@ -423,6 +436,24 @@ class UserAgent:
     def _refer(self, call: Call, target: str) -> None:
         self.endpoint.refer(call.ref, target, now=self.now())
         self.transport.flush()
+
+    async def hold(self, call: Call, on_hold: bool, *, timeout: float = 10.0) -> int:
+        """Put the peer on hold (re-INVITE with a=sendonly) or take it off (sendrecv); our
+        o= version increments each time the SDP changes.  Returns the re-INVITE's status."""
+        session = self._sdp[call.ref]
+        port = getattr(call.media, "local_port", 0)
+        offer = session.build_offer(address=self.media.advertised_host, port=port,
+                                    codecs=self.config.codecs,
+                                    direction="sendonly" if on_hold else "sendrecv")
+        call.vars["_reoffer"] = offer
+        fut: asyncio.Future[int] = self.loop.create_future()
+        self._reinvites[call.ref] = fut
+        self.endpoint.reinvite(call.ref, offer.serialize().encode(), now=self.now())
+        self.transport.flush()
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._reinvites.pop(call.ref, None)
 
     def bridge(self, a: Call, b: Call) -> None:
         """Connect two legs' audio (each hears the other), for transfers REFER can't do."""

@@ -186,3 +186,23 @@ def test_mixer_reuses_detector_slots() -> None:
     mixer.add(fresh)
     assert fresh.slot in freed
     assert len(mixer.tick(now=0.02)) == 61
+
+
+def test_simulated_caller_keeps_the_order_of_presses_across_methods() -> None:
+    from telephony.media import SimulatedCaller
+
+    caller = SimulatedCaller()
+    mixer = MediaMixer()
+    media = CallMedia(MediaConfig(), now=0.0, remote=caller.addr)
+    mixer.add(media)
+    caller.silence(0.2)
+    for digit, mode in (("4", "rfc4733"), ("2", "inband"), ("#", "info"), ("7", "rfc4733")):
+        caller.press(digit, mode=mode)
+    got = []
+    t = 0.0
+    while caller.busy or t < 1.5:
+        t += 0.020
+        got += [e for e in caller.step(media, mixer, now=t) if isinstance(e, DtmfReceived)]
+    assert [(e.digit, e.source) for e in got] == [
+        ("4", "rfc4733"), ("2", "inband"), ("#", "info"), ("7", "rfc4733")]
+    assert got[0].at == pytest.approx(0.22, abs=0.03)

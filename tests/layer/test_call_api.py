@@ -1,0 +1,226 @@
+"""The Call API end to end over loopback: two in-process UserAgents call each other."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from telephony.aio.call import Call
+from telephony.aio.media_engine import MediaEngineConfig
+from telephony.aio.useragent import UserAgent, UserAgentConfig
+from telephony.errors import CallFailed, TransferFailed
+from telephony.eventlog import MemoryEventLog
+from telephony.events import DtmfReceived, HoldChanged, RemoteHangup
+from telephony.sip.endpoint import SipConfig
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.asyncio
+
+Handler = Callable[[Call], Awaitable[None]]
+
+
+def ua_config(port: int, rtp_base: int) -> UserAgentConfig:
+    return UserAgentConfig(
+        sip=SipConfig(host="127.0.0.1", port=port),
+        media=MediaEngineConfig(host="127.0.0.1", port_min=rtp_base, port_max=rtp_base + 200),
+    )
+
+
+class Pair:
+    def __init__(self) -> None:
+        self.server_log = MemoryEventLog()
+        self.client_log = MemoryEventLog()
+        self.handler: Handler | None = None
+        self.server_calls: asyncio.Queue[Call] = asyncio.Queue()
+        self.server: UserAgent
+        self.client: UserAgent
+        self.target = ""
+
+    async def _handle(self, call: Call) -> None:
+        self.server_calls.put_nowait(call)
+        if self.handler is not None:
+            await self.handler(call)
+        else:
+            await call.wait_ended()
+
+    async def start(self) -> None:
+        sport, cport = free_port(), free_port()
+        self.server = UserAgent(ua_config(sport, 21000), handler=self._handle,
+                                events=self.server_log)
+        self.client = UserAgent(ua_config(cport, 22000), events=self.client_log)
+        await self.server.start()
+        await self.client.start()
+        self.target = f"sip:ivr@127.0.0.1:{sport}"
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.server.close()
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[Pair]:
+    p = Pair()
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+async def test_call_answer_and_remote_hangup(pair: Pair) -> None:
+    call = await asyncio.wait_for(pair.client.dial(pair.target), 5)
+    server_call = await asyncio.wait_for(pair.server_calls.get(), 5)
+    assert server_call.direction == "inbound"
+    await asyncio.sleep(0.2)
+    await call.hangup()
+    assert await server_call.wait_ended(5) == "remote_bye"
+    types = [e["type"] for e in pair.server_log.events]
+    assert types[:2] == ["call_started", "call_answered"]
+    ended = pair.server_log.of_type("call_ended")
+    assert len(ended) == 1 and ended[0]["cause"] == "remote_bye"
+    assert ended[0]["rtp"]["received"] > 0  # media flowed
+
+
+async def test_digits_by_rfc4733_info_and_inband_reach_collect_digits(pair: Pair) -> None:
+    results: asyncio.Queue[object] = asyncio.Queue()
+
+    async def app(call: Call) -> None:
+        for _ in range(3):
+            r = await call.collect_digits(2, timeout=5, inter_digit_timeout=2)
+            results.put_nowait(r)
+
+    pair.handler = app
+    call = await pair.client.dial(pair.target)
+    await asyncio.sleep(0.3)
+    for method, digits in (("rfc4733", "12"), ("info", "34"), ("inband", "56")):
+        await call.send_dtmf(digits, method=method, duration_ms=100, gap_ms=100)
+        r = await asyncio.wait_for(results.get(), 5)
+        assert r.digits == digits, method  # type: ignore[attr-defined]
+        assert set(r.sources) == {method}  # type: ignore[attr-defined]
+    dtmf = pair.server_log.of_type("dtmf")
+    assert [e["digit"] for e in dtmf] == list("123456")
+    await call.hangup()
+
+
+async def test_play_is_heard_by_the_other_side(pair: Pair, tmp_path: Path) -> None:
+    tone = (4000 * np.sin(2 * np.pi * 600 * np.arange(8000) / 8000)).astype(np.int16)
+    done = asyncio.Event()
+
+    async def app(call: Call) -> None:
+        await asyncio.sleep(0.2)
+        r = await call.play(tone)
+        assert not r.interrupted
+        done.set()
+        await call.wait_ended()
+
+    pair.handler = app
+    call = await pair.client.dial(pair.target)
+    rec_task = asyncio.create_task(call.record(tmp_path / "heard.wav", max_seconds=2.0,
+                                               both_directions=False))
+    await asyncio.wait_for(done.wait(), 5)
+    rec = await rec_task
+    heard = rec.caller_audio().astype(float)
+    xc = np.correlate(heard, tone.astype(float), mode="valid")
+    k = int(np.argmax(xc))
+    corr = np.corrcoef(heard[k:k + len(tone)], tone.astype(float))[0, 1]
+    assert corr > 0.98
+    assert (tmp_path / "heard.wav").stat().st_size > 16000
+    await call.hangup()
+
+
+async def test_barge_in_stops_prompt_on_digit(pair: Pair) -> None:
+    outcome: asyncio.Queue[object] = asyncio.Queue()
+
+    async def app(call: Call) -> None:
+        r = await call.play(np.full(8000 * 10, 800, np.int16), barge_in=True)
+        d = await call.collect_digits(1, timeout=2)
+        outcome.put_nowait((r, d))
+
+    pair.handler = app
+    call = await pair.client.dial(pair.target)
+    await asyncio.sleep(0.5)
+    await call.send_dtmf("9")
+    r, d = await asyncio.wait_for(outcome.get(), 5)  # type: ignore[misc]
+    assert r.interrupted and d.digits == "9"
+    await call.hangup()
+
+
+async def test_server_hangup_reaches_client(pair: Pair) -> None:
+    async def app(call: Call) -> None:
+        await asyncio.sleep(0.3)
+        await call.hangup()
+
+    pair.handler = app
+    call = await pair.client.dial(pair.target)
+    events = []
+
+    async def watch() -> None:
+        async for ev in call.events():
+            events.append(ev)
+
+    w = asyncio.create_task(watch())
+    assert await call.wait_ended(5) is not None
+    await asyncio.wait_for(w, 2)
+    assert isinstance(events[-1], RemoteHangup)
+
+
+async def test_dial_failure_carries_sip_status(pair: Pair) -> None:
+    # nobody listens there: the INVITE times out (timer B) or ICMP makes it fail fast
+    port = free_port()
+    with pytest.raises(CallFailed) as info:
+        await pair.client.dial(f"sip:nobody@127.0.0.1:{port}", timeout=3)
+    assert info.value.status in (408, 503)
+
+
+async def test_hold_and_unhold_reinvite(pair: Pair) -> None:
+    seen: list[bool] = []
+
+    async def app(call: Call) -> None:
+        async for ev in call.events():
+            if isinstance(ev, HoldChanged):
+                seen.append(ev.on_hold)
+
+    pair.handler = app
+    call = await pair.client.dial(pair.target)
+    await asyncio.sleep(0.2)
+    await pair.client.hold(call, True)
+    await asyncio.sleep(0.3)
+    await pair.client.hold(call, False)
+    await asyncio.sleep(0.3)
+    assert seen == [True, False]
+    await call.hangup()
+
+
+async def test_transfer_by_refer_places_the_new_call(pair: Pair) -> None:
+    # The client asks the server (REFER) to call a third UA.
+    third_calls: asyncio.Queue[Call] = asyncio.Queue()
+
+    async def third_app(call: Call) -> None:
+        third_calls.put_nowait(call)
+        await call.wait_ended()
+
+    tport = free_port()
+    third = UserAgent(ua_config(tport, 23000), handler=third_app)
+    await third.start()
+    try:
+        call = await pair.client.dial(pair.target)
+        await asyncio.sleep(0.2)
+        await call.transfer(f"sip:agent@127.0.0.1:{tport}")
+        transferred = await asyncio.wait_for(third_calls.get(), 5)
+        assert transferred.direction == "inbound"
+        await call.hangup()
+    finally:
+        await third.close()
+
+
+async def test_transfer_to_nowhere_fails(pair: Pair) -> None:
+    call = await pair.client.dial(pair.target)
+    await asyncio.sleep(0.2)
+    with pytest.raises(TransferFailed):
+        await call.transfer(f"sip:agent@127.0.0.1:{free_port()}", timeout=40)
+    await call.hangup()
