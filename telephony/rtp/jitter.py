@@ -1,0 +1,472 @@
+"""Adaptive jitter buffer with time-based playout, PLC and comfort noise (sans-IO).
+
+``put(packet, now=...)`` as packets arrive, ``get(now=...)`` once per frame tick
+(20 ms): each call returns one :class:`Frame` of decoded int16 PCM, whatever
+happened on the network.
+
+Playout model.  Every packet gives a transit time ``now - ts / clock_rate``.  With
+the default ``"quantile"`` estimator the buffer keeps the last 256 transits (5 s)
+and sets the target delay to their 99th percentile above their minimum (plus a
+small margin); with ``"jitter"`` the target is ``k * J`` above the mean transit,
+``J`` the RFC 3550 A.8 interarrival jitter.  Either is clamped to
+``[min_delay, max_delay]``, and timestamp ``ts`` is due at
+``ts / clock_rate + reference_transit + target``.  The playout point
+only moves where it cannot be heard:
+
+* at a talkspurt start (after silence, comfort noise or a gap longer than
+  ``idle_after``) the first packet is scheduled afresh, at the first tick at or
+  after its due time (so the delay is the target plus up to one tick);
+* during quiet frames of a continuous stream (no DTX), one silent frame is
+  inserted when the delay is under target, one frame dropped when it is more than
+  a frame over.
+
+One delay spike barely moves a 99th percentile of 256 and leaves the window after
+5 s (``J`` likewise decays with every packet), and losses do not count at all, so
+the target never stays high for good.  Samples are decoded at ``put`` into a ring indexed by
+timestamp, so packets may be reordered, duplicated or of any size (20, 30 ms...);
+an SSRC change or a timestamp jump restarts playout.  Lost audio is concealed by
+:class:`~telephony.codecs.plc.G711Plc`; RFC 3389 comfort noise (PT 13) becomes
+noise at the signalled level until the next talkspurt.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from telephony.codecs.base import Codec, Pcm, codec_for_payload_type
+from telephony.codecs.plc import G711Plc, PlcConfig
+from telephony.errors import CodecError
+from telephony.rtp.cn import CN_PAYLOAD_TYPE, ComfortNoise, comfort_noise
+from telephony.rtp.packet import RtpPacket, unwrap
+
+
+@dataclass(frozen=True, slots=True)
+class JitterConfig:
+    """Jitter buffer parameters."""
+
+    clock_rate: int = 8000
+    frame_ms: int = 20
+    min_delay: float = 0.020
+    """Lowest target delay above the mean transit, seconds."""
+    max_delay: float = 0.200
+    """Highest target delay, seconds."""
+    estimator: str = "quantile"
+    """``"quantile"``: target = a high quantile of recent transit times above their
+    minimum (robust to skewed delay); ``"jitter"``: target = k * J (RFC 3550 jitter)."""
+    jitter_factor: float = 2.5
+    """k in ``target = k * J`` for the ``"jitter"`` estimator."""
+    quantile: float = 0.99
+    """Share of packets that should arrive in time, for the ``"quantile"`` estimator."""
+    window: int = 256
+    """Transit times remembered for the ``"quantile"`` estimator (5 s at 50 packets/s)."""
+    margin: float = 0.005
+    """Added to the quantile, seconds."""
+    transit_alpha: float = 1.0 / 32
+    """Weight of a new packet in the mean transit estimate."""
+    silence_level: int = 300
+    """Mean absolute sample value below which a frame counts as quiet (for adaptation)."""
+    idle_after: float = 0.060
+    """Concealed time with nothing buffered after which playout waits for a new talkspurt."""
+    resync_gap: float = 2.0
+    """A timestamp jump larger than this (seconds) restarts playout."""
+    seed: int | None = None
+    """Seed of the comfort-noise generator (tests)."""
+    payload_types: dict[int, Codec] = field(default_factory=dict)
+    """Dynamic payload-type map from SDP; static types are looked up in the registry."""
+
+
+_EPSILON = 0.002
+"""Tolerance on delays, seconds (timers and float rounding)."""
+
+
+class FrameKind(enum.Enum):
+    """What a played frame is made of."""
+
+    AUDIO = "audio"
+    """Received audio."""
+    CONCEALED = "concealed"
+    """Synthesised by packet-loss concealment (or partly, if a packet covered part)."""
+    COMFORT_NOISE = "comfort_noise"
+    """Generated from an RFC 3389 CN packet."""
+    SILENCE = "silence"
+    """Nothing to play: before the stream starts, or between talkspurts."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One playout frame."""
+
+    pcm: Pcm = field(repr=False)
+    """int16 samples, ``clock_rate * frame_ms / 1000`` of them."""
+    kind: FrameKind
+    timestamp: int | None = None
+    """RTP timestamp of the first sample (None when not playing a stream)."""
+
+
+@dataclass(slots=True)
+class JitterStats:
+    """Counters (cumulative)."""
+
+    received: int = 0
+    played: int = 0
+    concealed: int = 0
+    comfort_noise: int = 0
+    silence: int = 0
+    late: int = 0
+    """Packets that arrived after their slot was played ("late loss")."""
+    duplicates: int = 0
+    resyncs: int = 0
+    dropped_frames: int = 0
+    """Frames skipped to shrink the delay."""
+    inserted_frames: int = 0
+    """Silent frames inserted to grow the delay."""
+    unknown_payload: int = 0
+
+
+class JitterBuffer:
+    """Per-stream jitter buffer; see the module docstring."""
+
+    def __init__(self, config: JitterConfig | None = None) -> None:
+        self.config = cfg = config or JitterConfig()
+        self.frame_samples = cfg.clock_rate * cfg.frame_ms // 1000
+        size = 1
+        while size < 2 * cfg.clock_rate:
+            size <<= 1
+        self._size = size
+        self._mask = size - 1
+        self._ring = np.zeros(size, dtype=np.int16)
+        self._filled = np.zeros(size, dtype=bool)
+        self._plc = G711Plc(PlcConfig(sample_rate=cfg.clock_rate))
+        self._rng = np.random.default_rng(cfg.seed)
+        self._silence = np.zeros(self.frame_samples, dtype=np.int16)
+        self._silence.setflags(write=False)
+        self._codecs: dict[int, Codec] = dict(cfg.payload_types)
+        self.stats = JitterStats()
+        self._ssrc: int | None = None
+        self._ref: int | None = None
+        """Extended timestamp of the latest packet (unwrapping reference)."""
+        self._next: int | None = None
+        """Extended timestamp of the next slot to play; None while idle."""
+        self._pending: int | None = None
+        """Earliest timestamp buffered while idle (where the next talkspurt starts)."""
+        self._high = 0
+        """End (extended timestamp) of the latest buffered audio."""
+        self._cn: list[tuple[int, int]] = []
+        """Pending CN packets as (extended timestamp, level)."""
+        self._cn_level: int | None = None
+        self._empty_run = 0
+        self._last_quiet: bool | None = True
+        """Whether the last frame was quiet (None: not yet computed from ``_last_audio``)."""
+        self._last_audio: Pcm = self._silence
+        self._transit: float | None = None
+        self._last_transit: float | None = None
+        self.jitter = 0.0
+        """RFC 3550 A.8 interarrival jitter, seconds."""
+        self._window = np.zeros(cfg.window, dtype=np.float64)
+        self._window_n = 0
+        self._window_i = 0
+        self._since_estimate = 0
+        self._base = 0.0
+        """Lowest recent transit (quantile estimator), seconds."""
+        self._spread = 0.0
+        """Quantile of recent transit above ``_base``, seconds."""
+
+    # -- estimates -----------------------------------------------------------------------
+
+    @property
+    def target_delay(self) -> float:
+        """Current target delay above the reference transit, seconds (clamped)."""
+        cfg = self.config
+        if cfg.estimator == "jitter":
+            raw = cfg.jitter_factor * self.jitter
+        else:
+            raw = self._spread + cfg.margin
+        return min(cfg.max_delay, max(cfg.min_delay, raw))
+
+    @property
+    def reference_transit(self) -> float | None:
+        """Transit the target is counted from: the mean (jitter) or the minimum (quantile)."""
+        if self._transit is None:
+            return None
+        return self._transit if self.config.estimator == "jitter" else self._base
+
+    @property
+    def playout_offset(self) -> float | None:
+        """``now - ts / clock_rate`` at which a timestamp should play (None before any packet)."""
+        ref = self.reference_transit
+        return None if ref is None else ref + self.target_delay
+
+    def current_delay(self, *, now: float) -> float | None:
+        """How far behind the reference transit the next slot plays, seconds (None if idle)."""
+        ref = self.reference_transit
+        if self._next is None or ref is None:
+            return None
+        return now - self._next / self.config.clock_rate - ref
+
+    # -- input ---------------------------------------------------------------------------
+
+    def put(self, packet: RtpPacket, *, now: float) -> None:
+        """Accept one received RTP packet (audio or CN) at time ``now``."""
+        cfg = self.config
+        self.stats.received += 1
+        if packet.ssrc != self._ssrc:
+            if self._ssrc is not None:
+                self._restart()
+            self._ssrc = packet.ssrc
+        raw = packet.timestamp
+        if self._ref is None:
+            ts = raw + (1 << 32)  # keep extended timestamps positive after a backward wrap
+        else:
+            ts = unwrap(raw, self._ref, 32)
+            if abs(ts - self._ref) > cfg.resync_gap * cfg.clock_rate:
+                self._restart()
+                ts = raw + (1 << 32)
+        if self._ref is None or ts > self._ref:
+            self._ref = ts
+        self._update_transit(ts, now)
+
+        pt = packet.payload_type
+        if pt == CN_PAYLOAD_TYPE:
+            level = ComfortNoise.parse(packet.payload).level
+            if self._next is None or ts >= self._next:
+                self._cn.append((ts, level))
+                if self._next is None and self._pending is None:
+                    self._cn_level = level
+            return
+        codec = self._codecs.get(pt)
+        if codec is None:
+            try:
+                codec = codec_for_payload_type(pt)
+            except CodecError:
+                self.stats.unknown_payload += 1
+                return
+            self._codecs[pt] = codec
+        pcm = codec.decode(packet.payload)
+        n = pcm.shape[0]
+        if n == 0:
+            return
+        nxt = self._next
+        if nxt is not None:
+            if ts + n <= nxt:
+                self.stats.late += 1
+                return
+            if ts < nxt:  # partly late: keep the part still to come
+                pcm = pcm[nxt - ts :]
+                n = pcm.shape[0]
+                ts = nxt
+            if ts + n - nxt > self._size - self.frame_samples:
+                # Too far ahead to fit: the sender jumped; play from this packet on.
+                self._flush()
+                self._pending = ts
+        elif self._pending is None or ts < self._pending:
+            self._pending = ts
+        self._store(ts, pcm)
+        self._high = max(self._high, ts + n)
+
+    def _store(self, ts: int, pcm: Pcm) -> None:
+        n = pcm.shape[0]
+        i = ts & self._mask
+        j = i + n
+        if j <= self._size:
+            if self._filled[i] and self._filled[j - 1]:  # the same span again
+                self.stats.duplicates += 1
+                return
+            self._ring[i:j] = pcm
+            self._filled[i:j] = True
+        else:
+            k = self._size - i
+            self._ring[i:] = pcm[:k]
+            self._ring[: n - k] = pcm[k:]
+            self._filled[i:] = True
+            self._filled[: n - k] = True
+
+    def _update_transit(self, ts: int, now: float) -> None:
+        transit = now - ts / self.config.clock_rate
+        w = self._window
+        w[self._window_i] = transit
+        self._window_i = (self._window_i + 1) % w.shape[0]
+        if self._window_n < w.shape[0]:
+            self._window_n += 1
+        self._since_estimate += 1
+        if self._since_estimate >= 16 or self._window_n <= 16:
+            self._estimate()
+        if self._transit is None:
+            self._transit = transit
+        else:
+            self._transit += (transit - self._transit) * self.config.transit_alpha
+        if self._last_transit is not None:
+            # RFC 3550 A.8: J += (|D| - J) / 16
+            self.jitter += (abs(transit - self._last_transit) - self.jitter) / 16.0
+        self._last_transit = transit
+
+    def _estimate(self) -> None:
+        """Recompute base and spread from the transit window (every 16 packets)."""
+        self._since_estimate = 0
+        recent = self._window[: self._window_n]
+        n = recent.shape[0]
+        k = min(n - 1, int(np.ceil(self.config.quantile * n)) - 1)
+        part = np.partition(recent, (0, max(k, 0)))
+        self._base = float(part[0])
+        self._spread = float(part[max(k, 0)]) - self._base
+
+    def _restart(self) -> None:
+        """Forget the stream (SSRC change or timestamp jump); keep the jitter estimate."""
+        self._flush()
+        self._ref = None
+        self._transit = None
+        self._last_transit = None
+        self._window_n = 0
+        self._window_i = 0
+
+    def _flush(self) -> None:
+        self.stats.resyncs += 1
+        self._filled[:] = False
+        self._next = None
+        self._pending = None
+        self._high = 0
+        self._cn.clear()
+
+    # -- output --------------------------------------------------------------------------
+
+    def get(self, *, now: float) -> Frame:
+        """The frame to play at this tick."""
+        n = self.frame_samples
+        nxt = self._next
+        if nxt is None:
+            nxt = self._try_start(now)
+            if nxt is None:
+                return self._idle_frame()
+        elif self._last_quiet is not False and self._transit is not None:
+            nxt = self._adapt(nxt, now)
+            if nxt is None:  # a silent frame was inserted
+                self.stats.inserted_frames += 1
+                return self._quiet_fill(self._next)
+        self._next = nxt + n
+        i = nxt & self._mask
+        j = i + n
+        if j <= self._size:
+            filled = self._filled[i:j]
+            count = int(np.count_nonzero(filled))
+            complete = count == n
+            partial = 0 < count < n
+            pcm = self._ring[i:j].copy() if complete or partial else None
+            self._filled[i:j] = False
+        else:
+            idx = np.arange(i, j) & self._mask
+            filled = self._filled[idx]
+            count = int(np.count_nonzero(filled))
+            complete = count == n
+            partial = 0 < count < n
+            pcm = self._ring[idx] if complete or partial else None
+            self._filled[idx] = False
+        self._check_cn(nxt, n)
+        ts32 = nxt & 0xFFFFFFFF
+        if complete:
+            assert pcm is not None
+            self._empty_run = 0
+            self._cn_level = None
+            pcm = self._plc.good(pcm)
+            self._last_quiet = None  # worked out from _last_audio only if adaptation needs it
+            self._last_audio = pcm
+            self.stats.played += 1
+            return Frame(pcm, FrameKind.AUDIO, ts32)
+        if partial:
+            assert pcm is not None
+            self._empty_run = 0
+            self._cn_level = None
+            syn = self._plc.conceal(n)
+            pcm = np.where(filled, pcm, syn)
+            self._last_quiet = False
+            self.stats.concealed += 1
+            return Frame(pcm, FrameKind.CONCEALED, ts32)
+        if self._cn_level is not None:
+            self._last_quiet = True
+            if self._high <= nxt + n:
+                self._next = None  # silence period: resync at the next talkspurt
+            self.stats.comfort_noise += 1
+            return Frame(comfort_noise(self._cn_level, n, self._rng), FrameKind.COMFORT_NOISE, ts32)
+        self._empty_run += n
+        pcm = self._plc.conceal(n)
+        self.stats.concealed += 1
+        self._last_quiet = False
+        if self._empty_run >= self.config.idle_after * self.config.clock_rate and (
+            self._high <= nxt + n
+        ):
+            self._next = None  # a long gap with nothing buffered: wait for the next talkspurt
+            self._last_quiet = True
+        return Frame(pcm, FrameKind.CONCEALED, ts32)
+
+    def _try_start(self, now: float) -> int | None:
+        start = self._pending
+        offset = self.playout_offset
+        if start is None or offset is None:
+            return None
+        due = start / self.config.clock_rate + offset
+        if now < due - _EPSILON:
+            return None
+        self._pending = None
+        self._empty_run = 0
+        self._last_quiet = False
+        # Discard comfort noise that the new talkspurt supersedes.
+        self._cn = [c for c in self._cn if c[0] >= start]
+        self._cn_level = None
+        return start
+
+    def _adapt(self, nxt: int, now: float) -> int | None:
+        """In a quiet moment, move the playout point one frame toward the target."""
+        delay = self.current_delay(now=now)
+        assert delay is not None
+        n = self.frame_samples
+        frame_s = n / self.config.clock_rate
+        target = self.target_delay
+        # Hysteresis: grow as soon as the delay is under target, shrink only when a whole
+        # frame over it, so that one step (a frame) never overshoots into the other rule.
+        too_late = delay > target + frame_s + _EPSILON
+        if not too_late and delay >= target - _EPSILON:
+            return nxt
+        if self._last_quiet is None:
+            level = int(np.abs(self._last_audio, dtype=np.int32).mean())
+            self._last_quiet = level < self.config.silence_level
+            if not self._last_quiet:
+                return nxt
+        if too_late and self._high > nxt + n:
+            # Too late: drop the quiet slot (clear it) and play the next one.
+            i = nxt & self._mask
+            self._filled[np.arange(i, i + n) & self._mask] = False
+            self.stats.dropped_frames += 1
+            return nxt + n
+        if not too_late:
+            return None
+        return nxt
+
+    def _check_cn(self, start: int, n: int) -> None:
+        if not self._cn:
+            return
+        end = start + n
+        due = [c for c in self._cn if c[0] < end]
+        if due:
+            self._cn_level = due[-1][1]
+            self._cn = [c for c in self._cn if c[0] >= end]
+
+    def _quiet_fill(self, nxt: int | None) -> Frame:
+        ts = None if nxt is None else nxt & 0xFFFFFFFF
+        if self._cn_level is not None:
+            self.stats.comfort_noise += 1
+            pcm = comfort_noise(self._cn_level, self.frame_samples, self._rng)
+            return Frame(pcm, FrameKind.COMFORT_NOISE, ts)
+        self.stats.silence += 1
+        return Frame(self._silence, FrameKind.SILENCE, ts)
+
+    def _idle_frame(self) -> Frame:
+        return self._quiet_fill(None)
+
+    @property
+    def buffered_ms(self) -> float:
+        """Audio buffered ahead of the playout point, milliseconds."""
+        start = self._next if self._next is not None else self._pending
+        if start is None:
+            return 0.0
+        return max(0, self._high - start) * 1000.0 / self.config.clock_rate
