@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,10 @@ class Call:
         self._ended = asyncio.Event()
         self._answered = asyncio.Event()
         self._refer_result: asyncio.Future[int] | None = None
+        # Type-ahead (VoiceXML): digits pressed while nobody collects (during a prompt that the
+        # digit barged in on, say) wait here for the next collect_digits.
+        self._typeahead: deque[DtmfReceived] = deque(maxlen=32)
+        self._collectors = 0
 
     # --- identity --------------------------------------------------------------------------
 
@@ -104,6 +109,8 @@ class Call:
     # --- events ----------------------------------------------------------------------------
 
     def _dispatch(self, event: CallEvent) -> None:
+        if isinstance(event, DtmfReceived) and not self._collectors:
+            self._typeahead.append(event)
         for q in self._subscribers:
             q.put_nowait(event)
 
@@ -213,9 +220,9 @@ class Call:
         digits: list[str] = []
         sources: list[str] = []
         q = self.subscribe()
-        # digits that barged in on a prompt and were not yet consumed
-        for ev in self.media.take_pending_digits():
-            q.put_nowait(ev)
+        self._collectors += 1
+        while self._typeahead:
+            q.put_nowait(self._typeahead.popleft())
         try:
             wait = timeout
             while True:
@@ -235,7 +242,13 @@ class Call:
         except CallEnded:
             return DigitsResult("".join(digits), None, "hangup", tuple(sources))
         finally:
+            self._collectors -= 1
             self.unsubscribe(q)
+            # digits that arrived after the result was complete are type-ahead for the next one
+            while not q.empty():
+                ev = q.get_nowait()
+                if isinstance(ev, DtmfReceived):
+                    self._typeahead.append(ev)
 
     async def listen(self, *, timeout: float = 5.0, max_seconds: float = 15.0) -> Utterance | None:
         """One utterance, gated by VAD; None if nobody spoke within ``timeout``."""

@@ -26,7 +26,7 @@ Handler = Callable[[Call], Awaitable[None]]
 
 def ua_config(port: int, rtp_base: int) -> UserAgentConfig:
     return UserAgentConfig(
-        sip=SipConfig(host="127.0.0.1", port=port),
+        sip=SipConfig(host="127.0.0.1", port=port, t1=0.1),  # timer B = 6.4 s
         media=MediaEngineConfig(host="127.0.0.1", port_min=rtp_base, port_max=rtp_base + 200),
     )
 
@@ -222,5 +222,5 @@ async def test_transfer_to_nowhere_fails(pair: Pair) -> None:
     call = await pair.client.dial(pair.target)
     await asyncio.sleep(0.2)
     with pytest.raises(TransferFailed):
-        await call.transfer(f"sip:agent@127.0.0.1:{free_port()}", timeout=40)
+        await call.transfer(f"sip:agent@127.0.0.1:{free_port()}", timeout=15)
     await call.hangup()
