@@ -1,0 +1,139 @@
+"""``dialtone flow ...``: validate, schema, prompts, run (caller scripts on a virtual clock).
+
+The lead wires :func:`add_parsers` into the ``dialtone`` command; ``python -m
+ivr_flows.cli flow ...`` works on its own too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from ivr_flows.loader import BUILTIN_KEYS, flow_schema, load_flow, used_prompt_keys
+from telephony.errors import DialtoneError, FlowValidationError
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Register ``flow`` and its subcommands on an argparse subparsers object."""
+    flow = subparsers.add_parser("flow", help="IVR flows: validate, schema, prompts, run")
+    sub = flow.add_subparsers(dest="flow_command", required=True)
+    v = sub.add_parser("validate", help="validate flow files; every problem, file:line [node]")
+    v.add_argument("flows", nargs="+", metavar="FLOW")
+    v.set_defaults(func=cmd_validate)
+    s = sub.add_parser("schema", help="print (or write) the flow format's JSON Schema")
+    s.add_argument("--out", metavar="PATH")
+    s.set_defaults(func=cmd_schema)
+    p = sub.add_parser("prompts", help="which recordings are missing per language")
+    p.add_argument("flow", metavar="FLOW")
+    p.set_defaults(func=cmd_prompts)
+    r = sub.add_parser("run", help="run caller scripts against a flow on a virtual clock")
+    r.add_argument("flow", metavar="FLOW")
+    r.add_argument("--caller", nargs="+", required=True, metavar="SCRIPT")
+    r.add_argument("--json", action="store_true", help="machine-readable results")
+    r.add_argument("--coverage", action="store_true", help="list edges no script exercised")
+    r.add_argument("--caller-side", choices=("media", "event"), default="media",
+                   help="media: RTP/G.711/VAD/DTMF detection in-process (default); "
+                        "event: event-level caller, faster")
+    r.set_defaults(func=cmd_run)
+
+
+def cmd_validate(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    status = 0
+    for f in args.flows:
+        try:
+            lf = load_flow(f)
+        except FlowValidationError as e:
+            status = 1
+            for p in e.problems:
+                print(str(p), file=out)
+            print(f"{f}: {len(e.problems)} problem(s)", file=out)
+        else:
+            print(f"{f}: OK ({len(lf.flow.nodes)} nodes, languages "
+                  f"{', '.join(lf.flow.languages)})", file=out)
+    return status
+
+
+def cmd_schema(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    text = json.dumps(flow_schema(), indent=2, ensure_ascii=False)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.out}", file=out)
+    else:
+        print(text, file=out)
+    return 0
+
+
+def cmd_prompts(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        lf = load_flow(args.flow)
+    except FlowValidationError as e:
+        for p in e.problems:
+            print(str(p), file=out)
+        return 1
+    keys = used_prompt_keys(lf.flow) - BUILTIN_KEYS
+    missing = lf.catalogue.missing_recordings(keys)
+    for lang, ks in missing.items():
+        have = len(keys) - len(ks)
+        print(f"{lang}: {have}/{len(keys)} recorded; {len(ks)} by TTS", file=out)
+        for k in ks:
+            print(f"  missing {lang}/{k}.wav", file=out)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    from ivr_flows.harness import uncovered_edges
+    from ivr_flows.pytest_plugin import make_harness
+    from ivr_flows.scripts import load_script
+
+    try:
+        lf = load_flow(args.flow)
+    except FlowValidationError as e:
+        for p in e.problems:
+            print(str(p), file=out)
+        return 1
+    harness = make_harness(lf, media=getattr(args, "caller_side", "media") == "media")
+    results = []
+    try:
+        for s in args.caller:
+            results.append(harness.run(load_script(s)))
+    except DialtoneError as e:
+        print(f"error: {e}", file=out)
+        return 2
+    failed = [r for r in results if not r.passed]
+    missing = uncovered_edges(lf, results) if args.coverage else []
+    if args.json:
+        doc: dict[str, Any] = {"flow": str(args.flow), "passed": not failed,
+                               "results": [r.to_dict() for r in results]}
+        if args.coverage:
+            doc["uncovered_edges"] = [list(e) for e in missing]
+        print(json.dumps(doc, indent=2, default=str, ensure_ascii=False), file=out)
+    else:
+        for r in results:
+            print(f"== {r.script}: {'PASS' if r.passed else 'FAIL'} "
+                  f"({r.simulated_s:.1f} s simulated)", file=out)
+            for line in r.trace_lines():
+                print(line, file=out)
+        if args.coverage:
+            print(f"coverage: {len(missing)} edge(s) not exercised", file=out)
+            for src, label, target in missing:
+                print(f"  {src} --{label}--> {target}", file=out)
+        print(f"{len(results) - len(failed)}/{len(results)} script(s) passed", file=out)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dialtone")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

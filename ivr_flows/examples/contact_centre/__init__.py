@@ -1,0 +1,1 @@
+"""The example contact-centre flow (``make run`` serves it)."""
