@@ -276,7 +276,7 @@ class FlowRunner:
                           "caller_digits": " ".join(c for c in ev.caller if c.isdigit())})
         self.cdr = A.Cdr(call_id=ev.call_id, caller=ev.caller, called=ev.called,
                          flow=self.flow.flow, started_at=self._now, wall_start=ev.wall_time)
-        self._log("call_started", caller=ev.caller, called=ev.called, flow=self.flow.flow,
+        self._log("flow_started", caller=ev.caller, called=ev.called, flow=self.flow.flow,
                   wall_time=ev.wall_time)
         self._goto(self.flow.start, "start", from_node=None)
 
@@ -299,7 +299,7 @@ class FlowRunner:
         verified = self.vars.get("voice.verified")
         cdr.voice_verified = verified if isinstance(verified, bool) else None
         self.phase = Phase.ENDED
-        self._log("call_ended", disposition=disposition, cdr=cdr.to_dict())
+        self._log("flow_ended", disposition=disposition, cdr=cdr.to_dict())
 
     def _goto(self, target: str, label: str, *, from_node: str | None = "") -> None:
         src = self.node_id if from_node == "" else from_node

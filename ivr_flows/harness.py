@@ -240,7 +240,7 @@ class RunResult:
             elif typ in ("input", "recognition", "no_input", "no_match", "language", "choice"):
                 rest = {k: v for k, v in ev.items() if k not in ("type", "call_id", "t", "node")}
                 lines.append(f"{t:8.2f}    {typ} {json.dumps(rest, default=str)}")
-            elif typ in ("handoff", "route_decision", "error", "hook_result", "call_ended"):
+            elif typ in ("handoff", "route_decision", "error", "hook_result", "flow_ended"):
                 rest = {k: v for k, v in ev.items() if k not in ("type", "call_id", "t")}
                 lines.append(f"{t:8.2f}  {typ.upper()} {json.dumps(rest, default=str)}")
         for e in self.expectations:

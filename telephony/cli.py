@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="register to this registrar URI (with --user/--password)")
     serve.add_argument("--user", default=None)
     serve.add_argument("--password", default=None)
+    serve.add_argument("--answer-delay", type=float, default=0.0,
+                       help="ring (180) this many seconds before answering")
+    serve.add_argument("--sip-trace", default=None,
+                       help="append every SIP message sent and received to this file")
     serve.set_defaults(func=_cmd_serve)
 
     for name in _PLUGINS:
@@ -97,6 +101,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         media_timeout=args.media_timeout,
         trusted=tuple(a.strip() for a in args.trusted.split(",")) if args.trusted else None,
         tcp=not args.no_tcp, register=args.register, user=args.user, password=args.password,
+        answer_delay=args.answer_delay, sip_trace=args.sip_trace,
     )
     _install_uvloop()
 

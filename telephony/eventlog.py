@@ -10,7 +10,11 @@ for call events, ``call_id``; other keys depend on the type:
 - ``call_failed`` (outbound): status, reason
 - ``dtmf``: digit, duration_ms, source (rfc4733|info|inband)
 - ``prompt_started`` / ``prompt_finished``: prompt, language (when known), interrupted
-- flow events (``node_entered``, ``input``, ``action``, ``handoff``, ``cdr``...) from ivr_flows.
+- flow events from ivr_flows (``flow_started``, ``node_entered``, ``input``, ``action``,
+  ``hook_result``, ``handoff``, ``route_decision``, ``flow_ended``), each with ``t`` (seconds
+  since the call started) and ``node``
+- ``cdr``: one per call that ran a flow: the flow's CDR fields plus sip_call_id, direction,
+  end_cause
 
 Writing is synchronous and line-buffered: a line is one ``write`` call, so concurrent
 readers (``tail -f``) never see half a line.

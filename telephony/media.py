@@ -161,7 +161,7 @@ class CallMedia:
         self._recordings: list[Recording] = []
         self._timed_out = False
         self._digit_keys: deque[tuple[str, float]] = deque(maxlen=32)
-        self.slot: int | None = None
+        self.slot: tuple[int, int] | None = None
         self.counters = {"rx_packets": 0, "rx_bad": 0, "rx_wrong_source": 0, "tx_packets": 0,
                          "rx_rtcp": 0, "rx_pt_changes": 0}
         self._rx_pt: int | None = None
@@ -402,25 +402,28 @@ class MediaMixer:
     """Every call's media, ticked together every 20 ms (sans-IO).
 
     ``tick(now)`` returns ``(media, packet, addr)`` triples to send.  The in-band DTMF
-    detector runs over all calls in one numpy pass; G.711 encoding likewise per codec.
+    detector runs over all calls in one numpy pass per bank; G.711 encoding in one lookup
+    per codec.  Banks grow 4, 16, then 64 channels at a time, so a lone call (the flow
+    harness) does not pay for 64 detectors.
     """
 
-    BANK_SIZE = 64
+    BANK_SIZES = (4, 16, 64)
 
     def __init__(self) -> None:
         self.calls: list[CallMedia] = []
         self._banks: list[DtmfDetectorBank] = []
-        self._free: list[int] = []
+        self._free: list[tuple[int, int]] = []
         self.ticks = 0
 
     def add(self, media: CallMedia) -> None:
         if not self._free:
-            base = len(self._banks) * self.BANK_SIZE
-            self._banks.append(DtmfDetectorBank(self.BANK_SIZE))
-            self._free.extend(range(base + self.BANK_SIZE - 1, base - 1, -1))
-        slot = self._free.pop()
-        self._banks[slot // self.BANK_SIZE].reset_channel(slot % self.BANK_SIZE)
-        media.slot = slot
+            b = len(self._banks)
+            size = self.BANK_SIZES[min(b, len(self.BANK_SIZES) - 1)]
+            self._banks.append(DtmfDetectorBank(size))
+            self._free.extend((b, ch) for ch in range(size - 1, -1, -1))
+        bank, ch = self._free.pop()
+        self._banks[bank].reset_channel(ch)
+        media.slot = (bank, ch)
         self.calls.append(media)
 
     def remove(self, media: CallMedia) -> None:
@@ -435,33 +438,31 @@ class MediaMixer:
         calls = self.calls
         if not calls:
             return []
-        nb = len(self._banks)
-        rx = np.zeros((nb * self.BANK_SIZE, FRAME), dtype=np.int16)
+        frames = [np.zeros((bank.n_channels, FRAME), dtype=np.int16) for bank in self._banks]
         for m in calls:
             assert m.slot is not None
-            rx[m.slot] = m.rx_frame(now=now)
-        per_slot: dict[int, list[InbandDigit]] = {}
-        tone = np.zeros(nb * self.BANK_SIZE, dtype=bool)
+            b, ch = m.slot
+            frames[b][ch] = m.rx_frame(now=now)
+        found: dict[tuple[int, int], list[InbandDigit]] = {}
         for b, bank in enumerate(self._banks):
-            lo = b * self.BANK_SIZE
-            for ch, ev in bank.process(rx[lo:lo + self.BANK_SIZE], now=now):
-                per_slot.setdefault(lo + ch, []).append(ev)
-            tone[lo:lo + self.BANK_SIZE] = bank.tone_active
+            for ch, ev in bank.process(frames[b], now=now):
+                found.setdefault((b, ch), []).append(ev)
         for m in calls:
-            slot = m.slot
-            assert slot is not None
+            assert m.slot is not None
+            b, ch = m.slot
+            rx = frames[b][ch]
             if m.config.inband_dtmf:
-                m.after_dsp(rx[slot], per_slot.get(slot, ()), bool(tone[slot]), now=now)
+                m.after_dsp(rx, found.get(m.slot, ()), bool(self._banks[b].tone_active[ch]),
+                            now=now)
             else:
-                m.after_dsp(rx[slot], (), False, now=now)
+                m.after_dsp(rx, (), False, now=now)
         # encode every outgoing frame, grouped by codec
         out: list[tuple[CallMedia, bytes, Addr]] = []
         by_codec: dict[str, list[CallMedia]] = {}
         for m in calls:
             by_codec.setdefault(m.codec.name, []).append(m)
         for group in by_codec.values():
-            frames = np.stack([m.tx_frame(now=now) for m in group])
-            coded = group[0].codec.encode_batch(frames)
+            coded = group[0].codec.encode_batch(np.stack([m.tx_frame(now=now) for m in group]))
             for m, row in zip(group, coded):
                 remote = m.remote
                 for pkt in m.packets(row.tobytes(), now=now):

@@ -40,6 +40,10 @@ class ServeOptions:
     register: str | None = None
     user: str | None = None
     password: str | None = None
+    answer_delay: float = 0.0
+    """Ring (180) this long before answering."""
+    sip_trace: str | None = None
+    """Append every SIP message received and sent to this file (see :class:`SipTraceFile`)."""
 
 
 async def hold_until_bye(call: Call) -> None:
@@ -48,13 +52,31 @@ async def hold_until_bye(call: Call) -> None:
     await call.wait_ended()
 
 
-def user_agent_config(options: ServeOptions) -> UserAgentConfig:
+class SipTraceFile:
+    """Writes each SIP message as a header line ``<direction> <transport> <host>:<port> <length>``
+    followed by exactly ``length`` bytes of the message and a newline (verbatim, so binary
+    garbage and bare LFs survive)."""
+
+    def __init__(self, path: str) -> None:
+        self._fh = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+
+    def __call__(self, direction: str, data: bytes, addr: tuple[str, int], transport: str) -> None:
+        head = f"{direction} {transport} {addr[0]}:{addr[1]} {len(data)}\n".encode()
+        self._fh.write(head + data + b"\n")
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def user_agent_config(options: ServeOptions,
+                      sip_trace: SipTraceFile | None = None) -> UserAgentConfig:
     sip = SipConfig(host=options.host, port=options.port, advertised_host=options.advertise,
                     trusted_sources=frozenset(options.trusted) if options.trusted else None)
     media = MediaEngineConfig(host=options.host, advertised_host=options.advertise,
                               port_min=options.rtp_ports[0], port_max=options.rtp_ports[1])
     defaults = replace(MediaConfig(), media_timeout=options.media_timeout)
-    return UserAgentConfig(sip=sip, media=media, media_defaults=defaults, listen_tcp=options.tcp)
+    return UserAgentConfig(sip=sip, media=media, media_defaults=defaults, listen_tcp=options.tcp,
+                           answer_delay=options.answer_delay, sip_trace=sip_trace)
 
 
 async def build_flow_handler(options: ServeOptions, ua_ref: list[UserAgent], events: EventSink
@@ -67,7 +89,7 @@ async def build_flow_handler(options: ServeOptions, ua_ref: list[UserAgent], eve
 
 async def serve(options: ServeOptions, stop: asyncio.Event) -> int:
     events: EventSink = JsonLinesEventLog(options.events) if options.events else NullEventLog()
-    node_id = options.node_id or f"{options.host}-{options.port}"
+    node_id = options.node_id or f"{options.host}-{options.port}".replace(".", "-").replace(":", "-")
     ua_ref: list[UserAgent] = []
     close_app: Callable[[], Awaitable[None]] | None = None
     handler: Callable[[Call], Awaitable[None]] = hold_until_bye
@@ -78,7 +100,8 @@ async def serve(options: ServeOptions, stop: asyncio.Event) -> int:
     if options.flow:
         handler, close_app = await build_flow_handler(replace(options, node_id=node_id), ua_ref,
                                                       events)
-    ua = UserAgent(user_agent_config(options), handler=handler, events=events)
+    trace = SipTraceFile(options.sip_trace) if options.sip_trace else None
+    ua = UserAgent(user_agent_config(options, trace), handler=handler, events=events)
     ua_ref.append(ua)
     host, port = await ua.start()
     events.emit({"type": "node_started", "node_id": node_id, "sip": f"{host}:{port}",
@@ -97,6 +120,8 @@ async def serve(options: ServeOptions, stop: asyncio.Event) -> int:
         await ua.close()
         if close_app is not None:
             await close_app()
+        if trace is not None:
+            trace.close()
         events.emit({"type": "node_stopped", "node_id": node_id})
         close: Any = getattr(events, "close", None)
         if close is not None:

@@ -21,6 +21,8 @@ from telephony.sip.message import ParseLimits, SipStreamParser
 log = logging.getLogger(__name__)
 
 Addr = tuple[str, int]
+SipTrace = Callable[[str, bytes, Addr, str], None]
+"""A tap on the wire: ``(direction "recv"|"send", data, peer, transport)``."""
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -75,9 +77,11 @@ class _StreamProtocol(asyncio.Protocol):
 class SipTransportLayer:
     """Sockets and the timer for one SIP endpoint."""
 
-    def __init__(self, endpoint: SipEndpoint, on_event: Callable[[SipEvent], None]) -> None:
+    def __init__(self, endpoint: SipEndpoint, on_event: Callable[[SipEvent], None], *,
+                 trace: SipTrace | None = None) -> None:
         self.endpoint = endpoint
         self.on_event = on_event
+        self.trace = trace
         self.loop = asyncio.get_running_loop()
         self.udp: _UdpProtocol | None = None
         self.streams: dict[Addr, _StreamProtocol] = {}
@@ -106,6 +110,8 @@ class SipTransportLayer:
     # --- the drive loop -----------------------------------------------------------------
 
     def receive(self, data: bytes, addr: Addr, transport: str) -> None:
+        if self.trace is not None:
+            self.trace("recv", data, addr, transport)
         self.endpoint.receive_datagram(data, addr, self.now(), transport=transport)
         self.flush()
 
@@ -142,6 +148,8 @@ class SipTransportLayer:
         self.flush()
 
     def _send(self, data: bytes, addr: Addr, transport: str) -> None:
+        if self.trace is not None:
+            self.trace("send", data, addr, transport)
         if transport == "udp":
             if self.udp is not None and self.udp.transport is not None:
                 self.udp.transport.sendto(data, addr)

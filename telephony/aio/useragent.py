@@ -18,7 +18,7 @@ from typing import Any
 
 from telephony.aio.call import Call, CallState
 from telephony.aio.media_engine import MediaEngine, MediaEngineConfig
-from telephony.aio.sip_transport import SipTransportLayer
+from telephony.aio.sip_transport import SipTrace, SipTransportLayer
 from telephony.errors import CallFailed, SdpError
 from telephony.eventlog import EventSink, NullEventLog
 from telephony.events import (
@@ -50,6 +50,10 @@ class UserAgentConfig:
     codecs: tuple[str, ...] = ("PCMU", "PCMA")
     listen_tcp: bool = True
     auto_answer: bool = True
+    answer_delay: float = 0.0
+    """With ``auto_answer``: ring (180) for this many seconds before answering (0: at once)."""
+    sip_trace: SipTrace | None = None
+    """Called with every SIP message received and sent (debugging, capture tests)."""
 
 
 def _uri_user(uri: str) -> str:
@@ -87,7 +91,8 @@ class UserAgent:
     async def start(self) -> tuple[str, int]:
         self.loop = asyncio.get_running_loop()
         self.endpoint = SipEndpoint(self.config.sip, rng=self.rng)
-        self.transport = SipTransportLayer(self.endpoint, self._on_sip_event)
+        self.transport = SipTransportLayer(self.endpoint, self._on_sip_event,
+                                           trace=self.config.sip_trace)
         cfg = self.config.sip
         self.local_addr = await self.transport.listen_udp(cfg.host, cfg.port)
         if self.config.listen_tcp:
@@ -248,6 +253,10 @@ class UserAgent:
                           "remote": f"{ev.remote_addr[0]}:{ev.remote_addr[1]}"})
         call.vars["_answer_sdp"] = answer.serialize().encode()
         if self.config.auto_answer:
+            if self.config.answer_delay > 0:
+                self.endpoint.ringing(ref, now=self.now())
+                self.transport.flush()
+                await asyncio.sleep(self.config.answer_delay)
             await self._answer(call)
         if self.handler is not None:
             self._spawn(self._run_handler(call))

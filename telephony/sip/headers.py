@@ -16,6 +16,19 @@ from telephony.errors import SipParseError
 Params = dict[str, str | None]
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
+_HOST_RE = re.compile(r"^[A-Za-z0-9\-.]+$")
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
+
+
+def uint(text: str | None, max_digits: int = 10) -> int | None:
+    """A non-negative ASCII decimal of at most ``max_digits`` digits, else None (no
+    Unicode digits, no 5000-digit numbers that ``int()`` refuses)."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not text or len(text) > max_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
 
 
 def split_params(text: str) -> tuple[str, Params]:
@@ -100,7 +113,7 @@ class SipUri:
             raise SipParseError(f"Bad URI {text!r}")
         scheme_l = scheme.lower()
         if scheme_l not in ("sip", "sips"):
-            if not re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*$", scheme):
+            if not _SCHEME_RE.match(scheme):
                 raise SipParseError(f"Bad URI scheme in {text!r}")
             return cls(scheme=scheme_l, opaque=rest)
         hdrs: str | None = None
@@ -164,13 +177,13 @@ def parse_hostport(text: str, *, what: str) -> tuple[str, int | None]:
         port_s = rest[1:] if rest else ""
     else:
         host, _, port_s = text.partition(":")
-        if not host or not re.match(r"^[A-Za-z0-9\-.]+$", host):
+        if not host or not _HOST_RE.match(host):
             raise SipParseError(f"Bad host {host!r} in {what}")
     port: int | None = None
     if port_s:
-        if not port_s.isdigit() or not 0 < int(port_s) < 65536:
+        port = uint(port_s, 5)
+        if port is None or not 0 < port < 65536:
             raise SipParseError(f"Bad port {port_s!r} in {what}")
-        port = int(port_s)
     return host, port
 
 
@@ -282,9 +295,9 @@ class CSeq:
     def parse(cls, text: str) -> CSeq:
         num, _, method = text.strip().partition(" ")
         method = method.strip()
-        if not num.isdigit() or not method or not _TOKEN_RE.match(method):
+        seq = uint(num)
+        if seq is None or not method or not _TOKEN_RE.match(method):
             raise SipParseError(f"Bad CSeq {text!r}")
-        seq = int(num)
         if seq >= 2**31:  # RFC 3261 8.1.1.5
             raise SipParseError("CSeq number too large")
         return cls(seq, method)

@@ -10,13 +10,14 @@ Content-Length (RFC 3261 18.3).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from telephony.errors import MessageTooLarge, SipParseError
 
-from .headers import ContentType, CSeq, NameAddr, SipUri, ValueWithParams, Via, split_comma_list
+from .headers import (ContentType, CSeq, NameAddr, SipUri, ValueWithParams, Via, split_comma_list,
+                      uint)
 
 SIP_VERSION = "SIP/2.0"
 DEFAULT_MAX_MESSAGE_SIZE = 65535
@@ -72,6 +73,23 @@ REASON_PHRASES = {
 }
 
 
+# Header name -> lookup key (lower case, compact form expanded).  A bounded memo: names
+# come from the network, so it stops growing at _KEY_CACHE_MAX entries.
+_KEY_CACHE: dict[str, str] = {}
+_KEY_CACHE_MAX = 1024
+
+
+def header_key(name: str) -> str:
+    """The case-insensitive, compact-form-expanded lookup key of a header name."""
+    key = _KEY_CACHE.get(name)
+    if key is None:
+        low = name.lower()
+        key = COMPACT_FORMS[low].lower() if len(low) == 1 and low in COMPACT_FORMS else low
+        if len(_KEY_CACHE) < _KEY_CACHE_MAX:
+            _KEY_CACHE[name] = key
+    return key
+
+
 def canonical_name(name: str) -> str:
     """The canonical spelling of a header name, expanding compact forms."""
     low = name.lower()
@@ -92,29 +110,29 @@ class Headers:
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self.items: list[tuple[str, str]] = list(items)
 
-    @staticmethod
-    def _key(name: str) -> str:
-        low = name.lower()
-        if len(low) == 1 and low in COMPACT_FORMS:
-            return COMPACT_FORMS[low].lower()
-        return low
+    _key = staticmethod(header_key)
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of the header (the whole line if it is a comma list)."""
-        key = self._key(name)
+        key = header_key(name)
+        cache = _KEY_CACHE
         for n, v in self.items:
-            if self._key(n) == key:
+            if (cache.get(n) or header_key(n)) == key:
                 return v
         return default
 
     def get_all(self, name: str) -> list[str]:
         """Every element, across repeated lines and comma lists (for list headers)."""
-        key = self._key(name)
+        key = header_key(name)
         out: list[str] = []
         split = key in LIST_HEADERS
+        cache = _KEY_CACHE
         for n, v in self.items:
-            if self._key(n) == key:
-                out.extend(split_comma_list(v) if split else [v])
+            if (cache.get(n) or header_key(n)) == key:
+                if split:
+                    out.extend(split_comma_list(v))
+                else:
+                    out.append(v)
         return out
 
     def __contains__(self, name: object) -> bool:
@@ -157,36 +175,56 @@ class Headers:
         return f"Headers({self.items!r})"
 
 
+def _parse_top_via(value: str) -> Via:
+    parts = split_comma_list(value)
+    if not parts:
+        raise SipParseError("Empty Via")
+    return Via.parse(parts[0])
+
+
 class SipMessage:
     """What requests and responses share: headers, body and typed header views."""
 
-    __slots__ = ("headers", "body")
+    __slots__ = ("headers", "body", "_views")
     is_request: ClassVar[bool]
 
     def __init__(self, headers: Headers | None = None, body: bytes = b"") -> None:
         self.headers = headers if headers is not None else Headers()
         self.body = body
+        self._views: dict[tuple[str, str], Any] | None = None
 
     # --- typed views (RFC 3261 section 20) ---------------------------------------------------
+    # Parsed values are memoised per message, keyed by the raw text they came from, so a
+    # header edited afterwards is simply parsed again (no invalidation needed).
+
+    def _view(self, kind: str, raw: str, parser: Callable[[str], Any]) -> Any:
+        views = self._views
+        if views is None:
+            views = self._views = {}
+        key = (kind, raw)
+        value = views.get(key)
+        if value is None:
+            value = views[key] = parser(raw)
+        return value
 
     @property
     def vias(self) -> list[Via]:
-        return [Via.parse(v) for v in self.headers.get_all("Via")]
+        return [self._view("via", v, Via.parse) for v in self.headers.get_all("Via")]
 
     @property
     def top_via(self) -> Via:
         value = self.headers.get("Via")
         if value is None:
             raise SipParseError("Missing Via")
-        return Via.parse(split_comma_list(value)[0])
+        return self._view("top_via", value, _parse_top_via)  # type: ignore[no-any-return]
 
     @property
     def from_(self) -> NameAddr:
-        return NameAddr.parse(self._required("From"))
+        return self._view("na", self._required("From"), NameAddr.parse)  # type: ignore[no-any-return]
 
     @property
     def to(self) -> NameAddr:
-        return NameAddr.parse(self._required("To"))
+        return self._view("na", self._required("To"), NameAddr.parse)  # type: ignore[no-any-return]
 
     @property
     def call_id(self) -> str:
@@ -194,11 +232,11 @@ class SipMessage:
 
     @property
     def cseq(self) -> CSeq:
-        return CSeq.parse(self._required("CSeq"))
+        return self._view("cseq", self._required("CSeq"), CSeq.parse)  # type: ignore[no-any-return]
 
     @property
     def contacts(self) -> list[NameAddr]:
-        return [NameAddr.parse(v) for v in self.headers.get_all("Contact")]
+        return [self._view("na", v, NameAddr.parse) for v in self.headers.get_all("Contact")]
 
     @property
     def routes(self) -> list[NameAddr]:
@@ -214,9 +252,10 @@ class SipMessage:
         if value is None:
             return None
         value = value.strip()
-        if not value.isdigit() or int(value) > 255:
+        hops = uint(value, 3)
+        if hops is None or hops > 255:
             raise SipParseError(f"Bad Max-Forwards {value!r}")
-        return int(value)
+        return hops
 
     @property
     def content_type(self) -> ContentType | None:
@@ -229,9 +268,10 @@ class SipMessage:
         if value is None:
             return None
         value = value.strip()
-        if not value.isdigit():
+        seconds = uint(value)
+        if seconds is None:
             raise SipParseError(f"Bad Expires {value!r}")
-        return int(value)
+        return seconds
 
     def tokens(self, name: str) -> list[str]:
         """A token-list header (Allow, Supported, Require...), lower-cased for options."""
@@ -270,8 +310,9 @@ class SipMessage:
                 if has_length:
                     continue
                 has_length = True
-                value = str(len(self.body))
-            lines.append(f"{name}: {value}")
+                if value.strip() != str(len(self.body)):
+                    value = str(len(self.body))
+            lines.append(f"{name}: {value}" if value else f"{name}:")
         if not has_length:
             lines.append(f"Content-Length: {len(self.body)}")
         head = "\r\n".join(lines) + "\r\n\r\n"
@@ -366,6 +407,7 @@ def _parse_head(head: bytes, limits: ParseLimits) -> tuple[SipMessage, int | Non
     start = raw_lines[0]
     headers = Headers()
     items = headers.items
+    bad_line: SipParseError | None = None
     for line in raw_lines[1:]:
         if not line:
             continue
@@ -377,16 +419,21 @@ def _parse_head(head: bytes, limits: ParseLimits) -> tuple[SipMessage, int | Non
             continue
         name, colon, value = line.partition(":")
         name = name.rstrip()
-        if not colon or not name or any(ch in " \t" for ch in name):
-            raise SipParseError(f"Malformed header line {line[:40]!r}")
-        items.append((name, value.strip()))
+        if not colon or not name or " " in name or "\t" in name:
+            # Keep going: enough may parse to answer 400 naming this line (RFC 3261 8.2).
+            if bad_line is None:
+                bad_line = SipParseError(f"Malformed header line {line[:40]!r}")
+            continue
+        # Keep extra leading spaces (sipp pads Content-Length) so the line re-serialises
+        # byte for byte; readers strip.
+        items.append((name, value[1:].rstrip() if value[:1] == " " else value.strip()))
         if len(items) > limits.max_headers:
             raise SipParseError("Too many headers")
 
     msg: SipMessage
     if start.startswith("SIP/"):
         parts = start.split(" ", 2)
-        if len(parts) < 2 or not parts[1].isdigit() or len(parts[1]) != 3:
+        if len(parts) < 2 or uint(parts[1], 3) is None or len(parts[1]) != 3:
             raise SipParseError(f"Malformed status line {start[:60]!r}")
         if parts[0] != SIP_VERSION:
             raise SipParseError(f"Unsupported SIP version {parts[0]!r}", status_hint=505)
@@ -401,18 +448,27 @@ def _parse_head(head: bytes, limits: ParseLimits) -> tuple[SipMessage, int | Non
         method, uri_text, version = parts
         if not version.startswith("SIP/"):
             raise SipParseError(f"Malformed request line {start[:60]!r}")
-        uri = SipUri.parse(uri_text)
+        try:
+            uri = SipUri.parse(uri_text)
+        except SipParseError as exc:
+            # Answerable: keep the text so a 400 can still be built from the headers.
+            msg = SipRequest(method, SipUri(scheme="invalid", opaque=uri_text), headers,
+                             version=version)
+            raise IncompleteParse(msg, SipParseError(f"Bad Request-URI: {exc.reason}")) from exc
         msg = SipRequest(method, uri, headers, version=version)
         if version != SIP_VERSION:
             raise IncompleteParse(msg, SipParseError(f"Unsupported SIP version {version!r}", 505))
 
+    if bad_line is not None:
+        raise IncompleteParse(msg, bad_line)
     length_text = headers.get("Content-Length")
     length: int | None = None
     if length_text is not None:
         length_text = length_text.strip()
-        if not length_text.isdigit():
+        parsed = uint(length_text)
+        if parsed is None:
             raise IncompleteParse(msg, SipParseError(f"Bad Content-Length {length_text!r}"))
-        length = int(length_text)
+        length = parsed
         if length > limits.max_message_size:
             raise MessageTooLarge()
     return msg, length

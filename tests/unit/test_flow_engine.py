@@ -291,7 +291,7 @@ def test_remote_hangup_ends_with_cdr_and_stable_log_shape() -> None:
     for e in d.logs:
         assert {"type", "call_id", "t", "node"} <= set(e)
         json.dumps(e)  # every record is JSON-serialisable
-    assert d.logs[-1]["type"] == "call_ended"
+    assert d.logs[-1]["type"] == "flow_ended"
 
 
 def test_branch_loop_is_stopped() -> None:

@@ -1,0 +1,127 @@
+"""The IVR application ``dialtone serve --flow FLOW`` runs on every call.
+
+It loads and validates the flow before the first call (a broken flow never serves), builds
+the services a :class:`FlowSession` needs (prompt renderer, recogniser, voice verifier, the
+routing bus, the callback store, the event log) and returns the per-call handler.
+
+Embedded defaults (``make run``): the template recogniser (grammar phrases rendered by
+espeak-ng, matched by DTW: offline, any espeak-ng language), the MFCC-statistics voice
+verifier with voiceprints under ``var/voiceprints``, the reference router in-process
+(``routing/examples/router.yaml``), callbacks in the SQLite database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from ivr_flows.loader import load_flow
+from ivr_flows.prompts import PromptRenderer
+from ivr_flows.session import FlowServices, FlowSession
+from telephony.eventlog import EventSink
+
+log = logging.getLogger(__name__)
+
+REPO_ROUTER_CONFIG = Path(__file__).resolve().parent.parent / "routing" / "examples" / "router.yaml"
+
+
+class VerifierAdapter:
+    """Presents a :class:`telephony.speech.voice.VoiceVerifier` the way flows ask: enrolment
+    reports ``enrolled``/``failed``; verification ``verified``/``rejected``/``not_enrolled``."""
+
+    def __init__(self, verifier: Any) -> None:
+        self.verifier = verifier
+
+    def enroll(self, speaker: str, audio: bytes) -> tuple[str, float | None]:
+        result = self.verifier.enroll(speaker, audio)
+        return ("enrolled" if result.complete else "failed"), None
+
+    def verify(self, speaker: str, audio: bytes) -> tuple[str, float | None]:
+        result = self.verifier.verify(speaker, audio)
+        if result.reason == "not_enrolled":
+            return "not_enrolled", None
+        return ("verified" if result.accepted else "rejected"), float(result.score)
+
+
+def _make_verifier(var_dir: Path) -> VerifierAdapter | None:
+    try:
+        from telephony.speech.tts import EspeakTts
+        from telephony.speech.voice import (
+            MfccStatsConfig,
+            MfccStatsVerifier,
+            NpzVoiceprintStore,
+            build_espeak_background,
+        )
+    except ImportError as exc:  # pragma: no cover - speech extras missing
+        log.warning("voice verification unavailable: %s", exc)
+        return None
+    tts = EspeakTts()
+    background = build_espeak_background(
+        tts, language="en", variants=("+m1", "+m3", "+f1", "+f3", "+m5", "+f5"),
+        texts=("my voice is my password", "please verify my account",
+               "one two three four five six seven eight nine"))
+    store = NpzVoiceprintStore(var_dir / "voiceprints")
+    return VerifierAdapter(MfccStatsVerifier(background, store=store,
+                                             config=MfccStatsConfig(required_utterances=1)))
+
+
+async def build_app(options: Any, ua_ref: list[Any], events: EventSink
+                    ) -> tuple[Callable[[Any], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """``(handler, close)`` for ``dialtone serve``; raises FlowValidationError on a bad flow."""
+    loaded = load_flow(options.flow)
+    var_dir = Path(options.db[len("sqlite:///"):]).parent if options.db.startswith(
+        "sqlite:///") else Path("var")
+    var_dir.mkdir(parents=True, exist_ok=True)
+
+    renderer = PromptRenderer(loaded.catalogue)
+    from telephony.speech.base import create_recognizer
+
+    recognizer = create_recognizer("template")
+    verifier = await asyncio.to_thread(_make_verifier, var_dir)
+
+    bus: Any
+    if options.mqtt:
+        from routing.mqtt import MqttRoutingBus
+
+        bus = MqttRoutingBus(options.mqtt, node_id=options.node_id,
+                             db_url=options.db if options.db.startswith("sqlite") else options.db)
+    else:
+        from routing.bus import InMemoryBus
+
+        bus = InMemoryBus.from_config_file(str(REPO_ROUTER_CONFIG), node_id=options.node_id)
+    await bus.start()
+
+    from sqlalchemy import create_engine
+
+    from dialer.callbacks import CallbackStore
+
+    callback_store = CallbackStore(create_engine(options.db))
+
+    def survey_store(call_id: str, answers: dict[str, int]) -> None:
+        events.emit({"type": "survey", "call_id": call_id, "answers": answers})
+
+    loop = asyncio.get_running_loop()
+    services = FlowServices(
+        renderer=renderer, recognizer=recognizer, verifier=verifier, routing_bus=bus,
+        event_logger=events.emit, callback_store=callback_store, survey_store=survey_store,
+        clock=loop.time, wall_clock=time.time, node_id=options.node_id or "local",
+        recordings_dir=var_dir / "recordings",
+    )
+
+    async def handler(call: Any) -> None:
+        cdr = await FlowSession(call, loaded, services).run()
+        if cdr is not None:
+            # one record per call for CDR tools: the flow's view plus the SIP leg's
+            record = cdr.to_dict()
+            record.update(type="cdr", call_id=call.call_id, sip_call_id=call.sip_call_id,
+                          direction=call.direction, end_cause=call.end_cause)
+            events.emit(record)
+
+    async def close() -> None:
+        await bus.close()
+
+    return handler, close

@@ -1,0 +1,54 @@
+"""Configuration of a :class:`~telephony.sip.endpoint.SipEndpoint` (a value, never a global)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .auth import DigestServer
+
+ALLOWED_METHODS = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "REFER", "NOTIFY",
+                   "UPDATE")
+SUPPORTED_OPTIONS = frozenset({"timer"})  # RFC 4028
+# Methods we know but do not serve as a UA: 405 (RFC 3261 8.2.1); anything else gets 501.
+KNOWN_UNSUPPORTED = frozenset({"REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE", "PRACK"})
+
+
+@dataclass(frozen=True, slots=True)
+class SipConfig:
+    """Where we listen and advertise, timer values (RFC 3261 17.1.1.1) and policies."""
+
+    host: str = "127.0.0.1"
+    port: int = 5080
+    transport: str = "udp"
+    advertised_host: str | None = None
+    """Host written into Via sent-by and Contact (default: ``host``)."""
+    advertised_port: int | None = None
+    user_agent: str = "Dialtone/0.1"
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+    timer_c: float = 180.0
+    """Give up on an unanswered outbound INVITE after this long (CANCEL, CallFailed 408)."""
+    trusted_sources: frozenset[str] | None = None
+    """Source IPs whose INVITEs need no authentication; None trusts everyone."""
+    inbound_auth: DigestServer | Any | None = None
+    """A ``DigestServer`` that challenges INVITEs from untrusted sources (401)."""
+    session_expires: int = 1800
+    min_se: int = 90
+    max_message_size: int = 65535
+    display_name: str | None = None
+    username: str = "dialtone"
+    register_margin: float = 30.0
+    """Refresh a registration this many seconds before it expires (half-way if shorter)."""
+    linger: float | None = None
+    """How long a finished call's state is kept (default 64*T1)."""
+
+    @property
+    def sent_by_host(self) -> str:
+        return self.advertised_host or self.host
+
+    @property
+    def sent_by_port(self) -> int:
+        return self.advertised_port or self.port
