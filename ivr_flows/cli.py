@@ -37,6 +37,11 @@ def add_parsers(subparsers: Any) -> None:
     r.add_argument("--caller-side", choices=("media", "event"), default="media",
                    help="media: RTP/G.711/VAD/DTMF detection in-process (default); "
                         "event: event-level caller, faster")
+    r.add_argument("--sip", metavar="URI", default=None,
+                   help="drive a real call to this SIP URI (a node serving FLOW) instead of "
+                        "running in process; expectations are checked in --events")
+    r.add_argument("--events", metavar="PATH", default=None,
+                   help="with --sip: the event log the serving node writes (--events)")
     r.set_defaults(func=cmd_run)
 
 
@@ -98,14 +103,30 @@ def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         for p in e.problems:
             print(str(p), file=out)
         return 1
-    harness = make_harness(lf, media=getattr(args, "caller_side", "media") == "media")
     results = []
+    skipped: list[str] = []
     try:
-        for s in args.caller:
-            results.append(harness.run(load_script(s)))
+        if getattr(args, "sip", None):
+            if not args.events:
+                print("error: --sip needs --events PATH (the serving node's event log)", file=out)
+                return 2
+            import asyncio
+
+            from ivr_flows.sip_caller import run_scripts_over_sip
+
+            ran = asyncio.run(run_scripts_over_sip([load_script(s) for s in args.caller],
+                                                   target=args.sip, events=Path(args.events)))
+            results = [r for r in ran if not isinstance(r, str)]
+            skipped = [r for r in ran if isinstance(r, str)]
+        else:
+            harness = make_harness(lf, media=getattr(args, "caller_side", "media") == "media")
+            for s in args.caller:
+                results.append(harness.run(load_script(s)))
     except DialtoneError as e:
         print(f"error: {e}", file=out)
         return 2
+    for reason in skipped:
+        print(reason, file=out)
     failed = [r for r in results if not r.passed]
     missing = uncovered_edges(lf, results) if args.coverage else []
     if args.json:

@@ -7,7 +7,7 @@ RFC 3311 (UPDATE), RFC 4028 (session timers), RFC 3515 (REFER), RFC 2976 INFO DT
 from __future__ import annotations
 
 from itertools import count
-from typing import Any
+from typing import Any, Literal
 
 from telephony.errors import LocalProtocolError, SipParseError
 
@@ -15,10 +15,23 @@ from .call_leg import CallLeg, CallState
 from .config import SUPPORTED_OPTIONS
 from .core import ALLOW_VALUE, EndpointCore
 from .dialog import Dialog, DialogState
-from .events import (CallAnswered, CallConfirmed, CallFailed, CallProgress, CallRef,
-                     CallTerminated, DtmfInfoReceived, IncomingCall, OptionsReceived,
-                     ReferProgress, ReferReceived, ReferRejected, ReinviteReceived,
-                     ReinviteResult, UpdateReceived)
+from .events import (
+    CallAnswered,
+    CallConfirmed,
+    CallFailed,
+    CallProgress,
+    CallRef,
+    CallTerminated,
+    DtmfInfoReceived,
+    IncomingCall,
+    OptionsReceived,
+    ReferProgress,
+    ReferReceived,
+    ReferRejected,
+    ReinviteReceived,
+    ReinviteResult,
+    UpdateReceived,
+)
 from .headers import NameAddr, SipUri, uint
 from .message import REASON_PHRASES, Headers, SipRequest, SipResponse
 from .transaction import ClientTransaction, ServerTransaction, TxState
@@ -35,7 +48,7 @@ def parse_target(target: str) -> SipUri:
     if target.startswith("<") and target.endswith(">"):
         target = target[1:-1]
     low = target.lower()
-    if not (low.startswith("sip:") or low.startswith("sips:")):
+    if not low.startswith(("sip:", "sips:")):
         target = "sip:" + target
     return SipUri.parse(target)
 
@@ -227,6 +240,7 @@ class CallHandling(EndpointCore):
                 self._end(leg, now)
                 return
             leg.state = CallState.CONFIRMED
+            leg.invite = None  # only needed for CANCEL and auth resends (memory per call)
             leg.auth_rounds = 0
             leg.remote_sdp = resp.body
             self._se_from_2xx(leg, resp, now)
@@ -321,11 +335,14 @@ class CallHandling(EndpointCore):
         leg.invite = req
         leg.remote_sdp = req.body
         leg.peer_allow = frozenset(req.tokens("Allow"))
-        leg.se_pending = se or None
+        leg.se_pending = se
         self._bind_dialog(leg, Dialog.from_uas(req, local_tag=local_tag, transport=transport,
                                                remote_addr=addr))
         self._calls[leg.ref] = leg
         self.respond(tx, 100, now=now)  # RFC 3261 17.2.1: stop the INVITE retransmissions
+        # Safety net against an application that never answers (the caller's timer C would
+        # have CANCELled by then): give up with 480 so the leg cannot leak.
+        self.timer_queue.set(leg, "ring_guard", now + self.config.timer_c + 64 * self.t1)
         frm = req.from_
         self.stats["calls_in"] += 1
         self.emit(IncomingCall(leg.ref, req, req.body, addr, str(frm.uri), str(req.to.uri),
@@ -376,6 +393,7 @@ class CallHandling(EndpointCore):
         if leg.se_pending is not None:
             hdrs += leg.se_pending[2]
         resp = self.respond(tx, 200, now=now, to_tag=leg.local_tag, headers=hdrs, body=body)
+        self.timer_queue.cancel(leg, "ring_guard")
         leg.local_sdp = body
         leg.state = CallState.IN_ANSWERED
         assert leg.dialog is not None
@@ -417,6 +435,7 @@ class CallHandling(EndpointCore):
         self.timer_queue.cancel(leg, "2xx_giveup")
         if leg.state is CallState.IN_ANSWERED:
             leg.state = CallState.CONFIRMED
+            leg.invite = None
             self.emit(CallConfirmed(leg.ref, req.body))
         elif leg.bye_pending:
             # RFC 3261 15: the BYE waited for the ACK of our 2xx.
@@ -507,12 +526,15 @@ class CallHandling(EndpointCore):
         elif name == "glare":
             if leg.state is CallState.CONFIRMED and leg.reinvite_tx is None:
                 self._send_reinvite(leg, leg.reinvite_body, now, leg.refreshing)
+        elif name == "ring_guard" and leg.state is CallState.IN_RINGING:
+            assert isinstance(leg.invite_tx, ServerTransaction)
+            self.respond(leg.invite_tx, 480, now=now, to_tag=leg.local_tag)
+            self._end(leg, now, CallTerminated(leg.ref, "not answered", False, 480))
         elif name == "se_refresh":
             self._session_refresh(leg, now)
-        elif name == "se_expire":
-            if leg.state is CallState.CONFIRMED:
-                self._send_bye(leg, now, "session timer expired")
-                self._end(leg, now, CallTerminated(leg.ref, "session timer expired", False, None))
+        elif name == "se_expire" and leg.state is CallState.CONFIRMED:
+            self._send_bye(leg, now, "session timer expired")
+            self._end(leg, now, CallTerminated(leg.ref, "session timer expired", False, None))
 
     # ------------------------------------------------------------------------------------------
     # requests
@@ -670,7 +692,7 @@ class CallHandling(EndpointCore):
             return
         tx.owner = leg
         leg.reinvite_in = tx
-        leg.se_pending = se or None
+        leg.se_pending = se
         if req.body and req.body == leg.remote_sdp and leg.local_sdp:
             # RFC 3264 8 / RFC 4028 10: an unchanged offer is a session refresh; the answer
             # is our previous one.  No need to bother the application.
@@ -744,7 +766,7 @@ class CallHandling(EndpointCore):
             return
         tx.owner = leg
         leg.update_in = tx
-        leg.se_pending = se or None
+        leg.se_pending = se
         if not req.body:
             self._answer_update(leg, b"", now)
             self.emit(UpdateReceived(leg.ref, None))
@@ -787,7 +809,7 @@ class CallHandling(EndpointCore):
     # --- session timers (RFC 4028) -------------------------------------------------------------
 
     def _se_negotiate(self, tx: ServerTransaction, req: SipRequest,
-                      now: float) -> tuple[int, bool, list[tuple[str, str]]] | None | bool:
+                      now: float) -> tuple[int, bool, list[tuple[str, str]]] | None | Literal[False]:
         """As UAS of a session refresh request: False if answered 422, None if no session
         timer, else (interval, we refresh, headers for the 2xx) (RFC 4028 9)."""
         se = req.param_header("Session-Expires")
@@ -1004,10 +1026,11 @@ class CallHandling(EndpointCore):
             self.emit(ReferRejected(leg.ref, status))
         elif method == "UPDATE" and 200 <= status < 300:
             self._se_from_2xx(leg, resp, now)
-        elif method in ("UPDATE", "INFO", "NOTIFY", "REFER") and status in (408, 481):
-            if leg.state is CallState.CONFIRMED and method in ("UPDATE", "REFER") or (
-                    status == 481 and leg.state is CallState.CONFIRMED):
-                self._end(leg, now, CallTerminated(leg.ref, f"{method} failed", False, status))
+        elif status in (408, 481) and method != "BYE" and leg.state is CallState.CONFIRMED:
+            # RFC 3261 12.2.1.2: 481/408 to a request inside the dialog ends the dialog.
+            if status == 408:
+                self._send_bye(leg, now)
+            self._end(leg, now, CallTerminated(leg.ref, f"{method} got {status}", False, status))
 
     def _call_timeout(self, leg: CallLeg, tx: ClientTransaction, now: float,
                       status: int) -> None:

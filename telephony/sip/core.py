@@ -18,15 +18,27 @@ from typing import Any
 from telephony.errors import AuthenticationError, MessageTooLarge, SipParseError
 
 from .auth import DigestClient, parse_challenges
-
 from .config import ALLOWED_METHODS, KNOWN_UNSUPPORTED, SUPPORTED_OPTIONS, SipConfig
 from .events import SipEvent
 from .headers import Via, format_hostport, split_comma_list
-from .message import (Headers, IncompleteParse, ParseLimits, SipMessage, SipRequest,
-                      SipResponse, make_response, parse_datagram)
+from .message import (
+    IncompleteParse,
+    ParseLimits,
+    SipMessage,
+    SipRequest,
+    SipResponse,
+    make_response,
+    parse_datagram,
+)
 from .timers import TimerQueue
-from .transaction import (ClientTransaction, ServerTransaction, Transaction, TxKind, TxState,
-                          server_key)
+from .transaction import (
+    ClientTransaction,
+    ServerTransaction,
+    Transaction,
+    TxKind,
+    TxState,
+    server_key,
+)
 
 ALLOW_VALUE = ", ".join(ALLOWED_METHODS)
 
@@ -207,6 +219,8 @@ class EndpointCore:
             h.append(("Allow", ALLOW_VALUE))
         resp = make_response(tx.request, status, reason, to_tag=to_tag, headers=h, body=body)
         tx.send_response(resp, now)
+        if status >= 200:
+            self.stats[f"responded_{status}"] += 1
         return resp
 
     def _answer_malformed(self, req: SipRequest, status: int, reason: str,

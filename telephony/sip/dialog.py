@@ -7,8 +7,8 @@ A :class:`Dialog` is pure data plus the rules of 12.1 (creation from either side
 
 from __future__ import annotations
 
-from enum import Enum, auto
 import ipaddress
+from enum import Enum, auto
 
 from .headers import NameAddr, SipUri
 from .message import Headers, SipRequest, SipResponse
@@ -31,9 +31,21 @@ def is_ip_literal(host: str) -> bool:
 class Dialog:
     """One dialog; ``local_uri``/``remote_uri`` are the From/To header values without tags."""
 
-    __slots__ = ("call_id", "local_tag", "remote_tag", "local_uri", "remote_uri", "local_seq",
-                 "remote_seq", "remote_target", "route_set", "transport", "remote_addr", "state",
-                 "we_are_uac")
+    __slots__ = (
+        "call_id",
+        "local_seq",
+        "local_tag",
+        "local_uri",
+        "remote_addr",
+        "remote_seq",
+        "remote_tag",
+        "remote_target",
+        "remote_uri",
+        "route_set",
+        "state",
+        "transport",
+        "we_are_uac",
+    )
 
     def __init__(self, *, call_id: str, local_tag: str, remote_tag: str, local_uri: NameAddr,
                  remote_uri: NameAddr, local_seq: int, remote_seq: int | None,

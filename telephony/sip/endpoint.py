@@ -22,7 +22,7 @@ from .message import SipResponse
 from .register import Registration, RegistrationClient
 from .transaction import ClientTransaction
 
-__all__ = ["SipEndpoint", "SipConfig", "Outgoing"]
+__all__ = ["Outgoing", "SipConfig", "SipEndpoint"]
 
 
 class SipEndpoint(CallHandling, RegistrationClient):

@@ -16,8 +16,16 @@ from typing import Any, ClassVar
 
 from telephony.errors import MessageTooLarge, SipParseError
 
-from .headers import (ContentType, CSeq, NameAddr, SipUri, ValueWithParams, Via, split_comma_list,
-                      uint)
+from .headers import (
+    ContentType,
+    CSeq,
+    NameAddr,
+    SipUri,
+    ValueWithParams,
+    Via,
+    split_comma_list,
+    uint,
+)
 
 SIP_VERSION = "SIP/2.0"
 DEFAULT_MAX_MESSAGE_SIZE = 65535
@@ -185,7 +193,7 @@ def _parse_top_via(value: str) -> Via:
 class SipMessage:
     """What requests and responses share: headers, body and typed header views."""
 
-    __slots__ = ("headers", "body", "_views")
+    __slots__ = ("_views", "body", "headers")
     is_request: ClassVar[bool]
 
     def __init__(self, headers: Headers | None = None, body: bytes = b"") -> None:
@@ -323,14 +331,9 @@ class SipMessage:
     def check_mandatory(self) -> None:
         """Raise :class:`SipParseError` naming the first missing or malformed mandatory header
         (RFC 3261 8.1.1: To, From, CSeq, Call-ID, Max-Forwards (requests), Via)."""
-        self.top_via
-        self.vias
-        self.from_
-        self.to
-        self.call_id
-        self.cseq
+        _ = (self.top_via, self.vias, self.from_, self.to, self.call_id, self.cseq)
         if self.is_request:
-            self.max_forwards
+            _ = self.max_forwards
 
 
 class SipRequest(SipMessage):
@@ -361,7 +364,7 @@ class SipRequest(SipMessage):
 
 
 class SipResponse(SipMessage):
-    __slots__ = ("status", "reason", "version")
+    __slots__ = ("reason", "status", "version")
     is_request = False
 
     def __init__(self, status: int, reason: str | None = None, headers: Headers | None = None,

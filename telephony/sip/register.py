@@ -11,7 +11,7 @@ from typing import Any
 
 from telephony.errors import LocalProtocolError
 
-from .core import EndpointCore
+from .core import ALLOW_VALUE, EndpointCore
 from .events import RegistrationChanged
 from .headers import NameAddr, SipUri, uint
 from .message import Headers, SipRequest, SipResponse
@@ -23,9 +23,28 @@ RETRY_AFTER_FAILURE = 60.0
 class Registration:
     """One binding of our Contact to an address-of-record at a registrar."""
 
-    __slots__ = ("endpoint", "ref", "registrar", "dest", "transport", "aor", "credentials",
-                 "auth", "expires", "call_id", "from_tag", "cseq", "tx", "registered",
-                 "granted", "timers", "closing", "contact", "auth_rounds", "auth_header")
+    __slots__ = (
+        "aor",
+        "auth",
+        "auth_header",
+        "auth_rounds",
+        "call_id",
+        "closing",
+        "contact",
+        "credentials",
+        "cseq",
+        "dest",
+        "endpoint",
+        "expires",
+        "from_tag",
+        "granted",
+        "ref",
+        "registered",
+        "registrar",
+        "timers",
+        "transport",
+        "tx",
+    )
 
     def __init__(self, endpoint: Any, ref: str, registrar: SipUri, dest: tuple[str, int],
                  transport: str, aor: NameAddr, credentials: Any, expires: int, call_id: str,
@@ -106,8 +125,7 @@ class RegistrationClient(EndpointCore):
         h.add("CSeq", f"{reg.cseq} REGISTER")
         h.add("Contact", reg.contact)
         h.add("Expires", str(expires))
-        h.add("Allow", ", ".join(("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "REFER",
-                                  "NOTIFY", "UPDATE")))
+        h.add("Allow", ALLOW_VALUE)
         h.add("User-Agent", self.config.user_agent)
         for name, value in extra or []:
             h.add(name, value)

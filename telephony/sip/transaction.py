@@ -138,8 +138,19 @@ class TransactionHost(Protocol):
 class Transaction:
     """State shared by the four kinds; ``owner`` is the TU's context (call leg, registration)."""
 
-    __slots__ = ("host", "kind", "state", "key", "request", "addr", "transport", "reliable",
-                 "timers", "owner", "_interval")
+    __slots__ = (
+        "_interval",
+        "addr",
+        "host",
+        "key",
+        "kind",
+        "owner",
+        "reliable",
+        "request",
+        "state",
+        "timers",
+        "transport",
+    )
 
     def __init__(self, host: TransactionHost, kind: TxKind, state: TxState, key: tuple[Any, ...],
                  request: SipRequest, addr: tuple[str, int], transport: str,
@@ -195,7 +206,7 @@ class ClientTransaction(Transaction):
     :meth:`receive_response` returns True when the TU must see the response.
     """
 
-    __slots__ = ("data", "ack_data")
+    __slots__ = ("ack_data", "data")
 
     def __init__(self, host: TransactionHost, request: SipRequest, addr: tuple[str, int],
                  transport: str, *, owner: Any = None) -> None:
@@ -301,7 +312,7 @@ class ServerTransaction(Transaction):
     the RFC 6026 Accepted state: the ACK for a 2xx matched by the RFC 2543 rules).
     """
 
-    __slots__ = ("last_response", "final_status")
+    __slots__ = ("final_status", "last_response")
 
     def __init__(self, host: TransactionHost, request: SipRequest, key: tuple[Any, ...],
                  addr: tuple[str, int], transport: str, *, owner: Any = None) -> None:
