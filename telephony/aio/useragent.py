@@ -19,7 +19,7 @@ from typing import Any
 from telephony.aio.call import Call, CallState
 from telephony.aio.media_engine import MediaEngine, MediaEngineConfig
 from telephony.aio.sip_transport import SipTrace, SipTransportLayer
-from telephony.errors import CallFailed, SdpError
+from telephony.errors import CallFailed, LocalProtocolError, SdpError
 from telephony.eventlog import EventSink, NullEventLog
 from telephony.events import (
     CallEvent,
@@ -265,7 +265,13 @@ class UserAgent:
         if call.state is not CallState.RINGING:
             return
         body = call.vars.pop("_answer_sdp", b"")
-        self.endpoint.answer(call.ref, body, now=self.now())
+        try:
+            self.endpoint.answer(call.ref, body, now=self.now())
+        except LocalProtocolError as exc:
+            # the caller gave up (CANCEL) while we were setting the call up
+            log.info("not answering %s: %s", call.ref, exc.reason)
+            self.transport.flush()
+            return
         self.transport.flush()
         call._mark_answered()
         self.events.emit({"type": "call_answered", "call_id": call.ref})
@@ -434,7 +440,10 @@ class UserAgent:
     def _hangup(self, call: Call, reason: str) -> None:
         if call.ended:
             return
-        self.endpoint.hangup(call.ref, now=self.now(), reason=reason)
+        try:
+            self.endpoint.hangup(call.ref, now=self.now(), reason=reason)
+        except LocalProtocolError as exc:
+            log.info("hangup of %s: %s", call.ref, exc.reason)
         self.transport.flush()
         self._ended(call, reason, by_remote=False, status=None)
 
