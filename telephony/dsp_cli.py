@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -84,7 +85,8 @@ def run_amd(files: list[str], *, json_out: bool, stdout: TextIO) -> int:
 def add_parsers(subparsers: Any) -> None:
     """Register ``dtmf`` and ``amd`` on an argparse subparsers object.
 
-    Each sets ``func(args, stdout) -> int`` as its default, for the caller to dispatch.
+    Each sets ``func(args, stdout=sys.stdout) -> int`` as its default, for the caller to
+    dispatch (``args.func(args)`` prints to the process's stdout).
     """
     for name, runner, text in (
         ("dtmf", run_dtmf, "detect in-band DTMF digits in WAV files"),
@@ -93,5 +95,5 @@ def add_parsers(subparsers: Any) -> None:
         p: argparse.ArgumentParser = subparsers.add_parser(name, help=text, description=text)
         p.add_argument("files", metavar="FILE", nargs="+", help="WAV file (any rate, PCM or float)")
         p.add_argument("--json", action="store_true", help="one JSON object per line and file")
-        p.set_defaults(func=lambda args, stdout, _r=runner: _r(
-            args.files, json_out=args.json, stdout=stdout))
+        p.set_defaults(func=lambda args, stdout=None, _r=runner: _r(
+            args.files, json_out=args.json, stdout=stdout if stdout is not None else sys.stdout))

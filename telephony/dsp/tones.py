@@ -96,9 +96,10 @@ class BeepDetector:
         self._run[channel] = 0
         self._reported[channel] = False
 
-    def analyse(self, frames: npt.NDArray[np.int16]) -> tuple[npt.NDArray[np.bool_], F64, F64]:
+    def analyse(self, frames: npt.NDArray[np.int16], spectra: F64 | None = None
+                ) -> tuple[npt.NDArray[np.bool_], F64, F64]:
         """Per frame: (is a clean tone in band, its frequency in Hz, its mean power)."""
-        p = frame_spectra(frames)
+        p = frame_spectra(frames) if spectra is None else spectra
         total = p.sum(-1) + 1e-9
         # The strongest peak of the whole voice band must fall inside the beep band, so
         # a bass note just below it does not pass for a beep at the band's edge.

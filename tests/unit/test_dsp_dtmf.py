@@ -1,0 +1,216 @@
+"""In-band DTMF: the ITU-T Q.24 battery (both G.711 laws), streaming latency, talk-off."""
+
+from __future__ import annotations
+
+import glob
+import os
+import wave
+
+import numpy as np
+import pytest
+
+from telephony.codecs.g711 import (
+    ALAW_DECODE_TABLE,
+    ALAW_ENCODE_TABLE,
+    ULAW_DECODE_TABLE,
+    ULAW_ENCODE_TABLE,
+)
+from telephony.dsp.dtmf import (
+    COL_FREQS,
+    KEYS,
+    ROW_FREQS,
+    DtmfDetector,
+    DtmfDetectorBank,
+    detect_file_digits,
+)
+from telephony.events import DtmfReceived
+
+FS = 8000
+LAWS = ["ulaw", "alaw"]
+
+
+def g711(x: np.ndarray, law: str) -> np.ndarray:
+    pcm = np.clip(np.round(x), -32768, 32767).astype(np.int16)
+    if law == "ulaw":
+        return ULAW_DECODE_TABLE[ULAW_ENCODE_TABLE[pcm.view(np.uint16)]]
+    return ALAW_DECODE_TABLE[ALAW_ENCODE_TABLE[pcm.view(np.uint16)]]
+
+
+def tone(key: str, ms: float, level: float = -10.0, dev: float = 0.0, twist: float = 0.0,
+         rng: np.random.Generator | None = None) -> np.ndarray:
+    """A DTMF pair; ``level`` dBm0 per tone, ``twist`` dB = row level - column level."""
+    i = KEYS.index(key)
+    n = round(ms * FS / 1000)
+    t = np.arange(n) / FS
+    a = 32768 * 10 ** ((level - 3.14) / 20)
+    ph = rng.uniform(0, 2 * np.pi, 2) if rng is not None else (0.3, 1.1)
+    return (a * 10 ** (twist / 40) * np.sin(2 * np.pi * ROW_FREQS[i // 4] * (1 + dev) * t + ph[0])
+            + a * 10 ** (-twist / 40) * np.sin(2 * np.pi * COL_FREQS[i % 4] * (1 + dev) * t + ph[1]))
+
+
+def sequence(keys: str, on_ms: float = 50, off_ms: float = 50, lead_ms: float = 37,
+             law: str = "ulaw", snr_db: float | None = None, seed: int = 0,
+             **kw: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    parts = [np.zeros(int(lead_ms * 8))]
+    for k in keys:
+        parts += [tone(k, on_ms, rng=rng, **kw), np.zeros(int(off_ms * 8))]
+    x = np.concatenate(parts + [np.zeros(800)])
+    if snr_db is not None:
+        sig = np.mean(x[x != 0] ** 2)
+        x = x + rng.standard_normal(len(x)) * np.sqrt(sig / 10 ** (snr_db / 10))
+    return g711(x, law)
+
+
+def digits(x: np.ndarray) -> str:
+    return "".join(str(d["digit"]) for d in detect_file_digits(x))
+
+
+@pytest.mark.parametrize("law", LAWS)
+@pytest.mark.parametrize("dev", [-0.015, 0.015, 0.0])
+def test_accepts_frequency_within_1_5_percent(law: str, dev: float) -> None:
+    assert digits(sequence(KEYS * 2, law=law, dev=dev, seed=3)) == KEYS * 2
+
+
+@pytest.mark.parametrize("law", LAWS)
+@pytest.mark.parametrize("dev", [-0.035, 0.035, -0.05, 0.05])
+def test_rejects_frequency_beyond_3_5_percent(law: str, dev: float) -> None:
+    assert digits(sequence(KEYS * 2, law=law, dev=dev, seed=4)) == ""
+
+
+@pytest.mark.parametrize("law", LAWS)
+@pytest.mark.parametrize("twist", [8.0, -4.0, 6.0, -2.0])
+def test_accepts_twist(law: str, twist: float) -> None:
+    assert digits(sequence(KEYS, law=law, twist=twist, level=-12)) == KEYS
+
+
+@pytest.mark.parametrize("twist", [12.0, -8.0])
+def test_rejects_excessive_twist(twist: float) -> None:
+    assert digits(sequence(KEYS, twist=twist, level=-12)) == ""
+
+
+@pytest.mark.parametrize("law", LAWS)
+@pytest.mark.parametrize("level", [0.0, -10.0, -20.0, -30.0])
+def test_level_range(law: str, level: float) -> None:
+    assert digits(sequence(KEYS, law=law, level=level)) == KEYS
+
+
+def test_too_weak_is_ignored() -> None:
+    assert digits(sequence(KEYS, level=-45)) == ""
+
+
+@pytest.mark.parametrize("law", LAWS)
+@pytest.mark.parametrize("lead_ms", [0.0, 7.5, 13.0, 19.0])
+def test_40ms_tones_and_40ms_pauses(law: str, lead_ms: float) -> None:
+    x = sequence(KEYS + "5555", on_ms=40, off_ms=40, lead_ms=lead_ms, law=law)
+    found = detect_file_digits(x)
+    assert "".join(str(d["digit"]) for d in found) == KEYS + "5555"
+    for i, d in enumerate(found):
+        assert abs(int(d["start_ms"]) - (lead_ms + 80 * i)) <= 3  # type: ignore[call-overload]
+        assert abs(int(d["duration_ms"]) - 40) <= 4  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("lead_ms", [0.0, 5.0, 11.0, 17.5])
+def test_rejects_short_tones(lead_ms: float) -> None:
+    assert digits(sequence(KEYS, on_ms=20, off_ms=60, lead_ms=lead_ms)) == ""
+    assert len(digits(sequence(KEYS, on_ms=22, off_ms=60, lead_ms=lead_ms))) <= 2
+
+
+def test_short_interruption_does_not_split_a_digit() -> None:
+    x = np.concatenate([np.zeros(400), tone("7", 60), np.zeros(40), tone("7", 60),
+                        np.zeros(800)])
+    found = detect_file_digits(g711(x, "ulaw"))
+    assert [d["digit"] for d in found] == ["7"]
+    assert abs(int(found[0]["duration_ms"]) - 125) <= 5  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("law", LAWS)
+def test_snr_15_db(law: str) -> None:
+    for seed in range(3):
+        x = sequence(KEYS, on_ms=50, off_ms=50, law=law, snr_db=15, seed=seed, level=-20)
+        assert digits(x) == KEYS
+
+
+def test_streaming_reports_within_45ms() -> None:
+    rng = np.random.default_rng(7)
+    for trial in range(48):
+        lead = float(rng.uniform(0, 40))
+        x = sequence("1" if trial % 2 else "D", on_ms=80, lead_ms=100 + lead, seed=trial)
+        det = DtmfDetector()
+        starts = []
+        for i in range(len(x) // 160):
+            now = (i + 1) * 0.020
+            for ev in det.process(x[i * 160:(i + 1) * 160], now=now):
+                if ev.kind == "start":
+                    starts.append((now, ev))
+        assert len(starts) == 1
+        now, ev = starts[0]
+        true_onset = (100 + lead) / 1000
+        assert abs(ev.onset - true_onset) <= 0.003
+        assert now - true_onset <= 0.045
+
+
+def test_events_and_tone_flag() -> None:
+    x = sequence("9", on_ms=100, lead_ms=200)
+    det = DtmfDetector()
+    events, flags = [], []
+    for i in range(len(x) // 160):
+        events += det.process(x[i * 160:(i + 1) * 160], now=10.0 + (i + 1) * 0.02)
+        flags.append(det.tone_active)
+    assert [(e.digit, e.kind) for e in events] == [("9", "start"), ("9", "end")]
+    end = events[1]
+    assert abs(end.duration_ms - 100) <= 3 and abs(end.onset - 10.2) <= 0.003
+    call_event = end.to_call_event()
+    assert call_event == DtmfReceived("9", end.duration_ms, "inband", at=end.onset)
+    assert not any(flags[:9]) and all(flags[12:15]) and not any(flags[-5:])
+
+
+def test_bank_matches_single_detectors() -> None:
+    signals = [sequence("123", seed=1), sequence("A#0", lead_ms=90, seed=2, level=-25),
+               np.zeros(len(sequence("123")), dtype=np.int16)]
+    n = min(len(s) for s in signals) // 160 * 160
+    frames = np.stack([s[:n] for s in signals])
+    bank = DtmfDetectorBank(3)
+    singles = [DtmfDetector() for _ in signals]
+    got_bank: list[tuple[int, str, str]] = []
+    got_single: list[tuple[int, str, str]] = []
+    for i in range(n // 160):
+        now = (i + 1) * 0.02
+        block = frames[:, i * 160:(i + 1) * 160]
+        got_bank += [(ch, e.digit, e.kind) for ch, e in bank.process(block, now=now)]
+        for ch, det in enumerate(singles):
+            got_single += [(ch, e.digit, e.kind) for e in det.process(block[ch], now=now)]
+    assert sorted(got_bank) == sorted(got_single)
+    assert [d for ch, d, k in got_bank if ch == 1 and k == "end"] == ["A", "#", "0"]
+
+
+def test_any_rate_file_detection() -> None:
+    from scipy.signal import resample_poly
+
+    x = sequence("42", on_ms=70).astype(np.float64)
+    up = resample_poly(x, 2, 1)
+    assert "".join(str(d["digit"]) for d in detect_file_digits(up, 16000)) == "42"
+
+
+def _corpus() -> list[str]:
+    files = {os.path.realpath(f) for lang in ("en", "es", "fr", "it", "ru")
+             for f in glob.glob(f"/usr/share/asterisk/sounds/{lang}/**/*.wav", recursive=True)}
+    return sorted(files) + sorted(glob.glob("/usr/share/asterisk/moh/*.wav"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/share/asterisk/moh"), reason="Debian sounds missing")
+def test_talk_off_on_every_prompt_and_hold_music() -> None:
+    """About 2.5 hours of speech (five languages) and music: not one digit."""
+    files = _corpus()
+    assert len(files) > 2000
+    total = 0
+    false_digits = []
+    for f in files:
+        with wave.open(f) as w:
+            x = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)[::w.getnchannels()]
+        total += len(x)
+        found = detect_file_digits(x)
+        if found:
+            false_digits.append((f, found))
+    assert total / FS / 3600 > 2.0
+    assert false_digits == []
