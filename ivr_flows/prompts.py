@@ -8,7 +8,6 @@ from the flow's ``prompts:`` section and an optional catalogue YAML
 
 from __future__ import annotations
 
-import wave
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,35 +17,10 @@ import yaml
 
 from ivr_flows.actions import PromptItem
 from ivr_flows.model import Flow
+from telephony.dsp.wavio import read_wav_8k
 from telephony.errors import AudioFileError
 
 SAMPLE_RATE = 8000
-
-
-def read_wav_8k(path: Path) -> np.ndarray:
-    """Read a PCM WAV as mono int16 at 8 kHz (resampling and down-mixing as needed).
-
-    Raises :class:`AudioFileError` naming the file if it is not usable audio."""
-    try:
-        with wave.open(str(path), "rb") as w:
-            channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
-            frames = w.readframes(w.getnframes())
-    except (wave.Error, EOFError, OSError) as e:
-        raise AudioFileError(f"{path}: not a usable WAV file ({e})") from e
-    if width != 2:
-        raise AudioFileError(f"{path}: {8 * width}-bit samples; 16-bit PCM is required")
-    if rate < 8000 or len(frames) < 2 * channels:
-        raise AudioFileError(f"{path}: empty, or sample rate {rate} Hz below 8000")
-    pcm = np.frombuffer(frames, dtype="<i2").reshape(-1, channels).mean(axis=1)
-    if rate != SAMPLE_RATE:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        g = gcd(rate, SAMPLE_RATE)
-        pcm = resample_poly(pcm, SAMPLE_RATE // g, rate // g)
-    out: np.ndarray = np.clip(np.round(pcm), -32768, 32767).astype(np.int16)
-    return out
 
 
 @dataclass

@@ -68,7 +68,7 @@ def test_json_flow_is_accepted_and_bad_json_or_yaml_is_located() -> None:
 
 def test_prompt_file_that_is_not_audio_is_rejected_at_load(tmp_path: Path) -> None:
     problems = _problems(FIX / "bad_audio" / "flow.yaml")
-    assert len(problems) == 1 and "not a usable WAV" in problems[0][2]
+    assert len(problems) == 1 and "not a readable WAV" in problems[0][2]
     bad = tmp_path / "x.wav"
     bad.write_bytes(b"RIFF\x00\x00")
     with pytest.raises(AudioFileError, match="x.wav"):
