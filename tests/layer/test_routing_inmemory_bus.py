@@ -104,3 +104,21 @@ async def test_fake_clock_drives_time_of_day() -> None:
         assert d is not None and (d.kind, d.reason) == ("reject", "closed")
     finally:
         await b.close()
+
+
+async def test_open_bus_embedded_default_and_for_agents() -> None:
+    from routing.factory import open_bus
+    from routing.mqtt import MqttRoutingBus
+
+    embedded = open_bus(None, node_id="node-a")
+    assert isinstance(embedded, InMemoryBus)
+    assert "alice" in embedded.agent_states()  # routing/examples/router.yaml
+    bus = open_bus(None, node_id="node-a", router_config=RouterConfig.for_agents(
+        {"sipp": "sip:agent@127.0.0.1:5070"}))
+    await bus.start()
+    try:
+        d = await bus.request_route(offer("c1"), timeout=1.0)
+        assert d is not None and (d.kind, d.target) == ("transfer", "sip:agent@127.0.0.1:5070")
+    finally:
+        await bus.close()
+    assert isinstance(open_bus("mqtt://127.0.0.1:1", node_id="node-a"), MqttRoutingBus)
