@@ -26,9 +26,6 @@ from telephony.eventlog import EventSink
 
 log = logging.getLogger(__name__)
 
-REPO_ROUTER_CONFIG = Path(__file__).resolve().parent.parent / "routing" / "examples" / "router.yaml"
-
-
 class VerifierAdapter:
     """Presents a :class:`telephony.speech.voice.VoiceVerifier` the way flows ask: enrolment
     reports ``enrolled``/``failed``; verification ``verified``/``rejected``/``not_enrolled``."""
@@ -83,16 +80,12 @@ async def build_app(options: Any, ua_ref: list[Any], events: EventSink
     recognizer = create_recognizer("template")
     verifier = await asyncio.to_thread(_make_verifier, var_dir)
 
-    bus: Any
-    if options.mqtt:
-        from routing.mqtt import MqttRoutingBus
+    from routing.factory import open_bus
 
-        bus = MqttRoutingBus(options.mqtt, node_id=options.node_id,
-                             db_url=options.db if options.db.startswith("sqlite") else options.db)
-    else:
-        from routing.bus import InMemoryBus
-
-        bus = InMemoryBus.from_config_file(str(REPO_ROUTER_CONFIG), node_id=options.node_id)
+    # --mqtt: the routing core over the broker (outbox in the node's database);
+    # otherwise the reference router in process (the embedded default).
+    bus = open_bus(options.mqtt, node_id=options.node_id or "local",
+                   router_config=getattr(options, "router_config", None), db_url=options.db)
     await bus.start()
 
     from sqlalchemy import create_engine

@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--flow", default=None, help="IVR flow file (YAML/JSON) to run on calls")
     serve.add_argument("--mqtt", default=None,
                        help="mqtt://HOST:PORT of the routing core (default: in-process router)")
+    serve.add_argument("--router-config", default=None,
+                       help="YAML of the in-process reference router (default: "
+                            "routing/examples/router.yaml); unused with --mqtt")
     serve.add_argument("--db", default="sqlite:///var/dialtone.db", help="SQLAlchemy URL")
     serve.add_argument("--node-id", default=None, help="this node's id (default: host-port)")
     serve.add_argument("--media-timeout", type=float, default=30.0,
@@ -66,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--password", default=None)
     serve.add_argument("--answer-delay", type=float, default=0.0,
                        help="ring (180) this many seconds before answering")
+    serve.add_argument("--sip-t1", type=float, default=0.5,
+                       help="SIP timer T1 in seconds (RFC 3261 17.1.1.1; lower on loopback tests)")
     serve.add_argument("--sip-trace", default=None,
                        help="append every SIP message sent and received to this file")
     serve.set_defaults(func=_cmd_serve)
@@ -97,11 +102,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     lo, hi = parse_port_range(args.rtp_ports)
     options = ServeOptions(
         host=host, port=port, advertise=args.advertise, rtp_ports=(lo, hi), events=args.events,
-        flow=args.flow, mqtt=args.mqtt, db=args.db, node_id=args.node_id,
+        flow=args.flow, mqtt=args.mqtt, router_config=args.router_config, db=args.db, node_id=args.node_id,
         media_timeout=args.media_timeout,
         trusted=tuple(a.strip() for a in args.trusted.split(",")) if args.trusted else None,
         tcp=not args.no_tcp, register=args.register, user=args.user, password=args.password,
-        answer_delay=args.answer_delay, sip_trace=args.sip_trace,
+        answer_delay=args.answer_delay, sip_trace=args.sip_trace, sip_t1=args.sip_t1,
     )
     _install_uvloop()
 

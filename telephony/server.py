@@ -32,6 +32,7 @@ class ServeOptions:
     events: str | None = None
     flow: str | None = None
     mqtt: str | None = None
+    router_config: str | None = None
     db: str = "sqlite:///var/dialtone.db"
     node_id: str | None = None
     media_timeout: float = 30.0
@@ -43,6 +44,8 @@ class ServeOptions:
     answer_delay: float = 0.0
     """Ring (180) this long before answering."""
     sip_trace: str | None = None
+    sip_t1: float = 0.5
+    """RFC 3261 T1 (the base of every SIP retransmission and linger timer)."""
     """Append every SIP message received and sent to this file (see :class:`SipTraceFile`)."""
 
 
@@ -71,6 +74,7 @@ class SipTraceFile:
 def user_agent_config(options: ServeOptions,
                       sip_trace: SipTraceFile | None = None) -> UserAgentConfig:
     sip = SipConfig(host=options.host, port=options.port, advertised_host=options.advertise,
+                    t1=options.sip_t1,
                     trusted_sources=frozenset(options.trusted) if options.trusted else None)
     media = MediaEngineConfig(host=options.host, advertised_host=options.advertise,
                               port_min=options.rtp_ports[0], port_max=options.rtp_ports[1])

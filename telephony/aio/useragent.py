@@ -78,8 +78,12 @@ class UserAgent:
         self._pending_dials: dict[str, asyncio.Future[Call]] = {}
         self._registrations: dict[str, asyncio.Future[bool]] = {}
         self._reinvites: dict[str, asyncio.Future[int]] = {}
+        self._bridged: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started_at: dict[str, float] = {}
+        # Inbound calls between IncomingCall and their Call object (the RTP port is being
+        # opened), with the CallTerminated that arrived meanwhile, if any.
+        self._setting_up: dict[str, sev.CallTerminated | None] = {}
         self.endpoint: SipEndpoint
         self.transport: SipTransportLayer
         self.media: MediaEngine
@@ -147,9 +151,13 @@ class UserAgent:
 
     def _on_sip_event(self, ev: sev.SipEvent) -> None:
         if isinstance(ev, sev.IncomingCall):
+            self._setting_up[ev.call] = None  # before the task runs: a CANCEL may come first
             self._spawn(self._incoming(ev))
         elif isinstance(ev, sev.CallTerminated):
             call = self.calls.get(ev.call)
+            if call is None and ev.call in self._setting_up:
+                # CANCEL (or BYE) before _incoming has built the Call: it finishes the job.
+                self._setting_up[ev.call] = ev
             if call is not None:
                 self._ended(call, ev.reason if not ev.by_remote else "remote_bye"
                             if ev.reason in ("bye", "BYE") else ev.reason,
@@ -157,6 +165,10 @@ class UserAgent:
             fut = self._pending_dials.pop(ev.call, None)
             if fut is not None and not fut.done():
                 fut.set_exception(CallFailed(ev.reason, ev.status or 0))
+        elif isinstance(ev, sev.CallConfirmed):
+            call = self.calls.get(ev.call)
+            if call is not None:
+                self._late_answer(call, ev.body)
         elif isinstance(ev, sev.DtmfInfoReceived):
             call = self.calls.get(ev.call)
             if call is not None:
@@ -218,8 +230,23 @@ class UserAgent:
             port = await self.media.open(media)
         except Exception as exc:  # no port: the call cannot have media
             log.warning("rejecting call %s: %s", ref, exc)
-            self.endpoint.reject(ref, 503, now=self.now())
-            self.transport.flush()
+            if self._setting_up.pop(ref, None) is None:
+                self.endpoint.reject(ref, 503, now=self.now())
+                self.transport.flush()
+            return
+        early_end = self._setting_up.pop(ref, None)
+        if early_end is not None:
+            # RFC 3261 9.2: the CANCEL came while the port was opening; the endpoint has
+            # already answered 487.  Log the call as started and ended, and free the port.
+            self.media.close_media(media)
+            self.events.emit({"type": "call_started", "call_id": ref, "direction": "inbound",
+                              "caller": _uri_user(ev.from_uri), "called": _uri_user(ev.to_uri),
+                              "sip_call_id": ev.request.call_id,
+                              "remote": f"{ev.remote_addr[0]}:{ev.remote_addr[1]}"})
+            self.events.emit({"type": "call_ended", "call_id": ref, "cause": early_end.reason,
+                              "status": early_end.status, "by_remote": early_end.by_remote,
+                              "duration_s": round(self.now() - now, 3),
+                              "rtp": {"received": 0, "lost": 0, "jitter_ms": 0.0, "sent": 0}})
             return
         late_offer = not ev.offer.strip()
         try:
@@ -252,6 +279,8 @@ class UserAgent:
                           "sip_call_id": call.sip_call_id,
                           "remote": f"{ev.remote_addr[0]}:{ev.remote_addr[1]}"})
         call.vars["_answer_sdp"] = answer.serialize().encode()
+        if late_offer:
+            call.vars["_late_offer"] = answer  # RFC 3261 13.2.1: the ACK brings the answer
         if self.config.auto_answer:
             if self.config.answer_delay > 0:
                 self.endpoint.ringing(ref, now=self.now())
@@ -276,10 +305,30 @@ class UserAgent:
         call._mark_answered()
         self.events.emit({"type": "call_answered", "call_id": call.ref})
 
+    def _late_answer(self, call: Call, body: bytes) -> None:
+        """The ACK of an INVITE (or re-INVITE) that had no SDP: it carries the answer to the
+        offer we put in our 200 (RFC 3261 13.2.1, 14.2; RFC 3264 7); point the media at it."""
+        offer = call.vars.pop("_late_offer", None)
+        if offer is None:
+            return
+        if not body.strip():
+            # RFC 3261 13.3.1.4 / 14.1: no answer in the ACK is a protocol error: hang up.
+            log.info("call %s: ACK without the answer to our offer: hanging up", call.ref)
+            self._hangup(call, "bad_sdp")
+            return
+        try:
+            self._apply(call, parse_answer(offer, SessionDescription.parse(body)))
+        except SdpError as exc:
+            log.info("call %s: bad SDP answer in ACK (%s): hanging up", call.ref, exc)
+            self._hangup(call, "bad_sdp")
+
     async def _run_handler(self, call: Call) -> None:
         assert self.handler is not None
         try:
             await self.handler(call)
+            if call.media.bridged_to is not None:
+                # the application handed the call to a bridge: it lives until a leg hangs up
+                await call.wait_ended()
         except Exception:
             log.exception("call handler failed for %s", call.ref)
         finally:
@@ -305,6 +354,14 @@ class UserAgent:
         if call is None or session is None:
             return
         port = getattr(call.media, "local_port", 0)
+        if not update and not offer_body.strip():
+            # RFC 3261 14.2: a re-INVITE without an offer: we offer in the 2xx and the
+            # answer comes in the ACK (CallConfirmed -> _late_answer).
+            reoffer = session.build_offer(address=self.media.advertised_host, port=port,
+                                          codecs=self.config.codecs)
+            call.vars["_late_offer"] = reoffer
+            self.endpoint.answer_reinvite(ref, reoffer.serialize().encode(), now=self.now())
+            return
         try:
             offer = SessionDescription.parse(offer_body)
             answer, neg = session.answer_offer(offer, address=self.media.advertised_host,
@@ -476,6 +533,8 @@ class UserAgent:
     def bridge(self, a: Call, b: Call) -> None:
         """Connect two legs' audio (each hears the other), for transfers REFER can't do."""
         a.media.bridge(b.media)
+        self._bridged[a.ref] = b.ref
+        self._bridged[b.ref] = a.ref
         self.events.emit({"type": "bridged", "call_id": a.ref, "other_call_id": b.ref})
 
     def _ended(self, call: Call, cause: str, *, by_remote: bool, status: int | None) -> None:
@@ -497,9 +556,15 @@ class UserAgent:
                                   "sent": call.media.counters["tx_packets"]}})
         self.calls.pop(call.ref, None)
         self._sdp.pop(call.ref, None)
-        other = call.media.bridged_to
-        if other is not None:
+        if call.media.bridged_to is not None:
             call.media.unbridge()
+        # a bridge ends with either of its legs
+        other_ref = self._bridged.pop(call.ref, None)
+        if other_ref is not None:
+            self._bridged.pop(other_ref, None)
+            other_call = self.calls.get(other_ref)
+            if other_call is not None and not other_call.ended:
+                self._hangup(other_call, "bridge_ended")
 
 
 def _failure_cause(status: int) -> str:
