@@ -25,7 +25,8 @@ import numpy.typing as npt
 
 from telephony.codecs.base import Codec, get_codec
 from telephony.dsp.dtmf import DtmfDetectorBank, InbandDigit
-from telephony.dsp.vad import Endpointer, EndpointerConfig
+from telephony.dsp.tones import TonalityConfig
+from telephony.dsp.vad import Endpointer, EndpointerBank, EndpointerConfig
 from telephony.errors import RtpError
 from telephony.events import (
     CallEvent,
@@ -33,6 +34,7 @@ from telephony.events import (
     MediaTimeout,
     PromptFinished,
     PromptStarted,
+    SpeechEnded,
     SpeechStarted,
 )
 from telephony.rtp.dtmf import DtmfEventReceiver, DtmfEventSender, DtmfStarted
@@ -48,6 +50,8 @@ FRAME_MS = 20
 FRAME = SAMPLE_RATE * FRAME_MS // 1000
 SILENCE = np.zeros(FRAME, dtype=np.int16)
 CN_PAYLOAD_TYPE = 13
+_MAX_SOURCES = 8
+"""RTP sources (SSRCs) whose statistics a call keeps at once."""
 
 DTMF_FREQS = {
     "1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "A": (697, 1633),
@@ -148,12 +152,25 @@ class CallMedia:
         self._created = now
         self.sender = RtpSender(payload_type=config.payload_type, rng=self.rng)
         self.rx_stats = RtpReceiveStats()
+        """Reception statistics of the audio source (the SSRC of the latest audio packet)."""
+        # RFC 3550 8: one RTP session may carry several sources; SIPp, for one, sends RFC 4733
+        # events under their own SSRC between the audio packets.  One statistics object per
+        # SSRC keeps them from restarting each other (a few kept, oldest dropped).
+        self._rx_by_ssrc: dict[int, RtpReceiveStats] = {}
         self.jitter = JitterBuffer(self._jitter_config(config))
         self._dtmf_rx = DtmfEventReceiver()
         self._dtmf_tx = DtmfEventSender(self.sender, payload_type=config.telephone_event_pt or 101)
         self._dtmf_tx_queue: deque[tuple[str, int]] = deque()
         self._inband_tx: deque[Pcm] = deque()
-        self.endpointer = Endpointer(config.endpointer)
+        self._endpointer: Endpointer | None = None
+        # Endpointing state as the mixer's batched VAD reports it (or the own Endpointer's):
+        self._speaking = False
+        self._utt_seen = False
+        # _utt_seen: the utterance in progress started on a tick this call was listening (or
+        # had a barge-in prompt playing), as a per-call endpointer would have seen it.
+        self._vad_reset = True
+        self._vad_was_active = False
+        self._own_vad = True
         self.listening = False
         self.sending = True
         self._queue: deque[_Playout] = deque()
@@ -191,8 +208,11 @@ class CallMedia:
             self._first_rx = now
         self._last_rx = now
         self.counters["rx_packets"] += 1
-        self.rx_stats.update(packet, now=now)
         pt = packet.payload_type
+        stats = self._stats_for(packet.ssrc)
+        stats.update(packet, now=now)
+        if pt != self.config.telephone_event_pt:
+            self.rx_stats = stats
         if pt == self.config.telephone_event_pt:
             try:
                 self._dtmf_rx.feed(packet, now=now)
@@ -206,6 +226,18 @@ class CallMedia:
                 self.counters["rx_pt_changes"] += 1
             self._rx_pt = pt
         self.jitter.put(packet, now=now)
+
+    def _stats_for(self, ssrc: int) -> RtpReceiveStats:
+        stats = self._rx_by_ssrc.get(ssrc)
+        if stats is None:
+            if not self._rx_by_ssrc and self.rx_stats.ssrc is None:
+                stats = self.rx_stats  # the first source fills the initial object
+            else:
+                stats = RtpReceiveStats()
+            if len(self._rx_by_ssrc) >= _MAX_SOURCES:
+                self._rx_by_ssrc.pop(next(iter(self._rx_by_ssrc)))
+            self._rx_by_ssrc[ssrc] = stats
+        return stats
 
     def _drain_rfc4733(self, now: float) -> None:
         while (ev := self._dtmf_rx.next_event()) is not None:
@@ -275,9 +307,24 @@ class CallMedia:
     def is_playing(self) -> bool:
         return bool(self._queue)
 
+    @property
+    def endpointer(self) -> Endpointer:
+        """This call's own endpointer (used when :meth:`after_dsp` is not given VAD events)."""
+        if self._endpointer is None:
+            self._endpointer = Endpointer(self.config.endpointer)
+        return self._endpointer
+
+    @property
+    def vad_active(self) -> bool:
+        """The endpointer hears this call: it listens, or a barge-in prompt is playing."""
+        q = self._queue
+        return self.listening or bool(q and q[0].barge_in and q[0].started)
+
     def set_listening(self, enabled: bool, *, now: float) -> None:
-        if enabled and not self.listening and not self.endpointer.speaking:
-            self.endpointer = Endpointer(self.config.endpointer)
+        if enabled and not self.listening and not (self._speaking and self._utt_seen):
+            # a fresh endpointer, unless an utterance it heard is still in progress
+            self._vad_reset = True
+            self._endpointer = None
         self.listening = enabled
 
     def send_dtmf(self, digit: str, duration_ms: int = 100, *, inband: bool = False,
@@ -318,21 +365,44 @@ class CallMedia:
 
     def after_dsp(self, rx: Pcm, digits: Iterable[InbandDigit], tone_active: bool,
                   *, now: float) -> None:
-        """Step 2: in-band digits found by the batched detector; endpointing; recording."""
+        """Step 2: in-band digits found by the batched detector; endpointing (with this
+        call's own :class:`Endpointer`); recording."""
+        self.apply_digits(digits, now=now)
+        events: list[CallEvent] = []
+        active = self.vad_active
+        if active:
+            if self._vad_reset or self._endpointer is None:
+                self._endpointer = Endpointer(self.config.endpointer)
+                self._vad_reset = False
+            events = self._endpointer.process(rx, now=now, tone_active=tone_active)
+            self._speaking = self._endpointer.speaking
+        self.apply_vad(rx, events, active, now=now)
+
+    def apply_digits(self, digits: Iterable[InbandDigit], *, now: float) -> None:
+        """Step 2a: in-band digits found by the batched detector (a start barges in)."""
         for d in digits:
             if d.kind == "start":
                 self._barge(now)
             else:
                 self._digit(d.to_call_event(), now)
+
+    def apply_vad(self, rx: Pcm, events: Iterable[CallEvent], active: bool, *,
+                  now: float) -> None:
+        """Step 2b: the endpointer's events for this frame (``active``: it heard the frame,
+        see :attr:`vad_active`); recording taps."""
         self._last_rx_pcm = rx
         speech = False
-        if self.listening or (self._queue and self._queue[0].barge_in and self._queue[0].started):
-            for ev in self.endpointer.process(rx, now=now, tone_active=tone_active):
-                if isinstance(ev, SpeechStarted):
+        for ev in events:
+            if isinstance(ev, SpeechStarted):
+                self._utt_seen = active
+                if active:
                     self._barge(now)
-                if self.listening:
-                    self._events.append(ev)
-            speech = self.endpointer.speaking
+            elif isinstance(ev, SpeechEnded):
+                self._utt_seen = False
+            if active and self.listening:
+                self._events.append(ev)
+        if active:
+            speech = self._speaking
         if self._recordings:
             tx = self._last_tx
             for rec in self._recordings:
@@ -398,38 +468,118 @@ class CallMedia:
         return [self.sender.packetize(payload, timestamp_advance=FRAME)]
 
 
+class _SlotEndpointerBank(EndpointerBank):
+    """An :class:`EndpointerBank` whose channels the mixer hands from call to call.
+
+    ``reset_channel`` leaves a channel in the state of a new one-call :class:`Endpointer`:
+    besides the bank's own reset, the music window is marked unfilled (NaN is never judged
+    music, as a new endpointer judges nothing until its window is full) and the tonality
+    history is cleared.  Fed the same frames, a channel then gives the same events as a
+    per-call endpointer (tests/unit/test_media_perf_vad.py).
+    """
+
+    def reset_channel(self, channel: int) -> None:
+        super().reset_channel(channel)
+        # TODO(dsp owner): a public per-channel reset of these in EndpointerBank itself.
+        self._levels[channel] = np.nan
+        self._stab[channel] = np.nan
+        self._tonality._prev[:, channel] = 0.0
+        self._tonality._sims[:, channel] = 0.0
+
+
+_QUIET_TICKS = 2
+"""Silent frames after which a DTMF bank's history (8 sub-blocks of 40 samples) is all zero."""
+
+
+def _vad_settle_ticks(config: EndpointerConfig) -> int:
+    """Silent frames after which another silent frame leaves an idle endpointer unchanged.
+
+    By then every window holds only silence (the music window, the pre-roll/start window
+    and the tonality history), a pending start has been confirmed or dropped, and silence
+    is never voiced; so, while no utterance is in progress, feeding silence is a no-op.
+    """
+    tonality = TonalityConfig()
+    return 2 + max(config.music_window_ms // 20,
+                   (config.pre_roll_ms + config.start_window_ms + config.confirm_ms) // 20 + 1,
+                   config.confirm_ms // 20 + 1,
+                   tonality.lag_frames + tonality.span_frames)
+
+
+class _Bank:
+    """One group of mixer slots: the DTMF detectors, the endpointers and the frame buffer."""
+
+    __slots__ = ("dtmf", "frames", "inband", "quiet", "users", "vad", "vad_quiet")
+
+    def __init__(self, size: int, config: EndpointerConfig) -> None:
+        self.dtmf = DtmfDetectorBank(size)
+        self.vad = _SlotEndpointerBank(size, config)
+        self.frames = np.zeros((size, FRAME), dtype=np.int16)
+        self.inband = np.zeros(size, dtype=bool)
+        self.quiet = 0
+        self.vad_quiet = 0
+        self.users: list[CallMedia | None] = [None] * size
+
+
 class MediaMixer:
     """Every call's media, ticked together every 20 ms (sans-IO).
 
     ``tick(now)`` returns ``(media, packet, addr)`` triples to send.  The in-band DTMF
-    detector runs over all calls in one numpy pass per bank; G.711 encoding in one lookup
-    per codec.  Banks grow 4, 16, then 64 channels at a time, so a lone call (the flow
-    harness) does not pay for 64 detectors.
+    detector and the endpointer (VAD) run over all calls in one numpy pass per bank; G.711
+    encoding in one lookup per codec.  Banks grow 4, 16, then 64 channels at a time, so a
+    lone call (the flow harness) does not pay for 64 detectors.  A bank whose frames are all
+    digital silence, with no digit in progress, skips the DTMF pass (it would change
+    nothing); a bank where no call listens skips the endpointer pass.
     """
 
     BANK_SIZES = (4, 16, 64)
 
-    def __init__(self) -> None:
+    def __init__(self, endpointer: EndpointerConfig | None = None) -> None:
         self.calls: list[CallMedia] = []
-        self._banks: list[DtmfDetectorBank] = []
+        self._bank_list: list[_Bank] = []
         self._free: list[tuple[int, int]] = []
+        self._endpointer_config = endpointer
         self.ticks = 0
+        self.dtmf_skipped = 0
+        """Bank passes of the DTMF detector skipped because the frames were silent."""
+        self.vad_skipped = 0
+        """Bank passes of the endpointer skipped (settled silence, no utterance)."""
+        self._vad_settle = 0
+
+    @property
+    def _banks(self) -> list[DtmfDetectorBank]:
+        return [b.dtmf for b in self._bank_list]
 
     def add(self, media: CallMedia) -> None:
+        if self._endpointer_config is None:
+            self._endpointer_config = media.config.endpointer
+        self._vad_settle = _vad_settle_ticks(self._endpointer_config)
+        # a call with other endpointer settings than the bank's keeps its own Endpointer
+        media._own_vad = media.config.endpointer != self._endpointer_config
         if not self._free:
-            b = len(self._banks)
+            b = len(self._bank_list)
             size = self.BANK_SIZES[min(b, len(self.BANK_SIZES) - 1)]
-            self._banks.append(DtmfDetectorBank(size))
+            self._bank_list.append(_Bank(size, self._endpointer_config))
             self._free.extend((b, ch) for ch in range(size - 1, -1, -1))
-        bank, ch = self._free.pop()
-        self._banks[bank].reset_channel(ch)
-        media.slot = (bank, ch)
+        b, ch = self._free.pop()
+        bank = self._bank_list[b]
+        bank.dtmf.reset_channel(ch)
+        bank.vad.reset_channel(ch)
+        bank.vad_quiet = 0
+        bank.inband[ch] = media.config.inband_dtmf
+        bank.users[ch] = media
+        media.slot = (b, ch)
+        media._vad_reset = False  # the slot is fresh
+        media._vad_was_active = False
         self.calls.append(media)
 
     def remove(self, media: CallMedia) -> None:
         if media in self.calls:
             self.calls.remove(media)
             if media.slot is not None:
+                b, ch = media.slot
+                bank = self._bank_list[b]
+                bank.frames[ch] = 0
+                bank.users[ch] = None
                 self._free.append(media.slot)
                 media.slot = None
 
@@ -438,25 +588,81 @@ class MediaMixer:
         calls = self.calls
         if not calls:
             return []
-        frames = [np.zeros((bank.n_channels, FRAME), dtype=np.int16) for bank in self._banks]
+        banks = self._bank_list
+        # step 1: every call's received frame, into its bank's row (rows of free slots are 0)
+        rx: list[Pcm] = []
         for m in calls:
-            assert m.slot is not None
-            b, ch = m.slot
-            frames[b][ch] = m.rx_frame(now=now)
+            b, ch = m.slot  # type: ignore[misc]
+            pcm = m.rx_frame(now=now)
+            banks[b].frames[ch] = pcm
+            rx.append(pcm)
+        # step 2a: in-band DTMF, one pass per bank
         found: dict[tuple[int, int], list[InbandDigit]] = {}
-        for b, bank in enumerate(self._banks):
-            for ch, ev in bank.process(frames[b], now=now):
+        for b, bank in enumerate(banks):
+            det = bank.dtmf
+            if not bank.frames.any():
+                if bank.quiet >= _QUIET_TICKS and not det.tone_active.any():
+                    # Zero history, idle tracks, zero input: the pass would only advance the
+                    # sample count (the DTMF phase reference), so advance it and go on.
+                    det._samples += FRAME  # TODO(dsp owner): a public skip(samples)
+                    self.dtmf_skipped += 1
+                    continue
+                bank.quiet += 1
+            else:
+                bank.quiet = 0
+            for ch, ev in det.process(bank.frames, now=now):
                 found.setdefault((b, ch), []).append(ev)
         for m in calls:
-            assert m.slot is not None
-            b, ch = m.slot
-            rx = frames[b][ch]
-            if m.config.inband_dtmf:
-                m.after_dsp(rx, found.get(m.slot, ()), bool(self._banks[b].tone_active[ch]),
-                            now=now)
-            else:
-                m.after_dsp(rx, (), False, now=now)
-        # encode every outgoing frame, grouped by codec
+            if m.slot in found:
+                m.apply_digits(found[m.slot] if m.config.inband_dtmf else (), now=now)
+        # step 2b: the endpointer, one pass per bank where some call is heard
+        active = [m.vad_active for m in calls]
+        busy = [False] * len(banks)
+        own: dict[int, list[CallEvent]] = {}
+        for i, (m, act) in enumerate(zip(calls, active)):
+            if m._own_vad:
+                if act:
+                    if m._vad_reset or m._endpointer is None:
+                        m._endpointer = Endpointer(m.config.endpointer)
+                        m._vad_reset = False
+                    b, ch = m.slot  # type: ignore[misc]
+                    tone = m.config.inband_dtmf and bool(banks[b].dtmf.tone_active[ch])
+                    own[i] = m._endpointer.process(rx[i], now=now, tone_active=tone)
+                    m._speaking = m._endpointer.speaking
+                continue
+            if act:
+                b, ch = m.slot  # type: ignore[misc]
+                busy[b] = True
+                if m._vad_reset or (not m._vad_was_active and m._speaking and not m._utt_seen):
+                    # set_listening asked for a fresh endpointer, or an utterance it did not
+                    # hear (begun while the call was not heard) is in progress
+                    banks[b].vad.reset_channel(ch)
+                    banks[b].vad_quiet = 0
+                    m._speaking = m._utt_seen = False
+                m._vad_reset = False
+            m._vad_was_active = act
+        heard: dict[tuple[int, int], list[CallEvent]] = {}
+        for b, bank in enumerate(banks):
+            if not busy[b]:
+                continue
+            if bank.frames.any():
+                bank.vad_quiet = 0
+            elif bank.vad_quiet < self._vad_settle:
+                bank.vad_quiet += 1
+            elif not any(u is not None and u._speaking for u in bank.users):
+                self.vad_skipped += 1
+                continue
+            tone = bank.dtmf.tone_active & bank.inband
+            for ch, ev in bank.vad.process(bank.frames, now=now, tone_active=tone):
+                heard.setdefault((b, ch), []).append(ev)
+            vad = bank.vad
+            for ch, user in enumerate(bank.users):
+                if user is not None and not user._own_vad:
+                    user._speaking = vad.speaking(ch)
+        for i, (m, pcm, act) in enumerate(zip(calls, rx, active)):
+            events = own.get(i, ()) if m._own_vad else heard.get(m.slot, ())  # type: ignore[arg-type]
+            m.apply_vad(pcm, events, act, now=now)
+        # step 3: encode every outgoing frame, grouped by codec
         out: list[tuple[CallMedia, bytes, Addr]] = []
         by_codec: dict[str, list[CallMedia]] = {}
         for m in calls:

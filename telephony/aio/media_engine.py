@@ -5,12 +5,25 @@ Pacing uses absolute deadlines on the loop's monotonic clock: tick ``k`` is due 
 not pyVoIP's relative sleeps).  If the loop falls behind, the missed ticks run back to
 back (each call still gets one frame per 20 ms of media) up to ``max_catch_up``; beyond
 that the schedule is reset and the gap counted in ``late_resets``.
+
+Sending on the deadline: the mixer's work for tick ``k`` (jitter buffers, DSP, encoding)
+takes longer with more calls, and by a varying amount; sending its packets as soon as it is
+done would pass that variation on as send jitter.  So the engine starts the work ``lead``
+seconds before the deadline (the recent worst-case work time plus a margin, at most
+``max_lead``), then waits for the deadline and sends.  The media sees ``now = due`` as
+before; the packets leave on the 20 ms grid.
+
+The engine reads ``time.monotonic()`` (the clock of asyncio's default loop.time(), and
+within a millisecond that of uvloop's), not ``loop.time()``: uvloop caches its time once per
+loop iteration, so inside a long callback it lags by that callback's duration.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -29,6 +42,10 @@ class MediaEngineConfig:
     port_min: int = 20000
     port_max: int = 30000
     max_catch_up: int = 5
+    send_on_deadline: bool = True
+    """Compute each tick ahead and send its packets at the deadline (see the module doc)."""
+    max_lead: float = 0.012
+    """Longest head start of a tick's work before its deadline, seconds."""
 
 
 class _RtpProtocol(asyncio.DatagramProtocol):
@@ -41,7 +58,7 @@ class _RtpProtocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.media.receive_rtp(data, (addr[0], addr[1]), now=self.engine.loop.time())
+        self.media.receive_rtp(data, (addr[0], addr[1]), now=self.engine.clock())
 
     def error_received(self, exc: Exception) -> None:
         log.debug("RTP socket error: %s", exc)
@@ -53,6 +70,8 @@ class MediaEngine:
     def __init__(self, config: MediaEngineConfig | None = None) -> None:
         self.config = config or MediaEngineConfig()
         self.loop = asyncio.get_running_loop()
+        self.clock = time.monotonic
+        """The media clock (see the module docstring)."""
         self.mixer = MediaMixer()
         self._sockets: dict[int, _RtpProtocol] = {}
         self._next_port = self.config.port_min
@@ -103,33 +122,52 @@ class MediaEngine:
         if self._task is None or self._task.done():
             self._task = self.loop.create_task(self._run())
 
+    async def _sleep_until(self, when: float) -> None:
+        # uvloop's timers count from its cached time, which may lag: check and sleep again
+        while (delay := when - self.clock()) > 0:
+            await asyncio.sleep(delay)
+
     async def _run(self) -> None:
-        loop = self.loop
-        start = loop.time()
+        clock = self.clock
+        cfg = self.config
+        start = clock()
         k = 0
+        lead = 0.0
+        work: deque[float] = deque(maxlen=50)
         while self.mixer.calls:
             k += 1
             due = start + k * TICK
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            now = loop.time()
-            if self.record_lateness:
-                self.tick_lateness.append(now - due)
-            behind = int((now - due) / TICK)
-            if behind > self.config.max_catch_up:
+            await self._sleep_until(due - lead)
+            began = clock()
+            behind = int((began - due) / TICK)
+            if behind > cfg.max_catch_up:
                 self.late_resets += 1
-                start = now - k * TICK
-            self._tick(due)
+                start = began - k * TICK
+            out = self.mixer.tick(now=due)
+            if cfg.send_on_deadline:
+                work.append(clock() - began)
+                # the slowest recent tick plus a margin for timer granularity (1 ms)
+                lead = min(cfg.max_lead, max(work) + 0.002)
+                await self._sleep_until(due)
+            if self.record_lateness:
+                self.tick_lateness.append(clock() - due)
+            self._send(out)
+            for cb in self.after_tick:
+                cb(due)
         self._task = None
 
     def _tick(self, now: float) -> None:
-        for media, packet, addr in self.mixer.tick(now=now):
-            proto = self._sockets.get(getattr(media, "local_port", -1))
-            if proto is not None and proto.transport is not None:
-                proto.transport.sendto(packet, addr)
+        """One tick at once: work and send (tests drive the engine with this)."""
+        self._send(self.mixer.tick(now=now))
         for cb in self.after_tick:
             cb(now)
+
+    def _send(self, out: list[tuple[CallMedia, bytes, Any]]) -> None:
+        sockets = self._sockets
+        for media, packet, addr in out:
+            proto = sockets.get(getattr(media, "local_port", -1))
+            if proto is not None and proto.transport is not None:
+                proto.transport.sendto(packet, addr)
 
     async def close(self) -> None:
         for media in list(self.mixer.calls):

@@ -441,6 +441,9 @@ class CallHandling(EndpointCore):
             # RFC 3261 15: the BYE waited for the ACK of our 2xx.
             leg.bye_pending = False
             self._send_bye(leg, now)
+        elif req.body and leg.state is CallState.CONFIRMED:
+            # RFC 3261 14.2: the ACK of a re-INVITE that had no offer carries the answer.
+            self.emit(CallConfirmed(leg.ref, req.body))
 
     def _on_cancelled(self, invite_tx: ServerTransaction, now: float) -> None:
         leg = invite_tx.owner

@@ -1,0 +1,33 @@
+"""Fixtures for the interop tests (real peers on loopback); helpers live in peers.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import require_tool
+from tests.interop.peers import DialtoneProcess
+
+
+@pytest.fixture(scope="module")
+def dialtone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DialtoneProcess]:
+    """One ``dialtone serve`` (no flow: answers and holds calls) shared by a test module."""
+    require_tool("sipp", "sip-tester")
+    proc = DialtoneProcess(tmp_path_factory.mktemp("dialtone"))
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def dialtone_ringing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DialtoneProcess]:
+    """``dialtone serve --answer-delay 3``: rings (180) for 3 s before answering."""
+    require_tool("sipp", "sip-tester")
+    proc = DialtoneProcess(tmp_path_factory.mktemp("dialtone-ringing"),
+                           extra=("--answer-delay", "3"), name="ringing")
+    try:
+        yield proc
+    finally:
+        proc.stop()
