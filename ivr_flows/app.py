@@ -98,14 +98,57 @@ async def build_app(options: Any, ua_ref: list[Any], events: EventSink
         events.emit({"type": "survey", "call_id": call_id, "answers": answers})
 
     loop = asyncio.get_running_loop()
+    node_id = options.node_id or "local"
+    pending: set[asyncio.Task[None]] = set()
+
+    def publish(kind: str, call_id: str, **fields: Any) -> None:
+        """A call event for CDR and workforce tools on the routing bus (the outbox keeps it
+        while the broker is away)."""
+        from routing.contract import CallEventMessage
+
+        msg = CallEventMessage(kind=kind, call_id=call_id, node_id=node_id, at=time.time(),
+                               **fields)
+        task = loop.create_task(bus.publish_event(msg))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    queued: set[str] = set()
+
+    def log_and_publish(event: dict[str, Any]) -> None:
+        events.emit(event)
+        kind, call_id = event.get("type"), str(event.get("call_id", ""))
+        if kind == "route_decision":
+            if event.get("kind") == "queue":
+                queued.add(call_id)
+            elif event.get("kind") == "transfer":
+                queued.discard(call_id)
+                publish("handed_off", call_id, agent_id=event.get("agent_id"),
+                        queue=event.get("queue"), target=event.get("target"))
+        elif kind == "transfer_result" and event.get("ok"):
+            publish("transferred", call_id, target=event.get("uri"))
+        elif kind == "flow_ended":
+            if call_id in queued and event.get("disposition") == "caller_hangup":
+                publish("abandoned", call_id)
+            queued.discard(call_id)
+
     services = FlowServices(
         renderer=renderer, recognizer=recognizer, verifier=verifier, routing_bus=bus,
-        event_logger=events.emit, callback_store=callback_store, survey_store=survey_store,
-        clock=loop.time, wall_clock=time.time, node_id=options.node_id or "local",
+        event_logger=log_and_publish, callback_store=callback_store, survey_store=survey_store,
+        clock=loop.time, wall_clock=time.time, node_id=node_id,
         recordings_dir=var_dir / "recordings",
     )
 
     async def handler(call: Any) -> None:
+        publish("answered", call.call_id)
+
+        async def when_ended() -> None:
+            # after the flow the call may live on (a bridge to an agent): report its real end
+            await call.wait_ended()
+            publish("ended", call.call_id, detail={"cause": str(call.end_cause)})
+
+        watcher = loop.create_task(when_ended())
+        pending.add(watcher)
+        watcher.add_done_callback(pending.discard)
         cdr = await FlowSession(call, loaded, services).run()
         if cdr is not None:
             # one record per call for CDR tools: the flow's view plus the SIP leg's
@@ -115,6 +158,8 @@ async def build_app(options: Any, ua_ref: list[Any], events: EventSink
             events.emit(record)
 
     async def close() -> None:
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)
         await bus.close()
 
     return handler, close
