@@ -40,6 +40,13 @@ def parse_port_range(text: str) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
+def _user_password(text: str) -> tuple[str, str]:
+    user, sep, password = text.partition(":")
+    if not sep or not user:
+        raise ConfigError(f"bad --auth-user {text!r}: want USER:PASSWORD")
+    return user, password
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dialtone", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="count", default=0)
@@ -62,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="end a call after this many seconds without RTP (0: never)")
     serve.add_argument("--trusted", default=None,
                        help="comma-separated source addresses trusted without digest auth")
+    serve.add_argument("--auth-user", action="append", default=[], metavar="USER:PASSWORD",
+                       help="with --trusted: INVITEs from other sources must authenticate "
+                            "(digest, SHA-256 or MD5) as one of these users (repeatable)")
+    serve.add_argument("--auth-realm", default="dialtone", help="realm of those challenges")
+    serve.add_argument("--auth-algorithm", action="append", default=[],
+                       choices=("SHA-256", "MD5"),
+                       help="digest algorithms offered, strongest first (default SHA-256 and "
+                            "MD5; some old clients, SIPp among them, fail on SHA-256)")
     serve.add_argument("--no-tcp", action="store_true", help="UDP only")
     serve.add_argument("--register", default=None,
                        help="register to this registrar URI (with --user/--password)")
@@ -105,6 +120,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         flow=args.flow, mqtt=args.mqtt, router_config=args.router_config, db=args.db, node_id=args.node_id,
         media_timeout=args.media_timeout,
         trusted=tuple(a.strip() for a in args.trusted.split(",")) if args.trusted else None,
+        auth_users=tuple(_user_password(u) for u in args.auth_user), auth_realm=args.auth_realm,
+        auth_algorithms=tuple(args.auth_algorithm) or ("SHA-256", "MD5"),
         tcp=not args.no_tcp, register=args.register, user=args.user, password=args.password,
         answer_delay=args.answer_delay, sip_trace=args.sip_trace, sip_t1=args.sip_t1,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,7 +18,7 @@ from telephony.aio.media_engine import MediaEngineConfig
 from telephony.aio.useragent import UserAgent, UserAgentConfig
 from telephony.eventlog import EventSink, JsonLinesEventLog, NullEventLog
 from telephony.media import MediaConfig
-from telephony.sip.auth import DigestCredentials
+from telephony.sip.auth import DigestCredentials, DigestServer
 from telephony.sip.endpoint import SipConfig
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ class ServeOptions:
     node_id: str | None = None
     media_timeout: float = 30.0
     trusted: tuple[str, ...] | None = None
+    auth_users: tuple[tuple[str, str], ...] = ()
+    auth_realm: str = "dialtone"
+    auth_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     tcp: bool = True
     register: str | None = None
     user: str | None = None
@@ -73,8 +77,16 @@ class SipTraceFile:
 
 def user_agent_config(options: ServeOptions,
                       sip_trace: SipTraceFile | None = None) -> UserAgentConfig:
+    inbound_auth = None
+    if options.auth_users:
+        # INVITEs from sources outside --trusted are challenged (RFC 3261 22.1); nonces are
+        # stateless (HMAC of a timestamp) under a secret made fresh for each run.
+        passwords = dict(options.auth_users)
+        inbound_auth = DigestServer(options.auth_realm, passwords.get,
+                                    nonce_secret=secrets.token_bytes(32),
+                                    algorithms=options.auth_algorithms)
     sip = SipConfig(host=options.host, port=options.port, advertised_host=options.advertise,
-                    t1=options.sip_t1,
+                    t1=options.sip_t1, inbound_auth=inbound_auth,
                     trusted_sources=frozenset(options.trusted) if options.trusted else None)
     media = MediaEngineConfig(host=options.host, advertised_host=options.advertise,
                               port_min=options.rtp_ports[0], port_max=options.rtp_ports[1])
