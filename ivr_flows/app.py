@@ -77,7 +77,12 @@ async def build_app(options: Any, ua_ref: list[Any], events: EventSink
     renderer = PromptRenderer(loaded.catalogue)
     from telephony.speech.base import create_recognizer
 
-    recognizer = create_recognizer("template")
+    engine = getattr(options, "recognizer", "template")
+    engine_options: dict[str, object] = {}
+    if engine == "vosk":
+        engine_options["model_path"] = getattr(options, "vosk_model", None)
+    # a missing model or engine fails here, before the first call, with a clear message
+    recognizer = create_recognizer(engine, **engine_options)
     verifier = await asyncio.to_thread(_make_verifier, var_dir)
 
     from routing.factory import open_bus

@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
                        choices=("SHA-256", "MD5"),
                        help="digest algorithms offered, strongest first (default SHA-256 and "
                             "MD5; some old clients, SIPp among them, fail on SHA-256)")
+    serve.add_argument("--recognizer", default="template",
+                       choices=("template", "pocketsphinx", "vosk"),
+                       help="speech engine for menus: template (offline DTW over espeak-ng "
+                            "renderings of the grammar, any language; default), pocketsphinx "
+                            "(English), vosk (needs --vosk-model)")
+    serve.add_argument("--vosk-model", default=None, metavar="DIR",
+                       help="path of a Vosk model directory (8 kHz or 16 kHz)")
     serve.add_argument("--no-tcp", action="store_true", help="UDP only")
     serve.add_argument("--register", default=None,
                        help="register to this registrar URI (with --user/--password)")
@@ -122,6 +129,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         trusted=tuple(a.strip() for a in args.trusted.split(",")) if args.trusted else None,
         auth_users=tuple(_user_password(u) for u in args.auth_user), auth_realm=args.auth_realm,
         auth_algorithms=tuple(args.auth_algorithm) or ("SHA-256", "MD5"),
+        recognizer=args.recognizer, vosk_model=args.vosk_model,
         tcp=not args.no_tcp, register=args.register, user=args.user, password=args.password,
         answer_delay=args.answer_delay, sip_trace=args.sip_trace, sip_t1=args.sip_t1,
     )

@@ -41,6 +41,8 @@ class ServeOptions:
     auth_users: tuple[tuple[str, str], ...] = ()
     auth_realm: str = "dialtone"
     auth_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    recognizer: str = "template"
+    vosk_model: str | None = None
     tcp: bool = True
     register: str | None = None
     user: str | None = None
