@@ -18,7 +18,6 @@ import argparse
 import glob
 import importlib.util
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -33,23 +32,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from hostinfo import machine
 from spandsp_ref import load_spandsp, spandsp_digits
 
-from telephony.codecs.g711 import (
-    ALAW_DECODE_TABLE,
-    ALAW_ENCODE_TABLE,
-    ULAW_DECODE_TABLE,
-    ULAW_ENCODE_TABLE,
-)
 from telephony.dsp.amd import AmdDetector, classify_recording
-from telephony.dsp.dtmf import (
-    COL_FREQS,
-    KEYS,
-    ROW_FREQS,
-    DtmfDetector,
-    DtmfDetectorBank,
-    detect_file_digits,
-)
+from telephony.dsp.dtmf import KEYS, DtmfDetector, DtmfDetectorBank, detect_file_digits
+from telephony.dsp.testsignals import dtmf_tone
+from telephony.dsp.testsignals import g711_round_trip as g711
 from telephony.dsp.tones import BeepDetector
 from telephony.dsp.vad import EndpointerBank, vad_frames
 from telephony.events import SpeechEnded
@@ -125,23 +114,11 @@ class AsteriskAmdReference:
 # ----------------------------------------------------------------------------- signals
 
 
-def g711(x: np.ndarray, law: str) -> np.ndarray:
-    pcm = np.clip(np.round(x), -32768, 32767).astype(np.int16)
-    enc, dec = ((ULAW_ENCODE_TABLE, ULAW_DECODE_TABLE) if law == "ulaw"
-                else (ALAW_ENCODE_TABLE, ALAW_DECODE_TABLE))
-    return dec[enc[pcm.view(np.uint16)]]
-
-
 def key_signal(key: str, rng: np.random.Generator, *, ms: float = 50, level: float = -10,
                dev: float = 0.0, twist: float = 0.0, snr_db: float | None = None,
                law: str = "ulaw", repeat_gap_ms: float | None = None) -> np.ndarray:
-    i = KEYS.index(key)
-    n = int(round(ms * 8))
-    t = np.arange(n) / FS
-    a = 32768 * 10 ** ((level - 3.14) / 20)
     ph = rng.uniform(0, 2 * np.pi, 2)
-    tone = (a * 10 ** (twist / 40) * np.sin(2 * np.pi * ROW_FREQS[i // 4] * (1 + dev) * t + ph[0])
-            + a * 10 ** (-twist / 40) * np.sin(2 * np.pi * COL_FREQS[i % 4] * (1 + dev) * t + ph[1]))
+    tone = dtmf_tone(key, ms, level=level, dev=dev, twist=twist, phases=ph)
     lead = np.zeros(int(rng.uniform(100, 140) * 8))
     parts = [lead, tone]
     if repeat_gap_ms is not None:
@@ -154,18 +131,18 @@ def key_signal(key: str, rng: np.random.Generator, *, ms: float = 50, level: flo
 
 
 Q24 = [
-    ("frequency +1.5 %", dict(dev=0.015), True),
-    ("frequency -1.5 %", dict(dev=-0.015), True),
-    ("frequency +3.5 % (reject)", dict(dev=0.035), False),
-    ("frequency -3.5 % (reject)", dict(dev=-0.035), False),
-    ("twist: low group +8 dB", dict(twist=8.0, level=-12), True),
-    ("twist: high group +4 dB", dict(twist=-4.0, level=-12), True),
-    ("duration 40 ms", dict(ms=40), True),
-    ("duration 20 ms (reject)", dict(ms=20), False),
-    ("level 0 dBm0 per tone", dict(level=0.0), True),
-    ("level -30 dBm0 per tone", dict(level=-30.0), True),
-    ("SNR 15 dB (-20 dBm0)", dict(snr_db=15.0, level=-20), True),
-    ("two presses, 40 ms pause", dict(ms=40, repeat_gap_ms=40), True),
+    ("frequency +1.5 %", {"dev": 0.015}, True),
+    ("frequency -1.5 %", {"dev": -0.015}, True),
+    ("frequency +3.5 % (reject)", {"dev": 0.035}, False),
+    ("frequency -3.5 % (reject)", {"dev": -0.035}, False),
+    ("twist: low group +8 dB", {"twist": 8.0, "level": -12}, True),
+    ("twist: high group +4 dB", {"twist": -4.0, "level": -12}, True),
+    ("duration 40 ms", {"ms": 40}, True),
+    ("duration 20 ms (reject)", {"ms": 20}, False),
+    ("level 0 dBm0 per tone", {"level": 0.0}, True),
+    ("level -30 dBm0 per tone", {"level": -30.0}, True),
+    ("SNR 15 dB (-20 dBm0)", {"snr_db": 15.0, "level": -20}, True),
+    ("two presses, 40 ms pause", {"ms": 40, "repeat_gap_ms": 40}, True),
 ]
 
 
@@ -258,28 +235,25 @@ def beep_false(files: list[str]) -> tuple[float, int]:
     return streams * n * 0.02 / 3600, found
 
 
-def throughput(n_channels: int, frames: int, audio: np.ndarray) -> float:
-    bank = DtmfDetectorBank(n_channels)
+def bank_throughput(bank: DtmfDetectorBank | EndpointerBank, n_channels: int, frames: int,
+                    audio: np.ndarray, seed: int) -> float:
+    """x real time of ``bank`` streaming 20 ms frames of ``n_channels`` random excerpts."""
     total = frames * 160
-    offsets = np.random.default_rng(n_channels).integers(0, len(audio) - total, n_channels)
+    offsets = np.random.default_rng(seed).integers(0, len(audio) - total, n_channels)
     block = np.stack([audio[o:o + total] for o in offsets])
     t0 = time.process_time()
     for i in range(frames):
         bank.process(block[:, i * 160:(i + 1) * 160], now=i * 0.02)
     spent = time.process_time() - t0
     return n_channels * frames * 0.02 / spent
+
+
+def throughput(n_channels: int, frames: int, audio: np.ndarray) -> float:
+    return bank_throughput(DtmfDetectorBank(n_channels), n_channels, frames, audio, n_channels)
 
 
 def vad_throughput(n_channels: int, frames: int, audio: np.ndarray) -> float:
-    bank = EndpointerBank(n_channels)
-    total = frames * 160
-    offsets = np.random.default_rng(7).integers(0, len(audio) - total, n_channels)
-    block = np.stack([audio[o:o + total] for o in offsets])
-    t0 = time.process_time()
-    for i in range(frames):
-        bank.process(block[:, i * 160:(i + 1) * 160], now=i * 0.02)
-    spent = time.process_time() - t0
-    return n_channels * frames * 0.02 / spent
+    return bank_throughput(EndpointerBank(n_channels), n_channels, frames, audio, 7)
 
 
 def vad_gate(files: list[str], streams: int = 40) -> tuple[float, float, int, float]:
@@ -375,15 +349,6 @@ def load_set(gen: object, quick: bool) -> tuple[list, list]:
     return tuned, held
 
 
-def machine() -> str:
-    model = "unknown"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines():
-            if line.startswith("Model name"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs (nproc), {model}, Python {platform.python_version()}, numpy {np.__version__}"
 
 
 def main() -> int:
@@ -394,22 +359,22 @@ def main() -> int:
     trials = 2 if args.quick else 6
     lines = ["## DSP: in-band DTMF, VAD, AMD", "",
              f"Command: `.venv/bin/python benchmarks/bench_dsp.py{' --quick' if args.quick else ''}`  ",
-             f"Machine: {machine()}  ",
+             f"Machine: {machine('numpy ' + np.__version__)}  ",
              "Single-threaded numpy (OPENBLAS_NUM_THREADS=1): throughput is per core.", ""]
     t_start = time.time()
 
     print("Q.24 battery ...", flush=True)
     rows = q24(lib, trials)
     lines += ["### DTMF: ITU-T Q.24 battery (share of trials with exactly the right answer)", "",
-              f"{trials} trials per key, random phases and lead-in, 20 ms blocks; through G.711. "
-              "Acceptance rows: the digit is reported once; (reject) rows: nothing is reported.",
+              (f"{trials} trials per key, random phases and lead-in, 20 ms blocks; through G.711. "
+              "Acceptance rows: the digit is reported once; (reject) rows: nothing is reported."),
               "spandsp: Debian libspandsp `dtmf_rx` with its defaults, via ctypes, same signals.", "",
               "| test | law | Dialtone 12 keys | Dialtone A-D | spandsp 12 keys | spandsp A-D |",
               "|---|---|---|---|---|---|"]
     lines += [f"| {' | '.join(r)} |" for r in rows]
     med, worst, err = latency(160 if not args.quick else 48)
-    lines += ["", f"Report latency streaming 20 ms frames (tone onset to the frame that reports it): "
-              f"median {med:.0f} ms, max {worst:.0f} ms; onset error max {err:.1f} ms.", ""]
+    lines += ["", (f"Report latency streaming 20 ms frames (tone onset to the frame that reports it): "
+              f"median {med:.0f} ms, max {worst:.0f} ms; onset error max {err:.1f} ms."), ""]
     print("talk-off ...", flush=True)
     speech, music = corpus()
     if args.quick:
@@ -418,8 +383,8 @@ def main() -> int:
     hm, dm, sm, _ = talk_off(music, lib)
     lines += ["### DTMF talk-off (false digits)", "",
               "| corpus | hours | Dialtone | spandsp |", "|---|---|---|---|",
-              f"| Debian prompts en/es/fr/it/ru (distinct files) | {hs:.2f} | {ds} ({ds / hs:.1f}/h) "
-              f"| {ss} ({ss / hs:.1f}/h) |",
+              (f"| Debian prompts en/es/fr/it/ru (distinct files) | {hs:.2f} | {ds} ({ds / hs:.1f}/h) "
+              f"| {ss} ({ss / hs:.1f}/h) |"),
               f"| asterisk-moh-opsound music | {hm:.2f} | {dm} ({dm / hm:.1f}/h) | {sm} ({sm / hm:.1f}/h) |",
               "", f"Whole-file detection speed (one numpy pass per file): {xs:.0f}x real time on speech.", ""]
     print("throughput ...", flush=True)
@@ -436,8 +401,8 @@ def main() -> int:
     sh, skept, sutt, _ = vad_gate(sp_files)
     mh, mkept, mutt, _ = vad_gate(music)
     lines += ["", "### Endpointer gating (webrtcvad aggressiveness 2 + DTMF/tone/music gates)", "",
-              "Share of the frames webrtcvad calls speech that end up inside an utterance "
-              "(SpeechStarted..SpeechEnded):", "",
+              ("Share of the frames webrtcvad calls speech that end up inside an utterance "
+              "(SpeechStarted..SpeechEnded):"), "",
               "| audio | hours | webrtcvad speech frames kept | utterances |", "|---|---|---|---|",
               f"| Debian prompts (every 8th, 5 languages) | {sh:.2f} | {100 * skept:.1f} % | {sutt} |",
               f"| hold music | {mh:.2f} | {100 * mkept:.1f} % | {mutt} ({mutt / mh:.0f}/h) |", ""]
@@ -451,14 +416,14 @@ def main() -> int:
     spec.loader.exec_module(gen)
     tuned, held = load_set(gen, args.quick)
     lines += ["", "### AMD on the generated labelled set (audio_fixtures/gen_dsp.py)", "",
-              "Live answers: hello / short phrases / a second hello?, espeak-ng (en, es, fr; "
+              ("Live answers: hello / short phrases / a second hello?, espeak-ng (en, es, fr; "
               "several voices and speeds) and the Debian hello prompt.  Machines: Debian voicemail "
               "prompts (5 languages) and espeak-ng greetings, 70 % with a beep.  Line noise, mu-law. "
               "'tuning' is the set the defaults were chosen on; 'held-out' is generated from "
               "another seed.  Live-answer decision time is counted from the end of the person's "
-              "first utterance; machine decision time from the answer.", "",
-              "| set | detector | n | correct | live->machine | machine->live | unknown | "
-              "live p50 / p90 ms | machine p50 / p90 ms | beeps found (+-60 ms) | CPU ms per s analysed |",
+              "first utterance; machine decision time from the answer."), "",
+              ("| set | detector | n | correct | live->machine | machine->live | unknown | "
+              "live p50 / p90 ms | machine p50 / p90 ms | beeps found (+-60 ms) | CPU ms per s analysed |"),
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for set_name, items in (("tuning", tuned), ("held-out", held)):
         res = amd_eval(items)
@@ -468,10 +433,10 @@ def main() -> int:
                 f"| {set_name} | {det} | {len(items)} | {r['accuracy']:.1f} % | {r['h2m']:.1f} % | "
                 f"{r['m2h']:.1f} % | {r['unknown']:.1f} % | {r['human_p50']:.0f} / {r['human_p90']:.0f} | "
                 f"{r['machine_p50']:.0f} / {r['machine_p90']:.0f} | {beeps} | {r['cpu_ms_per_s']:.2f} |")
-    lines += ["", f"False beeps on speech and music (every prompt except beep*.wav, and the hold "
-              f"music): {bf} in {bh:.2f} h ({bf / bh:.2f}/h).", "",
-              f"AMD CPU per call: {amd_cpu(held):.2f} ms of CPU per second of call audio "
-              "(streaming AmdDetector, one object per call).", "",
+    lines += ["", (f"False beeps on speech and music (every prompt except beep*.wav, and the hold "
+              f"music): {bf} in {bh:.2f} h ({bf / bh:.2f}/h)."), "",
+              (f"AMD CPU per call: {amd_cpu(held):.2f} ms of CPU per second of call audio "
+              "(streaming AmdDetector, one object per call)."), "",
               f"(benchmark wall time {time.time() - t_start:.0f} s)", ""]
     text = "\n".join(lines)
     print(text)

@@ -11,9 +11,7 @@ Run: .venv/bin/python benchmarks/bench_flows.py   (about a minute)
 from __future__ import annotations
 
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
+
+from hostinfo import machine
 
 from ivr_flows import actions as A
 from ivr_flows.engine import FlowRunner
@@ -98,14 +98,6 @@ def bench_scripts(repeats: int, media: bool,
     return h, rows
 
 
-def machine() -> str:
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in
-                     subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines()
-                     if line.startswith("Model name"))
-    except (StopIteration, OSError):
-        model = platform.processor() or "unknown"
-    return f"{model}, nproc={os.cpu_count()}, Python {platform.python_version()}"
 
 
 def main() -> None:
@@ -124,11 +116,11 @@ def main() -> None:
         f"| actions emitted per second (Log records included) | {ac:,.0f} |",
         f"| microseconds per event | {1e6 / ev:.1f} |", "",
         "### Example caller scripts on the virtual clock (warm caches)", "",
-        "*media*: `dialtone flow run` default, caller side = two `telephony.media.CallMedia` "
+        ("*media*: `dialtone flow run` default, caller side = two `telephony.media.CallMedia` "
         "joined by RTP in memory (G.711, RFC 4733 / in-band DTMF, jitter buffer, VAD), one "
-        "timed run per script; *event*: event-level caller, median of 5 runs.", "",
-        "| script | simulated call s | media wall s | media x real time | event wall s | "
-        "event x real time |", "|---|---|---|---|---|---|",
+        "timed run per script; *event*: event-level caller, median of 5 runs."), "",
+        ("| script | simulated call s | media wall s | media x real time | event wall s | "
+        "event x real time |"), "|---|---|---|---|---|---|",
     ]
     mw = {name: (w, ratio) for name, w, sim, ratio in media_rows}
     total_w = total_s = total_m = 0.0
@@ -144,9 +136,9 @@ def main() -> None:
             lines.append(f"| {name} | | | | {w:.2f} | |")
     lines.append(f"| **all scripts** | {total_s:.1f} | {total_m:.2f} | x{total_s / total_m:,.0f} "
                  f"| {total_w:.3f} | x{total_s / total_w:,.0f} |")
-    lines += ["", "Prompts are rendered (Debian recordings, espeak-ng TTS cached per harness) and "
+    lines += ["", ("Prompts are rendered (Debian recordings, espeak-ng TTS cached per harness) and "
               "utterance WAVs go through the real template recogniser in both modes. The cold "
-              "pass includes espeak-ng synthesis (on-disk cache) and recogniser templates.", ""]
+              "pass includes espeak-ng synthesis (on-disk cache) and recogniser templates."), ""]
     text = "\n".join(lines)
     print(text)
     out = ROOT / "benchmarks" / "results" / "flows.md"

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from hostinfo import machine
 
 from routing.bus import InMemoryBus, RoutingBus
 from routing.contract import CallEventMessage, HandoffOffer
@@ -143,16 +144,6 @@ async def throughput(url: str, total: int, in_flight: int, pid: int) -> dict[str
             await n.close()
 
 
-def machine() -> str:
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip()
-    model = "unknown"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next((line.split(":", 1)[1].strip() for line in out.splitlines()
-                      if line.startswith("Model name")), model)
-    except OSError:
-        pass
-    return f"{model}, nproc {nproc}, Python {platform.python_version()}"
 
 
 def main() -> None:

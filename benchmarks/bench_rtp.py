@@ -9,11 +9,8 @@ loopback with ``tc qdisc ... netem delay 40ms 30ms loss 5%``) is for the lead.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hostinfo import machine
 
 from telephony.codecs.base import get_codec
 from telephony.rtp.cn import ComfortNoise
@@ -32,17 +31,6 @@ from telephony.rtp.stream import RtpReceiveStats, RtpSender
 RESULTS = Path(__file__).resolve().parent / "results" / "rtp.md"
 
 
-def machine() -> str:
-    model = platform.processor() or "unknown"
-    try:
-        for line in subprocess.run(
-            ["lscpu"], capture_output=True, text=True, check=False
-        ).stdout.splitlines():
-            if line.startswith("Model name"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{model}, nproc={os.cpu_count()}, Python {platform.python_version()}"
 
 
 def median_rate(fn, n: int, runs: int) -> float:

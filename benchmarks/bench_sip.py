@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -21,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from hostinfo import machine
 
 from telephony.sip.config import SipConfig
 from telephony.sip.endpoint import SipEndpoint
@@ -35,17 +35,6 @@ SDP = (b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r
 FIXTURE = ROOT / "tests" / "fixtures" / "sip" / "baresip_invite.txt"
 
 
-def machine() -> str:
-    model = "unknown"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip()
-    return f"{model}, nproc={nproc}, Python {platform.python_version()}"
 
 
 def bench_parse(runs: int, n: int) -> dict[str, float]:

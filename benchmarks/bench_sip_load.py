@@ -19,15 +19,15 @@ import argparse
 import csv
 import glob
 import os
-import platform
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from hostinfo import machine
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -39,22 +39,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def machine() -> str:
-    model = ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model or platform.processor()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def rss_kb(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
     return 0
 
 
@@ -92,7 +83,8 @@ def sipp(port: int, *, rate: int, calls: int, hold_ms: int = 0, limit: int | Non
         cmd += ["-l", str(limit)]
     cmd += extra or []
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout + 30)
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout + 30,
+                          check=False)  # a failing run is reported from its stats
     elapsed = time.monotonic() - t0
     stat_files = glob.glob(os.path.join(workdir, "*_.csv")) or glob.glob(
         os.path.join(workdir, "uac_*[0-9].csv"))
@@ -132,7 +124,6 @@ def main() -> int:
     args = ap.parse_args()
     seconds = 4.0 if args.quick else args.seconds
     rates = [100, 200, 300, 400, 500] if not args.quick else [100, 300]
-    results: list[str] = []
     work = tempfile.mkdtemp(prefix="bench-sip-")
 
     # 1. setup rate
@@ -208,15 +199,15 @@ def main() -> int:
     lines += [
         "",
         f"- Highest setup rate with zero failed calls: **{best} calls/s** (goal >= 300).",
-        f"- INVITE->200 latency with {args.held} calls up: p50 **{pct(lat['rtts'], .5):.1f} ms**, "  # type: ignore[arg-type]
+        (f"- INVITE->200 latency with {args.held} calls up: p50 **{pct(lat['rtts'], .5):.1f} ms**, "  # type: ignore[arg-type]
         f"p99 **{pct(lat['rtts'], .99):.1f} ms** over {len(lat['rtts'])} calls "  # type: ignore[arg-type]
-        f"(failed {lat['failed']}; goal p99 < 20 ms).",
-        f"- Memory per established call (RTP socket, media pipeline, dialog): "
+        f"(failed {lat['failed']}; goal p99 < 20 ms)."),
+        (f"- Memory per established call (RTP socket, media pipeline, dialog): "
         f"**{per_call / 1024:.1f} KiB** (RSS {base_rss / 1024:.1f} MiB idle, "
-        f"{held_rss / 1024:.1f} MiB with {args.held} calls, {after_rss / 1024:.1f} MiB after they ended).",
-        f"- Flat memory: RSS {rss1 / 1024:.1f} MiB after 2,000 calls, {rss2 / 1024:.1f} MiB after "
+        f"{held_rss / 1024:.1f} MiB with {args.held} calls, {after_rss / 1024:.1f} MiB after they ended)."),
+        (f"- Flat memory: RSS {rss1 / 1024:.1f} MiB after 2,000 calls, {rss2 / 1024:.1f} MiB after "
         f"{n_long} more ({(rss2 - rss1) / 1024:+.1f} MiB), each read 35 s after the burst "
-        f"(once the 64*T1 linger of ended transactions is over).",
+        f"(once the 64*T1 linger of ended transactions is over)."),
         "",
     ]
     out = REPO / "benchmarks" / "results" / "sip_load.md"

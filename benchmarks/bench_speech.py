@@ -7,9 +7,7 @@ figures and writes ``benchmarks/results/speech.md``.
 from __future__ import annotations
 
 import json
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,6 +18,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from hostinfo import machine
 
 from telephony.speech.base import Recognizer, create_recognizer
 from telephony.speech.tts import EspeakTts, TtsConfig
@@ -34,16 +34,6 @@ def load(rel: str) -> bytes:
         return w.readframes(w.getnframes())
 
 
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next(
-            l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")
-        )
-    except StopIteration:
-        model = platform.processor()
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip()
-    return f"{model}, {nproc} cores, Python {platform.python_version()}"
 
 
 def eval_engine(rec: Recognizer, languages: list[str]) -> dict[str, dict[str, object]]:
@@ -94,6 +84,16 @@ def eer(targets: list[float], impostors: list[float]) -> tuple[float, float]:
     return best[1], best[2]
 
 
+def synthesis_times(tts: EspeakTts, texts: list[str]) -> list[float]:
+    """Seconds ``tts`` takes to synthesise each of ``texts`` in English, in order."""
+    times = []
+    for t in texts:
+        s = time.perf_counter()
+        tts.synthesize(t, language="en")
+        times.append(time.perf_counter() - s)
+    return times
+
+
 def main() -> None:
     lines = [
         "## Speech (telephony/speech)",
@@ -137,23 +137,10 @@ def main() -> None:
         # --- TTS
         texts = [f"please hold, your call is number {i} in the queue" for i in range(20)]
         cold_dir = Path(tmp) / "tts-bench"
-        cold = EspeakTts(TtsConfig(cache_dir=cold_dir))
-        t_cold = []
-        for t in texts:
-            s = time.perf_counter()
-            cold.synthesize(t, language="en")
-            t_cold.append(time.perf_counter() - s)
+        t_cold = synthesis_times(EspeakTts(TtsConfig(cache_dir=cold_dir)), texts)
         disk = EspeakTts(TtsConfig(cache_dir=cold_dir))
-        t_disk = []
-        for t in texts:
-            s = time.perf_counter()
-            disk.synthesize(t, language="en")
-            t_disk.append(time.perf_counter() - s)
-        t_mem = []
-        for t in texts:
-            s = time.perf_counter()
-            disk.synthesize(t, language="en")
-            t_mem.append(time.perf_counter() - s)
+        t_disk = synthesis_times(disk, texts)  # a new engine: from the on-disk cache
+        t_mem = synthesis_times(disk, texts)  # the same engine again: from memory
         mc, md, mm = (statistics.median(x) * 1000 for x in (t_cold, t_disk, t_mem))
         lines += [
             "### TTS (espeak-ng -> 8 kHz), 20 prompts of ~3 s",

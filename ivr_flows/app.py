@@ -17,12 +17,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ivr_flows.loader import load_flow
 from ivr_flows.prompts import PromptRenderer
 from ivr_flows.session import FlowServices, FlowSession
 from telephony.eventlog import EventSink
+
+if TYPE_CHECKING:
+    from routing.contract import CallEventKind
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +109,7 @@ async def build_app(options: Any, ua_ref: list[Any], events: EventSink
     node_id = options.node_id or "local"
     pending: set[asyncio.Task[None]] = set()
 
-    def publish(kind: str, call_id: str, **fields: Any) -> None:
+    def publish(kind: CallEventKind, call_id: str, **fields: Any) -> None:
         """A call event for CDR and workforce tools on the routing bus (the outbox keeps it
         while the broker is away)."""
         from routing.contract import CallEventMessage

@@ -12,7 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from ivr_flows.loader import BUILTIN_KEYS, flow_schema, load_flow, used_prompt_keys
+from ivr_flows.loader import (
+    BUILTIN_KEYS,
+    LoadedFlow,
+    flow_schema,
+    load_flow,
+    used_prompt_keys,
+)
 from telephony.errors import DialtoneError, FlowValidationError
 
 
@@ -45,6 +51,16 @@ def add_parsers(subparsers: Any) -> None:
     r.set_defaults(func=cmd_run)
 
 
+def _load_or_report(path: str, out: TextIO) -> LoadedFlow | None:
+    """The loaded flow, or None after printing each of its problems to ``out``."""
+    try:
+        return load_flow(path)
+    except FlowValidationError as e:
+        for p in e.problems:
+            print(str(p), file=out)
+        return None
+
+
 def cmd_validate(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     status = 0
@@ -75,11 +91,8 @@ def cmd_schema(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def cmd_prompts(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    try:
-        lf = load_flow(args.flow)
-    except FlowValidationError as e:
-        for p in e.problems:
-            print(str(p), file=out)
+    lf = _load_or_report(args.flow, out)
+    if lf is None:
         return 1
     keys = used_prompt_keys(lf.flow) - BUILTIN_KEYS
     missing = lf.catalogue.missing_recordings(keys)
@@ -97,11 +110,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from ivr_flows.pytest_plugin import make_harness
     from ivr_flows.scripts import load_script
 
-    try:
-        lf = load_flow(args.flow)
-    except FlowValidationError as e:
-        for p in e.problems:
-            print(str(p), file=out)
+    lf = _load_or_report(args.flow, out)
+    if lf is None:
         return 1
     results = []
     skipped: list[str] = []

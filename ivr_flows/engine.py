@@ -10,7 +10,7 @@ seconds); business hours use the wall time given by :class:`CallStarted`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
@@ -530,15 +530,21 @@ class FlowRunner:
                 return value
         return None
 
+    def _pick_choice(self, v: InputValue, choices: Sequence[Any],
+                     phrases_of: Callable[[Any], list[str]]) -> Any:
+        """The choice the caller made: by key for DTMF, by phrase for speech; None: none."""
+        if v.mode == "dtmf":
+            return next((c for c in choices if c.dtmf == v.value), None)
+        return self._match_speech(v.value, [(phrases_of(c), c) for c in choices])
+
     def _enter_menu(self, nid: str, node: MenuNode) -> None:
         speech = any(c.speech for c in node.choices)
 
+        def phrases_of(c: Any) -> list[str]:
+            return phrases_for(c.speech, self.language)
+
         def resolve(v: InputValue) -> bool:
-            if v.mode == "dtmf":
-                choice = next((c for c in node.choices if c.dtmf == v.value), None)
-            else:
-                choice = self._match_speech(
-                    v.value, [(phrases_for(c.speech, self.language), c) for c in node.choices])
+            choice = self._pick_choice(v, node.choices, phrases_of)
             if choice is None:
                 return False
             self.vars.update(choice.set)
@@ -547,20 +553,19 @@ class FlowRunner:
             self._goto(choice.next, choice_label(choice))
             return True
 
-        phrases = tuple(p for c in node.choices for p in phrases_for(c.speech, self.language))
+        phrases = tuple(p for c in node.choices for p in phrases_of(c))
         self._start_ask(self._make_ask(nid, node, node.say, resolve, speech=speech,
                                        phrases=phrases))
 
     def _enter_language(self, nid: str, node: LanguageNode) -> None:
         speech = any(c.speech for c in node.choices)
 
+        def phrases_of(c: Any) -> list[str]:
+            # a language's own phrases when the current language has none ("español")
+            return phrases_for(c.speech, self.language) or phrases_for(c.speech, c.language)
+
         def resolve(v: InputValue) -> bool:
-            if v.mode == "dtmf":
-                choice = next((c for c in node.choices if c.dtmf == v.value), None)
-            else:
-                choice = self._match_speech(
-                    v.value, [(phrases_for(c.speech, self.language) or
-                               phrases_for(c.speech, c.language), c) for c in node.choices])
+            choice = self._pick_choice(v, node.choices, phrases_of)
             if choice is None:
                 return False
             self.language = choice.language
@@ -569,8 +574,7 @@ class FlowRunner:
             self._goto(node.next, "next")
             return True
 
-        phrases = tuple(p for c in node.choices for p in (phrases_for(c.speech, self.language)
-                                                          or phrases_for(c.speech, c.language)))
+        phrases = tuple(p for c in node.choices for p in phrases_of(c))
         self._start_ask(self._make_ask(nid, node, node.say, resolve, speech=speech,
                                        phrases=phrases))
 

@@ -30,8 +30,9 @@ import numpy as np
 from ivr_flows import actions as A
 from ivr_flows.engine import FlowRunner
 from ivr_flows.loader import LoadedFlow
-from ivr_flows.prompts import SAMPLE_RATE, PromptRenderer, read_wav_8k
+from ivr_flows.prompts import SAMPLE_RATE, PromptRenderer
 from ivr_flows.scripts import CallerScript, Step
+from telephony.dsp.wavio import read_wav_8k
 from telephony.errors import AudioFileError, DialtoneError
 from telephony.events import (
     CallEvent,
@@ -42,6 +43,8 @@ from telephony.events import (
     SpeechEnded,
     SpeechStarted,
 )
+from telephony.speech.errors import VoiceVerificationError
+from telephony.speech.voice import ScriptedVerifier
 
 TICK = 0.020
 KEY_MS, GAP_MS = 100, 60
@@ -145,27 +148,42 @@ class EventCaller:
 # --- scripted services ----------------------------------------------------------------------
 
 
-@dataclass
-class ScriptedVoice:
-    """A fake voice verifier: who is enrolled and what verification says."""
+_SCRIPTED_DECISION = {"verified": "accept", "error": "error"}
+"""A script's ``voice: {outcome: ...}`` as a :class:`ScriptedVerifier` outcome (any other
+outcome, "rejected" included, is a rejection reported under its own name)."""
 
-    enrolled: set[str] = field(default_factory=set)
-    outcome: str = "verified"
-    score: float = 0.9
-    enroll_ok: bool = True
+
+class ScriptedVoice:
+    """The harness's voice service: a :class:`ScriptedVerifier` (enrolment bookkeeping and the
+    scripted decision) presented the way flows ask, with the rules scripts rely on: an
+    unknown or unenrolled speaker is ``not_enrolled``, under 0.1 s of audio is an ``error``
+    (and fails enrolment), a verified caller scores ``score``, a rejected one at most 0.2."""
+
+    def __init__(self, enrolled: set[str] | None = None, outcome: str = "verified",
+                 score: float = 0.9, enroll_ok: bool = True) -> None:
+        self.outcome = outcome
+        self.score = score
+        self.enroll_ok = enroll_ok
+        self.verifier = ScriptedVerifier(default=_SCRIPTED_DECISION.get(outcome, "reject"),
+                                         enrolled=sorted(enrolled or ()))
 
     def verify(self, speaker: str, audio: bytes) -> tuple[str, float | None]:
-        if not speaker or speaker not in self.enrolled:
+        if not speaker or not self.verifier.is_enrolled(speaker):
             return "not_enrolled", None
-        if len(audio) < 1600 or self.outcome == "error":
+        if len(audio) < 1600:
             return "error", None
-        return self.outcome, self.score if self.outcome == "verified" else min(self.score, 0.2)
+        try:
+            result = self.verifier.verify(speaker, audio)
+        except VoiceVerificationError:
+            return "error", None
+        if result.accepted:
+            return "verified", self.score
+        return self.outcome, min(self.score, 0.2)
 
     def enroll(self, speaker: str, audio: bytes) -> str:
         if not speaker or len(audio) < 1600 or not self.enroll_ok:
             return "failed"
-        self.enrolled.add(speaker)
-        return "enrolled"
+        return "enrolled" if self.verifier.enroll(speaker, audio).complete else "failed"
 
 
 def run_hook(path: str, args: dict[str, str], timeout: float) -> tuple[bool, Any]:
@@ -261,6 +279,54 @@ def _subset(want: Any, got: Any) -> bool:
     if isinstance(want, list) and isinstance(got, list):
         return all(any(_subset(w, g) for g in got) for w in want)
     return want == got or str(want) == str(got)
+
+
+LOGGED_EXPECTATIONS = frozenset({"prompt", "not_prompt", "node", "handoff", "transfer",
+                                 "voicemail"})
+"""Expectation kinds checked against the call's event log alone (in process or over SIP)."""
+
+
+def _logged_predicate(kind: str, want: Any) -> Callable[[dict[str, Any]], bool]:
+    if kind == "prompt":
+        key = want if isinstance(want, str) else want.get("key")
+        lang = None if isinstance(want, str) else want.get("language")
+        return lambda e: (e.get("type") == "action" and e.get("action") == "PlayPrompt"
+                          and any(i["key"] == key and (lang is None or i["language"] == lang)
+                                  for i in e["items"]))
+    if kind == "not_prompt":
+        return lambda e: (e.get("type") == "action" and e.get("action") == "PlayPrompt"
+                          and any(i["key"] == want for i in e["items"]))
+    if kind == "node":
+        return lambda e: e.get("type") == "node_entered" and e.get("node") == want
+    if kind == "handoff":
+        return lambda e: e.get("type") == "handoff" and _subset(want or {}, e.get("offer", {}))
+    if kind == "transfer":
+        return lambda e: (e.get("type") == "action" and e.get("action") == "Transfer"
+                          and (want in (True, None) or e.get("uri") == want))
+    if kind == "voicemail":
+        return lambda e: e.get("type") == "voicemail"
+    raise ValueError(f"{kind!r} is not checked against the event log")
+
+
+def find_logged(log: list[dict[str, Any]], start: int, kind: str, want: Any) -> int | None:
+    """The index of the first event at or after ``start`` in ``log`` that shows the
+    expectation ``kind`` (one of :data:`LOGGED_EXPECTATIONS`; for ``not_prompt``, the
+    prompt that must not be there), or None."""
+    pred = _logged_predicate(kind, want)
+    return next((i for i in range(start, len(log)) if pred(log[i])), None)
+
+
+def check_logged(log: list[dict[str, Any]], start: int, kind: str, want: Any,
+                 found: dict[str, int]) -> bool:
+    """Whether the expectation ``kind`` (one of :data:`LOGGED_EXPECTATIONS`) holds in ``log``
+    from ``start``; where it is an event, its index goes into ``found[kind]``."""
+    idx = find_logged(log, start, kind, want)
+    if kind == "not_prompt":
+        return idx is None
+    if idx is None:
+        return False
+    found[kind] = idx
+    return True
 
 
 class FlowHarness:
@@ -589,33 +655,12 @@ class _Run:
     def _ended_settled(self) -> bool:
         return not self.pending_results
 
-    def _find(self, pred: Callable[[dict[str, Any]], bool]) -> int | None:
-        for i in range(self.cursor, len(self.log)):
-            if pred(self.log[i]):
-                return i
-        return None
-
     def _check(self, kind: str, want: Any, found: dict[str, int]) -> bool:
-        idx: int | None = None
         r = self.runner
-        if kind == "prompt":
-            key = want if isinstance(want, str) else want.get("key")
-            lang = None if isinstance(want, str) else want.get("language")
-            idx = self._find(lambda e: e["type"] == "action" and e["action"] == "PlayPrompt"
-                             and any(i["key"] == key and (lang is None or i["language"] == lang)
-                                     for i in e["items"]))
-        elif kind == "not_prompt":
-            return self._find(lambda e: e["type"] == "action" and e["action"] == "PlayPrompt"
-                              and any(i["key"] == want for i in e["items"])) is None
-        elif kind == "language":
+        if kind in LOGGED_EXPECTATIONS:
+            return check_logged(self.log, self.cursor, kind, want, found)
+        if kind == "language":
             return bool(r.language == want)
-        elif kind == "node":
-            idx = self._find(lambda e: e["type"] == "node_entered" and e["node"] == want)
-        elif kind == "handoff":
-            idx = self._find(lambda e: e["type"] == "handoff" and _subset(want or {}, e["offer"]))
-        elif kind == "transfer":
-            idx = self._find(lambda e: e["type"] == "action" and e["action"] == "Transfer"
-                             and (want in (True, None) or e["uri"] == want))
         elif kind == "hangup":
             if not r.ended or r.cdr is None:
                 return False
@@ -627,14 +672,9 @@ class _Run:
                                             "language": c.language}) for c in self.callbacks)
         elif kind == "survey":
             return any(_subset(want or {}, s.answers) for s in self.surveys)
-        elif kind == "voicemail":
-            idx = self._find(lambda e: e["type"] == "voicemail")
         elif kind == "cdr":
             return r.cdr is not None and r.ended and _subset(want, r.cdr.to_dict())
-        if idx is None:
-            return False
-        found[kind] = idx
-        return True
+        return False
 
 
 def all_edges(loaded: LoadedFlow) -> set[tuple[str, str, str]]:

@@ -20,9 +20,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ivr_flows.harness import Expectation, RunResult, _subset
-from ivr_flows.prompts import SAMPLE_RATE, read_wav_8k
+from ivr_flows.harness import (
+    LOGGED_EXPECTATIONS,
+    Expectation,
+    RunResult,
+    _subset,
+    check_logged,
+)
+from ivr_flows.prompts import SAMPLE_RATE
 from ivr_flows.scripts import CallerScript, Step
+from telephony.dsp.wavio import read_wav_8k
 
 IN_PROCESS_ONLY = ("clock", "agents", "hooks", "transfer_ok", "agent_returns", "agent_seconds",
                    "voice")
@@ -97,7 +104,7 @@ class SipScriptRun:
                 if call.ended and step.kind not in ("expect", "hangup"):
                     break
                 await self._step(call, step)
-        except Exception as exc:  # a failing step is the run's result, not a crash
+        except Exception as exc:  # noqa: BLE001 - a failing step is the run's result, not a crash
             error = f"{type(exc).__name__}: {exc}"
         finally:
             if not call.ended:
@@ -147,41 +154,16 @@ class SipScriptRun:
             self.cursor = max(self.cursor, max(found.values()) + 1)
         self.expectations.append(Expectation(step.index, step.describe(), ok, self._now(), detail))
 
-    def _find(self, pred: Any) -> int | None:
-        for i in range(self.cursor, len(self.log)):
-            if pred(self.log[i]):
-                return i
-        return None
-
     def _check(self, kind: str, want: Any, found: dict[str, int]) -> bool:
-        idx: int | None = None
-        if kind == "prompt":
-            key = want if isinstance(want, str) else want.get("key")
-            lang = None if isinstance(want, str) else want.get("language")
-            idx = self._find(lambda e: e.get("type") == "action" and e.get("action") == "PlayPrompt"
-                             and any(i["key"] == key and (lang is None or i["language"] == lang)
-                                     for i in e["items"]))
-        elif kind == "not_prompt":
-            return self._find(lambda e: e.get("type") == "action"
-                              and e.get("action") == "PlayPrompt"
-                              and any(i["key"] == want for i in e["items"])) is None
-        elif kind == "language":
+        if kind in LOGGED_EXPECTATIONS:
+            return check_logged(self.log, self.cursor, kind, want, found)
+        if kind == "language":
             langs = [e for e in self.log if e.get("type") == "language"]
             return bool(langs) and any(str(e.get("language", e.get("value"))) == str(want)
                                        for e in langs[-1:])
-        elif kind == "node":
-            idx = self._find(lambda e: e.get("type") == "node_entered" and e.get("node") == want)
-        elif kind == "handoff":
-            idx = self._find(lambda e: e.get("type") == "handoff"
-                             and _subset(want or {}, e.get("offer", {})))
-        elif kind == "transfer":
-            idx = self._find(lambda e: e.get("type") == "action" and e.get("action") == "Transfer"
-                             and (want in (True, None) or e.get("uri") == want))
         elif kind == "hangup":
             ended = [e for e in self.log if e.get("type") == "flow_ended"]
             return bool(ended) and (want in (True, None) or ended[-1].get("disposition") == want)
-        elif kind == "voicemail":
-            idx = self._find(lambda e: e.get("type") == "voicemail")
         elif kind == "survey":
             return any(e.get("type") == "survey" and _subset(want or {}, e.get("answers", {}))
                        for e in self.log)
@@ -191,12 +173,7 @@ class SipScriptRun:
         elif kind == "cdr":
             cdrs = [e for e in self.log if e.get("type") == "cdr"]
             return bool(cdrs) and _subset(want, cdrs[-1])
-        else:
-            raise _NotObservable(f"{kind!r} is not in the event log: not observable over SIP")
-        if idx is None:
-            return False
-        found[kind] = idx
-        return True
+        raise _NotObservable(f"{kind!r} is not in the event log: not observable over SIP")
 
 
 class _NotObservable(Exception):
@@ -206,11 +183,11 @@ class _NotObservable(Exception):
 async def run_scripts_over_sip(scripts: list[CallerScript], *, target: str, events: Path,
                                host: str = "127.0.0.1") -> list[RunResult | str]:
     """Run each script as its own call; a skipped script is returned as its reason."""
+    import socket
+
     from telephony.aio.media_engine import MediaEngineConfig
     from telephony.aio.useragent import UserAgent, UserAgentConfig
     from telephony.sip.endpoint import SipConfig
-
-    import socket
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((host, 0))

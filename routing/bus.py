@@ -111,6 +111,50 @@ async def wait_event(event: asyncio.Event, timeout: float) -> bool:
     return True
 
 
+class RouterTimer:
+    """Drives a :class:`ReferenceRouter`'s timer (``get_timer``/``handle_timer``) from an
+    asyncio task.  ``after_fire`` runs after each expiry so the owner sends what the router
+    produced; :meth:`wake` makes the task read the deadline again after the owner fed the
+    router.  Once closed it does not run again."""
+
+    def __init__(self, router: ReferenceRouter, clock: Clock, after_fire: Callable[[], None],
+                 *, name: str) -> None:
+        self._router = router
+        self._clock = clock
+        self._after_fire = after_fire
+        self._name = name
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._closing = False
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self._name)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        while not self._closing:
+            self._wake.clear()
+            deadline = self._router.get_timer()
+            delay = 3600.0 if deadline is None else max(0.0, deadline - self._clock())
+            if not await wait_event(self._wake, delay):
+                self._router.handle_timer(now=self._clock())
+                self._after_fire()
+
+
 class RoutingBus(ABC):
     """What the IVR and the dialer need from the routing core (transport-independent)."""
 
@@ -222,9 +266,7 @@ class InMemoryBus(RoutingBus):
     ) -> None:
         super().__init__(node_id, clock=clock)
         self.router = router or ReferenceRouter(RouterConfig(), now=clock())
-        self._timer_task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._closing = False
+        self._timer = RouterTimer(self.router, clock, self._pump, name="routing-timer")
         for state in self.router.agents().values():
             self._agents[state.agent_id] = state
 
@@ -234,19 +276,10 @@ class InMemoryBus(RoutingBus):
         return cls(ReferenceRouter(RouterConfig.from_yaml(path), now=time.time()), node_id=node_id)
 
     async def start(self) -> None:
-        if self._timer_task is None:
-            self._timer_task = asyncio.create_task(self._timer_loop(), name="routing-timer")
+        self._timer.start()
 
     async def close(self) -> None:
-        self._closing = True
-        self._wake.set()
-        if self._timer_task is not None:
-            self._timer_task.cancel()
-            try:
-                await self._timer_task
-            except asyncio.CancelledError:
-                pass
-            self._timer_task = None
+        await self._timer.close()
 
     async def _send_offer(self, offer: HandoffOffer, timeout: float) -> None:
         decision = self.router.route(offer, now=self._clock())
@@ -275,13 +308,4 @@ class InMemoryBus(RoutingBus):
             self._agent_changed(state)
         for decision in self.router.decisions_to_send():
             self._inbox.deliver(decision)
-        self._wake.set()
-
-    async def _timer_loop(self) -> None:
-        while not self._closing:
-            self._wake.clear()
-            deadline = self.router.get_timer()
-            delay = 3600.0 if deadline is None else max(0.0, deadline - self._clock())
-            if not await wait_event(self._wake, delay):
-                self.router.handle_timer(now=self._clock())
-                self._pump()
+        self._timer.wake()

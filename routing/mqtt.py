@@ -21,7 +21,7 @@ from uuid import UUID
 
 import aiomqtt
 
-from routing.bus import Clock, RoutingBus, SeenIds, wait_event
+from routing.bus import Clock, RouterTimer, RoutingBus, SeenIds, wait_event
 from routing.contract import (
     AGENTS_FILTER,
     EVENTS_FILTER,
@@ -265,27 +265,16 @@ class MqttRouterService:
                           subs, self._on_message, clock, options)
         self._reply: dict[str, tuple[str, bytes]] = {}
         self._seen_events = SeenIds()
-        self._wake = asyncio.Event()
-        self._timer_task: asyncio.Task[None] | None = None
-        self._closing = False
+        self._timer = RouterTimer(router, clock, self._pump, name="router-timer")
         self.offers_received = 0
         """Offer messages received, duplicates included."""
 
     async def start(self) -> None:
         await self.link.start()
-        if self._timer_task is None:
-            self._timer_task = asyncio.create_task(self._timer_loop(), name="router-timer")
+        self._timer.start()
 
     async def close(self) -> None:
-        self._closing = True
-        self._wake.set()
-        if self._timer_task is not None:
-            self._timer_task.cancel()
-            try:
-                await self._timer_task
-            except asyncio.CancelledError:
-                pass
-            self._timer_task = None
+        await self._timer.close()
         await self.link.close()
         self.link.outbox.close()
 
@@ -342,16 +331,7 @@ class MqttRouterService:
                               message_id=str(state.message_id), retain=True)
         for decision in self.router.decisions_to_send():
             self._send(decision)
-        self._wake.set()
-
-    async def _timer_loop(self) -> None:
-        while not self._closing:
-            self._wake.clear()
-            deadline = self.router.get_timer()
-            delay = 3600.0 if deadline is None else max(0.0, deadline - self._clock())
-            if not await wait_event(self._wake, delay):
-                self.router.handle_timer(now=self._clock())
-                self._pump()
+        self._timer.wake()
 
 
 def offer_correlation(offer_id: UUID) -> bytes:

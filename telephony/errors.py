@@ -125,7 +125,7 @@ class FlowError(DialtoneError):
 class FlowValidationError(FlowError):
     """A flow file with problems; ``problems`` lists every one (file, line, node, message)."""
 
-    def __init__(self, problems: list["FlowProblem"]) -> None:
+    def __init__(self, problems: list[FlowProblem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 
@@ -133,7 +133,7 @@ class FlowValidationError(FlowError):
 class FlowProblem:
     """One problem in a flow file, located by file, line and node."""
 
-    __slots__ = ("file", "line", "node", "message")
+    __slots__ = ("file", "line", "message", "node")
 
     def __init__(self, file: str, line: int | None, node: str | None, message: str) -> None:
         self.file = file

@@ -67,7 +67,8 @@ class JsonLinesEventLog:
     def __init__(self, path: str | os.PathLike[str], *, node: str | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: TextIO = open(self.path, "a", encoding="utf-8", buffering=1)
+        # Held open for the log's lifetime and closed by close(): no context manager fits.
+        self._fh: TextIO = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
         self.node = node
 
     def emit(self, event: dict[str, Any]) -> None:

@@ -31,6 +31,7 @@ from telephony.events import (
     SpeechStarted,
 )
 from telephony.media import CallMedia, Recording
+from telephony.sip.events import CallRef
 
 if TYPE_CHECKING:
     from .useragent import UserAgent
@@ -70,7 +71,7 @@ class Utterance:
 class Call:
     """One call leg.  Created by the UserAgent; never construct it yourself."""
 
-    def __init__(self, ua: UserAgent, ref: str, media: CallMedia, *, direction: str,
+    def __init__(self, ua: UserAgent, ref: CallRef, media: CallMedia, *, direction: str,
                  caller: str, called: str, sip_call_id: str, remote: tuple[str, int]) -> None:
         self._ua = ua
         self.ref = ref

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -119,8 +119,8 @@ class UserAgent:
     def now(self) -> float:
         return self.loop.time()
 
-    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task = self.loop.create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -162,9 +162,9 @@ class UserAgent:
                 self._ended(call, ev.reason if not ev.by_remote else "remote_bye"
                             if ev.reason in ("bye", "BYE") else ev.reason,
                             by_remote=ev.by_remote, status=ev.status)
-            fut = self._pending_dials.pop(ev.call, None)
-            if fut is not None and not fut.done():
-                fut.set_exception(CallFailed(ev.reason, ev.status or 0))
+            dial = self._pending_dials.pop(ev.call, None)
+            if dial is not None and not dial.done():
+                dial.set_exception(CallFailed(ev.reason, ev.status or 0))
         elif isinstance(ev, sev.CallConfirmed):
             call = self.calls.get(ev.call)
             if call is not None:
@@ -199,7 +199,7 @@ class UserAgent:
         elif isinstance(ev, sev.ReferReceived):
             self._spawn(self._refer_received(ev))
         elif isinstance(ev, sev.ReinviteResult):
-            fut = self._reinvites.pop(ev.call, None)
+            reinvite = self._reinvites.pop(ev.call, None)
             call = self.calls.get(ev.call)
             if call is not None and 200 <= ev.status < 300 and ev.body:
                 offer = call.vars.pop("_reoffer", None)
@@ -208,12 +208,12 @@ class UserAgent:
                         self._apply(call, parse_answer(offer, SessionDescription.parse(ev.body)))
                 except SdpError as exc:
                     log.info("bad SDP answer to our re-INVITE on %s: %s", ev.call, exc)
-            if fut is not None and not fut.done():
-                fut.set_result(ev.status)
+            if reinvite is not None and not reinvite.done():
+                reinvite.set_result(ev.status)
         elif isinstance(ev, sev.RegistrationChanged):
-            fut = self._registrations.get(ev.reg)
-            if fut is not None and not fut.done():
-                fut.set_result(ev.registered)
+            registration = self._registrations.get(ev.reg)
+            if registration is not None and not registration.done():
+                registration.set_result(ev.registered)
             self.events.emit({"type": "registration", "reg": ev.reg,
                               "registered": ev.registered, "status": ev.status,
                               "expires": ev.expires})
@@ -228,7 +228,7 @@ class UserAgent:
         media = CallMedia(self.config.media_defaults, now=now, rng=self.rng)
         try:
             port = await self.media.open(media)
-        except Exception as exc:  # no port: the call cannot have media
+        except Exception as exc:  # noqa: BLE001 - no port: the call cannot have media; logged
             log.warning("rejecting call %s: %s", ref, exc)
             if self._setting_up.pop(ref, None) is None:
                 self.endpoint.reject(ref, 503, now=self.now())
@@ -348,7 +348,7 @@ class UserAgent:
         if was_sending != media.sending:
             call._dispatch(HoldChanged(on_hold=not media.sending))
 
-    def _reoffer(self, ref: str, offer_body: bytes, *, update: bool) -> None:
+    def _reoffer(self, ref: sev.CallRef, offer_body: bytes, *, update: bool) -> None:
         call = self.calls.get(ref)
         session = self._sdp.get(ref)
         if call is None or session is None:

@@ -436,11 +436,14 @@ def _parse_head(head: bytes, limits: ParseLimits) -> tuple[SipMessage, int | Non
     msg: SipMessage
     if start.startswith("SIP/"):
         parts = start.split(" ", 2)
-        if len(parts) < 2 or uint(parts[1], 3) is None or len(parts[1]) != 3:
+        code = parts[1] if len(parts) >= 2 else ""
+        # RFC 3261 25.1: Status-Code = 3DIGIT (ASCII; not "\x1c80", which str.strip() and so
+        # uint() would take for "80" while int() refuses it).
+        if len(code) != 3 or not code.isascii() or not code.isdigit():
             raise SipParseError(f"Malformed status line {start[:60]!r}")
         if parts[0] != SIP_VERSION:
             raise SipParseError(f"Unsupported SIP version {parts[0]!r}", status_hint=505)
-        status = int(parts[1])
+        status = int(code)
         if not 100 <= status <= 699:
             raise SipParseError(f"Status code out of range: {status}")
         msg = SipResponse(status, parts[2] if len(parts) > 2 else "", headers)

@@ -84,6 +84,19 @@ class SpeechResult:
         """A no-match result (text ``""``, confidence 0)."""
         return cls(text="", confidence=0.0, phrase=None, alternatives=alternatives, engine=engine)
 
+    @classmethod
+    def digit_string(
+        cls, digits: str, confidence: float, engine: str, *, min_digits: int,
+        max_digits: int | None,
+    ) -> SpeechResult:
+        """The result of :meth:`Recognizer.recognize_digits` for the recognised ``digits``: a
+        match (text and phrase = the digits) when there are at least ``min_digits`` and at
+        most ``max_digits`` (None: no limit) of them, otherwise a no-match."""
+        too_long = max_digits is not None and len(digits) > max_digits
+        if not digits or len(digits) < min_digits or too_long:
+            return cls.no_match(engine)
+        return cls(text=digits, confidence=confidence, phrase=digits, engine=engine)
+
 
 def pcm16_to_float(audio: bytes) -> npt.NDArray[np.float64]:
     """16-bit signed little-endian PCM bytes to float samples in -1..1.

@@ -135,6 +135,5 @@ class PocketSphinxRecognizer(Recognizer):
         text, conf = self._decode(audio, sample_rate, name)
         mapping = {w: str(i) for i, w in enumerate(_DIGIT_WORDS)} | {"oh": "0"}
         digits = "".join(mapping[w] for w in _words(text) if w in mapping)
-        if not digits or len(digits) < min_digits or (max_digits and len(digits) > max_digits):
-            return SpeechResult.no_match(self.name)
-        return SpeechResult(text=digits, confidence=conf, phrase=digits, engine=self.name)
+        return SpeechResult.digit_string(digits, conf, self.name, min_digits=min_digits,
+                                         max_digits=max_digits or None)

@@ -286,10 +286,10 @@ class TemplateRecognizer(Recognizer):
                 per_frame.append(hit.cost / max(hit.stop - hit.start, 1))
         text = "".join(digits)
         worst = max(per_frame) if per_frame else float("inf")
-        too_long = max_digits is not None and len(text) > max_digits
-        if not text or len(text) < min_digits or too_long or worst > cfg.max_digit_distance:
+        if worst > cfg.max_digit_distance:  # also the case when nothing was found
             return SpeechResult.no_match(self.name)
         conf = float(
             np.clip((cfg.max_digit_distance - worst) / (0.5 * cfg.max_digit_distance), 0, 1)
         )
-        return SpeechResult(text=text, confidence=conf, phrase=text, engine=self.name)
+        return SpeechResult.digit_string(text, conf, self.name, min_digits=min_digits,
+                                         max_digits=max_digits)

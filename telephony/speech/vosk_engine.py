@@ -114,8 +114,5 @@ class VoskRecognizer(Recognizer):
         mapping = {w: str(i) for i, w in enumerate(words or ())}
         tokens = str(result.get("text", "")).split()
         digits = "".join(mapping.get(t, t if t.isdigit() else "") for t in tokens)
-        if not digits or len(digits) < min_digits or (max_digits and len(digits) > max_digits):
-            return SpeechResult.no_match(self.name)
-        return SpeechResult(
-            text=digits, confidence=self._confidence(result), phrase=digits, engine=self.name
-        )
+        return SpeechResult.digit_string(digits, self._confidence(result), self.name,
+                                         min_digits=min_digits, max_digits=max_digits or None)

@@ -38,7 +38,7 @@ def test_right_password_gets_the_call_through(guarded: DialtoneProcess, tmp_path
 
 def test_wrong_password_never_reaches_the_ivr(guarded: DialtoneProcess, tmp_path: Path) -> None:
     before = len(guarded.of_type("call_started"))
-    rc, out = sipp(tmp_path, guarded.addr, scenario="uac_digest.xml",
+    rc, _out = sipp(tmp_path, guarded.addr, scenario="uac_digest.xml",
                    extra=["-au", "alice", "-ap", "guess", "-auth_uri", f"ivr@{guarded.addr}"],
                    limit=4, name="intruder")
     assert rc != 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from telephony.aio.media_engine import MediaEngineConfig
 from telephony.aio.useragent import UserAgent, UserAgentConfig
 from telephony.errors import CallFailed, TransferFailed
 from telephony.eventlog import MemoryEventLog
-from telephony.events import DtmfReceived, HoldChanged, RemoteHangup
+from telephony.events import HoldChanged, RemoteHangup
 from telephony.sip.endpoint import SipConfig
 from tests.conftest import free_port
 

@@ -9,43 +9,20 @@ import wave
 import numpy as np
 import pytest
 
-from telephony.codecs.g711 import (
-    ALAW_DECODE_TABLE,
-    ALAW_ENCODE_TABLE,
-    ULAW_DECODE_TABLE,
-    ULAW_ENCODE_TABLE,
-)
-from telephony.dsp.dtmf import (
-    COL_FREQS,
-    KEYS,
-    ROW_FREQS,
-    DtmfDetector,
-    DtmfDetectorBank,
-    detect_file_digits,
-)
+from telephony.dsp.dtmf import KEYS, DtmfDetector, DtmfDetectorBank, detect_file_digits
+from telephony.dsp.testsignals import dtmf_tone
+from telephony.dsp.testsignals import g711_round_trip as g711
 from telephony.events import DtmfReceived
 
 FS = 8000
 LAWS = ["ulaw", "alaw"]
 
 
-def g711(x: np.ndarray, law: str) -> np.ndarray:
-    pcm = np.clip(np.round(x), -32768, 32767).astype(np.int16)
-    if law == "ulaw":
-        return ULAW_DECODE_TABLE[ULAW_ENCODE_TABLE[pcm.view(np.uint16)]]
-    return ALAW_DECODE_TABLE[ALAW_ENCODE_TABLE[pcm.view(np.uint16)]]
-
-
 def tone(key: str, ms: float, level: float = -10.0, dev: float = 0.0, twist: float = 0.0,
          rng: np.random.Generator | None = None) -> np.ndarray:
     """A DTMF pair; ``level`` dBm0 per tone, ``twist`` dB = row level - column level."""
-    i = KEYS.index(key)
-    n = round(ms * FS / 1000)
-    t = np.arange(n) / FS
-    a = 32768 * 10 ** ((level - 3.14) / 20)
     ph = rng.uniform(0, 2 * np.pi, 2) if rng is not None else (0.3, 1.1)
-    return (a * 10 ** (twist / 40) * np.sin(2 * np.pi * ROW_FREQS[i // 4] * (1 + dev) * t + ph[0])
-            + a * 10 ** (-twist / 40) * np.sin(2 * np.pi * COL_FREQS[i % 4] * (1 + dev) * t + ph[1]))
+    return dtmf_tone(key, ms, level=level, dev=dev, twist=twist, phases=ph)
 
 
 def sequence(keys: str, on_ms: float = 50, off_ms: float = 50, lead_ms: float = 37,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import glob
 import os
 import wave
@@ -15,6 +14,7 @@ from telephony.dsp.dtmf import COL_FREQS, ROW_FREQS, DtmfDetector
 from telephony.dsp.vad import Endpointer, EndpointerConfig, vad_frames
 from telephony.errors import MediaError
 from telephony.events import CallEvent, SpeechEnded, SpeechStarted
+from tests.imports import top_level_imports
 
 SOUNDS = Path("/usr/share/asterisk/sounds/en")
 pytestmark = pytest.mark.skipif(not SOUNDS.is_dir(), reason="Debian asterisk sounds missing")
@@ -127,16 +127,7 @@ def test_bad_config_and_frame() -> None:
 def test_dsp_modules_are_sans_io() -> None:
     """No asyncio, socket, threading or clock reads in telephony/dsp."""
     for path in Path("telephony/dsp").glob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
-            else:
-                continue
-            for name in names:
-                assert name.split(".")[0] not in {"asyncio", "socket", "threading", "time"}, path
+        assert not top_level_imports(path) & {"asyncio", "socket", "threading", "time"}, path
 
 
 def test_bank_matches_single_endpointers() -> None:

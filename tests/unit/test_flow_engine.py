@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import json
 from pathlib import Path
@@ -23,6 +22,7 @@ from telephony.events import (
     SpeechEnded,
     SpeechStarted,
 )
+from tests.imports import top_level_imports
 
 ROOT = Path(__file__).parents[2]
 
@@ -137,11 +137,11 @@ def test_speech_is_recognised_in_the_current_language() -> None:
     assert d.r.language == "es" and d.last_prompt().items[0].language == "es"
     d.feed(SpeechStarted(), 0.5)
     acts = d.feed(SpeechEnded(duration_ms=600, audio=b"\x01\x00" * 4800), 0.8)
-    rec = [a for a in acts if isinstance(a, A.Recognize)][0]
+    rec = next(a for a in acts if isinstance(a, A.Recognize))
     assert rec.language == "es" and rec.phrases == ("facturación",) and len(rec.audio) == 9600
     d.feed(A.RecognitionResult(rec.request_id, "facturación", 0.7, "facturación"))
     assert d.r.vars["intent"] == "billing"
-    choice = [e for e in d.logs if e["type"] == "choice"][0]
+    choice = next(e for e in d.logs if e["type"] == "choice")
     assert choice["mode"] == "voice" and choice["confidence"] == 0.7
 
 
@@ -149,8 +149,8 @@ def test_low_confidence_is_a_no_match() -> None:
     d = Driver(make_flow(MENU, settings={"min_confidence": 0.5}))
     d.start()
     d.feed(SpeechStarted(), 0.5)
-    rec = [a for a in d.feed(SpeechEnded(audio=b"\0\0" * 800), 1.0)
-           if isinstance(a, A.Recognize)][0]
+    rec = next(a for a in d.feed(SpeechEnded(audio=b"\0\0" * 800), 1.0)
+           if isinstance(a, A.Recognize))
     d.feed(A.RecognitionResult(rec.request_id, "billing", 0.2, "billing"))
     assert "intent" not in d.r.vars
     assert [e["count"] for e in d.logs if e["type"] == "no_match"] == [1]
@@ -186,8 +186,8 @@ def test_collect_spoken_digits() -> None:
     d = Driver(make_flow(nodes))
     d.start()
     d.feed(SpeechStarted(), 0.5)
-    rec = [a for a in d.feed(SpeechEnded(audio=b"\0\0" * 800), 1.0)
-           if isinstance(a, A.Recognize)][0]
+    rec = next(a for a in d.feed(SpeechEnded(audio=b"\0\0" * 800), 1.0)
+           if isinstance(a, A.Recognize))
     assert rec.digits and rec.min_digits == 4
     d.feed(A.RecognitionResult(rec.request_id, "seven nine nine two seven three nine eight "
                                                 "seven one three", 0.8))
@@ -259,10 +259,10 @@ HANDOFF = {
 def test_handoff_offer_carries_context_and_falls_back_on_timeout() -> None:
     d = Driver(make_flow(HANDOFF))
     acts = d.start()
-    req = [a for a in acts if isinstance(a, A.RequestRoute)][0]
+    req = next(a for a in acts if isinstance(a, A.RequestRoute))
     assert req.offer["skills"] == ["spanish"] and req.offer["customer_tier"] == "standard"
     assert req.timeout == 5
-    handoff_log = [e for e in d.logs if e["type"] == "handoff"][0]
+    handoff_log = next(e for e in d.logs if e["type"] == "handoff")
     assert handoff_log["offer"] == req.offer
     d.feed(A.RouteResult(req.request_id, "queue", queue="general"), 1.0)
     assert d.r.get_timer() == pytest.approx(5.0)  # the original deadline, not a new one
@@ -272,7 +272,7 @@ def test_handoff_offer_carries_context_and_falls_back_on_timeout() -> None:
 
 def test_handoff_transfer_then_return_for_survey() -> None:
     d = Driver(make_flow(HANDOFF))
-    req = [a for a in d.start() if isinstance(a, A.RequestRoute)][0]
+    req = next(a for a in d.start() if isinstance(a, A.RequestRoute))
     acts = d.feed(A.RouteResult(req.request_id, "transfer", "sip:a1@cc.test", "a1"), 0.5)
     assert A.Transfer("sip:a1@cc.test", "handoff") in acts
     d.feed(A.TransferResult(ok=True, returned=True), 60)
@@ -343,8 +343,5 @@ def test_spoken_digits_in_three_languages() -> None:
 def test_engine_is_sans_io() -> None:
     banned = {"asyncio", "socket", "threading", "time", "subprocess"}
     for mod in ("engine", "actions", "model", "calendar", "inputs"):
-        tree = ast.parse((ROOT / "ivr_flows" / f"{mod}.py").read_text())
-        for node in ast.walk(tree):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            assert not {n.split(".")[0] for n in names} & banned, (mod, names)
+        imported = top_level_imports(ROOT / "ivr_flows" / f"{mod}.py")
+        assert not imported & banned, (mod, imported & banned)

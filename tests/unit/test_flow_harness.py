@@ -20,10 +20,11 @@ from ivr_flows.cli import main as flow_cli
 from ivr_flows.harness import RunResult, all_edges, uncovered_edges
 from ivr_flows.loader import load_flow
 from ivr_flows.prompts import PromptRenderer
-from ivr_flows.pytest_plugin import _flow_harness_cache, flow_runner  # noqa: F401 - fixtures
 from ivr_flows.scripts import ScriptError, parse_script
 from ivr_flows.session import FlowServices, FlowSession
 from telephony.events import CallEvent, DtmfReceived, PromptFinished
+
+pytest_plugins = ["ivr_flows.pytest_plugin"]  # the flow_runner fixture
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "ivr_flows" / "examples" / "contact_centre"
@@ -62,7 +63,7 @@ def test_scripts_through_the_real_media_path(flow_runner: Callable[..., RunResul
 
 def test_es_billing_handoff_payload_and_survey(flow_runner: Callable[..., RunResult]) -> None:
     r = flow_runner(FLOW, EXAMPLE / "scripts" / "es_billing_speech.yaml", media=False)
-    offer = [e for e in r.log if e["type"] == "handoff"][0]["offer"]
+    offer = next(e for e in r.log if e["type"] == "handoff")["offer"]
     assert offer["language"] == "es" and offer["intent"] == "billing"
     assert offer["customer_id"] == "C1001" and offer["voice_verified"] is True
     assert offer["menu_path"][:2] == ["lookup", "select_language"]

@@ -85,7 +85,7 @@ def test_prompt_is_heard_in_full_and_reported() -> None:
     assert corr > 0.99
     kinds = [type(e) for e in peer.got if isinstance(e, PromptStarted | PromptFinished)]
     assert kinds == [PromptStarted, PromptFinished]
-    assert not [e for e in peer.got if isinstance(e, PromptFinished)][0].interrupted
+    assert not next(e for e in peer.got if isinstance(e, PromptFinished)).interrupted
 
 
 def test_rfc4733_digit_barges_in_and_is_reported_once() -> None:
@@ -113,7 +113,7 @@ def test_no_barge_in_prompt_keeps_playing() -> None:
 @pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
 def test_inband_digits_through_g711(codec: str) -> None:
     pt = 0 if codec == "PCMU" else 8
-    media, peer = make(MediaConfig(codec=codec, payload_type=pt))
+    _media, peer = make(MediaConfig(codec=codec, payload_type=pt))
     peer.codec = get_codec(codec)
     peer.sender.payload_type = pt
     gap = np.zeros(FRAME * 4, np.int16)
@@ -151,7 +151,7 @@ def test_truncated_and_garbage_packets_are_counted_and_dropped() -> None:
 
 
 def test_media_timeout_fires_once() -> None:
-    media, peer = make(MediaConfig(media_timeout=0.5))
+    _media, peer = make(MediaConfig(media_timeout=0.5))
     peer.silence(0.2)
     for _ in range(60):
         peer.step(send=False)

@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 import glob
-import struct
 
 import pytest
 
 from telephony.rtp.pcap import PcapError, read_pcap, read_pcap_file
+from tests.pcaps import ipv4_udp as _ipv4_udp
+from tests.pcaps import pcap_file as _pcap
 
 CAPTURES = sorted(glob.glob("/usr/share/sip-tester/*.pcap"))
-
-
-def _ipv4_udp(payload: bytes, sport: int = 4000, dport: int = 5000) -> bytes:
-    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-    ip = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45,
-        0,
-        20 + len(udp),
-        1,
-        0,
-        64,
-        17,
-        0,
-        bytes([127, 0, 0, 1]),
-        bytes([127, 0, 0, 2]),
-    )
-    return ip + udp
-
-
-def _pcap(linktype: int, frames: list[bytes], endian: str = "<") -> bytes:
-    out = struct.pack(endian + "IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype)
-    for i, f in enumerate(frames):
-        out += struct.pack(endian + "IIII", 100 + i, 500000, len(f), len(f)) + f
-    return out
 
 
 @pytest.mark.skipif(not CAPTURES, reason="sip-tester captures not installed")

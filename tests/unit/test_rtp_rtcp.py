@@ -25,6 +25,7 @@ from telephony.rtp.rtcp import (
     parse_rtcp,
     serialize_rtcp,
 )
+from tests.pcaps import LINKTYPE_RAW, ipv4_udp, pcap_file
 
 BLOCK = RtcpReportBlock(0x11223344, 25, -3, 0x1_0005, 120, 0xAABBCCDD, 65536)
 SR = RtcpSenderReport(0xDEADBEEF, ntp_from_unix(1_700_000_000.5), 160_000, 1000, 160_000, (BLOCK,))
@@ -105,25 +106,8 @@ def test_ntp_helpers() -> None:
 def test_tshark_decodes_our_compound(tmp_path) -> None:
     """An independent decoder reads the SR + SDES + BYE we write."""
     payload = serialize_rtcp([SR, SDES, BYE])
-    udp = struct.pack("!HHHH", 5005, 5007, 8 + len(payload), 0) + payload
-    ip = (
-        struct.pack(
-            "!BBHHHBBH4s4s",
-            0x45,
-            0,
-            20 + len(udp),
-            0,
-            0,
-            64,
-            17,
-            0,
-            bytes([127, 0, 0, 1]),
-            bytes([127, 0, 0, 1]),
-        )
-        + udp
-    )
-    pcap = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101)
-    pcap += struct.pack("<IIII", 1, 0, len(ip), len(ip)) + ip
+    ip = ipv4_udp(payload, 5005, 5007, dst=bytes([127, 0, 0, 1]), ident=0)
+    pcap = pcap_file(LINKTYPE_RAW, [ip], first_second=1, usec=0)
     path = tmp_path / "rtcp.pcap"
     path.write_bytes(pcap)
     out = (

@@ -19,6 +19,7 @@ from telephony.sdp import (
     SessionDescription,
     SsrcAttribute,
 )
+from tests.imports import top_level_imports
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sdp"
 CAPTURED = sorted(FIXTURES.glob("*.sdp"))
@@ -310,16 +311,8 @@ def test_generated_round_trip(
 
 
 def test_sdp_module_is_sans_io() -> None:
-    import ast
-
     import telephony.sdp as module
 
-    tree = ast.parse(Path(module.__file__).read_text())
-    imported = {
-        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
-    }
-    imported |= {
-        n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
-    }
+    imported = top_level_imports(module.__file__)
     assert not imported & {"asyncio", "socket", "threading", "time", "select"}
     assert not imported - {"__future__", "dataclasses", "ipaddress", "re", "typing", "telephony"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import pytest
@@ -21,6 +22,7 @@ from telephony.sip.auth import (
     parse_challenges,
     select_challenge,
 )
+from tests.imports import from_imports, top_level_imports
 
 # RFC 7616 3.9.1: the two WWW-Authenticate headers of the example.
 RFC7616_CHALLENGES = [
@@ -43,6 +45,11 @@ MUFASA = DigestCredentials("Mufasa", "Circle of Life")
 
 def fixed(value: str):  # type: ignore[no-untyped-def]
     return lambda: value
+
+
+# The MD5 digest response for the client tests' credentials (bob / pw in realm "r").
+bob_md5_response = functools.partial(digest_response, algorithm="MD5", username="bob",
+                                     password="pw", realm="r")
 
 
 @pytest.mark.parametrize(
@@ -221,11 +228,7 @@ def test_nonce_count_increments_per_nonce() -> None:
     assert again is not None
     creds = DigestAuthorization.parse(again)
     assert (creds.nc, creds.cnonce, creds.nonce) == (2, "c2", "N1")
-    assert creds.response == digest_response(
-        algorithm="MD5",
-        username="bob",
-        password="pw",
-        realm="r",
+    assert creds.response == bob_md5_response(
         nonce="N1",
         method="INVITE",
         uri="sip:x@r",
@@ -260,11 +263,7 @@ def test_qop_choice_auth_int_and_rfc2069() -> None:
     )
     creds = DigestAuthorization.parse(value)
     assert creds.qop == "auth-int"
-    assert creds.response == digest_response(
-        algorithm="MD5",
-        username="bob",
-        password="pw",
-        realm="r",
+    assert creds.response == bob_md5_response(
         nonce="a",
         method="INVITE",
         uri="sip:x@r",
@@ -273,11 +272,7 @@ def test_qop_choice_auth_int_and_rfc2069() -> None:
         cnonce="cn",
         body=body,
     )
-    assert creds.response != digest_response(
-        algorithm="MD5",
-        username="bob",
-        password="pw",
-        realm="r",
+    assert creds.response != bob_md5_response(
         nonce="a",
         method="INVITE",
         uri="sip:x@r",
@@ -444,20 +439,9 @@ def test_fuzz_round_trip_any_username_and_realm(username: str, password: str, re
 
 
 def test_auth_module_is_sans_io() -> None:
-    import ast
-    from pathlib import Path
-
     import telephony.sip.auth as module
 
-    tree = ast.parse(Path(module.__file__).read_text())
-    imported = {
-        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
-    }
-    imported |= {
-        n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
-    }
+    imported = top_level_imports(module.__file__)
     assert not imported & {"asyncio", "socket", "threading", "time", "select"}
     # no dependency on the other SIP modules (message, transaction, dialog)
-    assert "telephony.sip" not in {
-        n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
-    }
+    assert "telephony.sip" not in from_imports(module.__file__)
