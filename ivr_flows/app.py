@@ -69,6 +69,21 @@ def _make_verifier(var_dir: Path) -> VerifierAdapter | None:
                                              config=MfccStatsConfig(required_utterances=1)))
 
 
+def _warm_up(warm: Callable[..., None], loaded: Any) -> None:
+    """Every speech phrase of every menu, in every language of the flow."""
+    from ivr_flows.model import CollectNode, phrases_for
+
+    for language in loaded.flow.languages:
+        phrases: list[str] = []
+        digits = False
+        for node in loaded.flow.nodes.values():
+            for choice in getattr(node, "choices", ()):
+                phrases += phrases_for(choice.speech, language)
+            if isinstance(node, CollectNode) and node.mode != "dtmf":
+                digits = True
+        warm(language, sorted(set(phrases)), digits=digits)
+
+
 async def build_app(options: Any, ua_ref: list[Any], events: EventSink
                     ) -> tuple[Callable[[Any], Awaitable[None]], Callable[[], Awaitable[None]]]:
     """``(handler, close)`` for ``dialtone serve``; raises FlowValidationError on a bad flow."""
@@ -86,6 +101,10 @@ async def build_app(options: Any, ua_ref: list[Any], events: EventSink
         engine_options["model_path"] = getattr(options, "vosk_model", None)
     # a missing model or engine fails here, before the first call, with a clear message
     recognizer = create_recognizer(engine, **engine_options)
+    warm = getattr(recognizer, "warm_up", None)
+    if warm is not None:
+        # render the grammar templates now, not while the first caller waits for an answer
+        await asyncio.to_thread(_warm_up, warm, loaded)
     verifier = await asyncio.to_thread(_make_verifier, var_dir)
 
     from routing.factory import open_bus
