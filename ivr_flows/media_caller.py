@@ -1,10 +1,15 @@
 """A caller side that goes through the real media path, in-process, on the virtual clock.
 
-Two :class:`telephony.media.CallMedia` instances, the IVR's and the caller's, ticked
-together by one :class:`telephony.media.MediaMixer`; every 20 ms the RTP packets each
-produces are handed to the other (no sockets).  So a script's key press travels as
-RFC 4733 events (or in-band tones found by the DTMF detector) and its utterances as
-G.711 through the jitter buffer and the endpointer (VAD), exactly as on a real call.
+Two :class:`telephony.media.CallMedia` instances, the IVR's and the caller's; every 20 ms
+the RTP packets each produces are handed to the other (no sockets).  So a script's key
+press travels as RFC 4733 events (or in-band tones found by the DTMF detector) and its
+utterances as G.711 through the jitter buffer and the endpointer (VAD), exactly as on a
+real call.
+
+Only the IVR's side is ticked by a :class:`telephony.media.MediaMixer` (jitter buffer,
+decode, DTMF detection, VAD).  The caller's side only sends: it plays its utterances and
+key presses through the same ``tx_frame``/``packets`` steps the mixer would run, but
+nothing the IVR plays back is decoded or analysed, as nothing on that side is checked.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ class MediaCaller:
         self.caller = CallMedia(cfg, now=0.0, remote=IVR_ADDR)
         self.mixer = MediaMixer()
         self.mixer.add(self.ivr)
-        self.mixer.add(self.caller)
         self._extra: list[CallEvent] = []
         self.packets = 0
 
@@ -64,13 +68,15 @@ class MediaCaller:
         return self.caller.is_playing
 
     def tick(self, *, now: float) -> list[CallEvent]:
-        for media, packet, _addr in self.mixer.tick(now=now):
-            self.packets += 1
-            if media is self.ivr:
-                self.caller.receive_rtp(packet, IVR_ADDR, now=now)
-            else:
-                self.ivr.receive_rtp(packet, CALLER_ADDR, now=now)
-        while self.caller.next_event() is not None:
+        caller = self.caller
+        # What the caller sends this tick (the mixer's step 3 for the caller's side alone):
+        # its packets reach the IVR after the IVR's tick, as if both were in one mixer.
+        frame = caller.tx_frame(now=now)
+        sent = caller.packets(caller.codec.encode(frame), now=now)
+        self.packets += len(self.mixer.tick(now=now)) + len(sent)
+        for packet in sent:
+            self.ivr.receive_rtp(packet, CALLER_ADDR, now=now)
+        while caller.next_event() is not None:
             pass  # the caller's own prompt events (its utterances) are not the IVR's
         out: list[CallEvent] = []
         while (ev := self.ivr.next_event()) is not None:

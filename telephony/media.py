@@ -584,6 +584,7 @@ class MediaMixer:
                 media.slot = None
 
     def tick(self, *, now: float) -> list[tuple[CallMedia, bytes, Addr]]:
+        """One 20 ms tick of every call; returns ``(media, packet, addr)`` to send."""
         self.ticks += 1
         calls = self.calls
         if not calls:
@@ -597,71 +598,17 @@ class MediaMixer:
             banks[b].frames[ch] = pcm
             rx.append(pcm)
         # step 2a: in-band DTMF, one pass per bank
-        found: dict[tuple[int, int], list[InbandDigit]] = {}
-        for b, bank in enumerate(banks):
-            det = bank.dtmf
-            if not bank.frames.any():
-                if bank.quiet >= _QUIET_TICKS and not det.tone_active.any():
-                    # Zero history, idle tracks, zero input: the pass would only advance the
-                    # sample count (the DTMF phase reference), so advance it and go on.
-                    det._samples += FRAME  # TODO(dsp owner): a public skip(samples)
-                    self.dtmf_skipped += 1
-                    continue
-                bank.quiet += 1
-            else:
-                bank.quiet = 0
-            for ch, ev in det.process(bank.frames, now=now):
-                found.setdefault((b, ch), []).append(ev)
-        for m in calls:
-            if m.slot in found:
-                m.apply_digits(found[m.slot] if m.config.inband_dtmf else (), now=now)
+        found = self._dtmf_pass(now)
+        if found:
+            for m in calls:
+                if m.slot in found:
+                    m.apply_digits(found[m.slot] if m.config.inband_dtmf else (), now=now)
         # step 2b: the endpointer, one pass per bank where some call is heard
         active = [m.vad_active for m in calls]
-        busy = [False] * len(banks)
-        own: dict[int, list[CallEvent]] = {}
-        for i, (m, act) in enumerate(zip(calls, active)):
-            if m._own_vad:
-                if act:
-                    if m._vad_reset or m._endpointer is None:
-                        m._endpointer = Endpointer(m.config.endpointer)
-                        m._vad_reset = False
-                    b, ch = m.slot  # type: ignore[misc]
-                    tone = m.config.inband_dtmf and bool(banks[b].dtmf.tone_active[ch])
-                    own[i] = m._endpointer.process(rx[i], now=now, tone_active=tone)
-                    m._speaking = m._endpointer.speaking
-                continue
-            if act:
-                b, ch = m.slot  # type: ignore[misc]
-                busy[b] = True
-                if m._vad_reset or (not m._vad_was_active and m._speaking and not m._utt_seen):
-                    # set_listening asked for a fresh endpointer, or an utterance it did not
-                    # hear (begun while the call was not heard) is in progress
-                    banks[b].vad.reset_channel(ch)
-                    banks[b].vad_quiet = 0
-                    m._speaking = m._utt_seen = False
-                m._vad_reset = False
-            m._vad_was_active = act
-        heard: dict[tuple[int, int], list[CallEvent]] = {}
-        for b, bank in enumerate(banks):
-            if not busy[b]:
-                continue
-            if bank.frames.any():
-                bank.vad_quiet = 0
-            elif bank.vad_quiet < self._vad_settle:
-                bank.vad_quiet += 1
-            elif not any(u is not None and u._speaking for u in bank.users):
-                self.vad_skipped += 1
-                continue
-            tone = bank.dtmf.tone_active & bank.inband
-            for ch, ev in bank.vad.process(bank.frames, now=now, tone_active=tone):
-                heard.setdefault((b, ch), []).append(ev)
-            vad = bank.vad
-            for ch, user in enumerate(bank.users):
-                if user is not None and not user._own_vad:
-                    user._speaking = vad.speaking(ch)
+        heard = self._vad_pass(calls, rx, active, now)
         for i, (m, pcm, act) in enumerate(zip(calls, rx, active)):
-            events = own.get(i, ()) if m._own_vad else heard.get(m.slot, ())  # type: ignore[arg-type]
-            m.apply_vad(pcm, events, act, now=now)
+            key = i if m._own_vad else m.slot
+            m.apply_vad(pcm, heard.get(key, ()), act, now=now)
         # step 3: encode every outgoing frame, grouped by codec
         out: list[tuple[CallMedia, bytes, Addr]] = []
         by_codec: dict[str, list[CallMedia]] = {}
@@ -675,6 +622,70 @@ class MediaMixer:
                     if remote is not None:
                         out.append((m, pkt, remote))
         return out
+
+    def _dtmf_pass(self, now: float) -> dict[tuple[int, int], list[InbandDigit]]:
+        found: dict[tuple[int, int], list[InbandDigit]] = {}
+        for b, bank in enumerate(self._bank_list):
+            det = bank.dtmf
+            if not bank.frames.any():
+                if bank.quiet >= _QUIET_TICKS and not det.tone_active.any():
+                    # Zero history, idle tracks, zero input: the pass would only advance the
+                    # sample count (the DTMF phase reference), so advance it and go on.
+                    det._samples += FRAME  # TODO(dsp owner): a public skip(samples)
+                    self.dtmf_skipped += 1
+                    continue
+                bank.quiet += 1
+            else:
+                bank.quiet = 0
+            for ch, digit in det.process(bank.frames, now=now):
+                found.setdefault((b, ch), []).append(digit)
+        return found
+
+    def _vad_pass(self, calls: list[CallMedia], rx: list[Pcm], active: list[bool],
+                  now: float) -> dict[object, list[CallEvent]]:
+        """Endpointer events keyed by slot (batched) or by call index (own endpointer)."""
+        banks = self._bank_list
+        busy = [False] * len(banks)
+        heard: dict[object, list[CallEvent]] = {}
+        for i, (m, act) in enumerate(zip(calls, active)):
+            b, ch = m.slot  # type: ignore[misc]
+            if m._own_vad:
+                if act:
+                    if m._vad_reset or m._endpointer is None:
+                        m._endpointer = Endpointer(m.config.endpointer)
+                        m._vad_reset = False
+                    flag = m.config.inband_dtmf and bool(banks[b].dtmf.tone_active[ch])
+                    heard[i] = m._endpointer.process(rx[i], now=now, tone_active=flag)
+                    m._speaking = m._endpointer.speaking
+                continue
+            if act:
+                busy[b] = True
+                if m._vad_reset or (not m._vad_was_active and m._speaking and not m._utt_seen):
+                    # set_listening asked for a fresh endpointer, or an utterance it did not
+                    # hear (begun while the call was not heard) is in progress
+                    banks[b].vad.reset_channel(ch)
+                    banks[b].vad_quiet = 0
+                    m._speaking = m._utt_seen = False
+                m._vad_reset = False
+            m._vad_was_active = act
+        for b, bank in enumerate(banks):
+            if not busy[b]:
+                continue
+            if bank.frames.any():
+                bank.vad_quiet = 0
+            elif bank.vad_quiet < self._vad_settle:
+                bank.vad_quiet += 1
+            elif not any(u is not None and u._speaking for u in bank.users):
+                self.vad_skipped += 1
+                continue
+            tones = bank.dtmf.tone_active & bank.inband
+            for ch, ev in bank.vad.process(bank.frames, now=now, tone_active=tones):
+                heard.setdefault((b, ch), []).append(ev)
+            vad = bank.vad
+            for ch, user in enumerate(bank.users):
+                if user is not None and not user._own_vad:
+                    user._speaking = vad.speaking(ch)
+        return heard
 
 
 class SimulatedCaller:

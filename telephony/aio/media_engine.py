@@ -44,7 +44,7 @@ class MediaEngineConfig:
     max_catch_up: int = 5
     send_on_deadline: bool = True
     """Compute each tick ahead and send its packets at the deadline (see the module doc)."""
-    max_lead: float = 0.012
+    max_lead: float = 0.016
     """Longest head start of a tick's work before its deadline, seconds."""
 
 

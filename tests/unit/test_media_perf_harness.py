@@ -1,0 +1,108 @@
+"""The faster flow-harness caller sees what the two-sided mixer saw; the engine's pacing."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ivr_flows.media_caller import CALLER_ADDR, IVR_ADDR, MediaCaller
+from telephony.aio.media_engine import MediaEngine, MediaEngineConfig
+from telephony.dsp.wavio import read_wav_8k
+from telephony.events import CallEvent
+from telephony.media import CallMedia, MediaConfig, MediaMixer
+
+SOUNDS = Path("/usr/share/asterisk/sounds/en")
+pytestmark = pytest.mark.skipif(not SOUNDS.is_dir(), reason="Debian asterisk sounds missing")
+
+
+class TwoSidedCaller(MediaCaller):
+    """The harness caller as it was: both sides ticked by one mixer (the reference)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mixer = MediaMixer()
+        self.mixer.add(self.ivr)
+        self.mixer.add(self.caller)
+
+    def tick(self, *, now: float) -> list[CallEvent]:
+        for media, packet, _addr in self.mixer.tick(now=now):
+            self.packets += 1
+            if media is self.ivr:
+                self.caller.receive_rtp(packet, IVR_ADDR, now=now)
+            else:
+                self.ivr.receive_rtp(packet, CALLER_ADDR, now=now)
+        while self.caller.next_event() is not None:
+            pass
+        out: list[CallEvent] = []
+        while (ev := self.ivr.next_event()) is not None:
+            out.append(ev)
+        return out
+
+
+def script(side: MediaCaller) -> list[tuple[int, CallEvent]]:
+    prompt = read_wav_8k(SOUNDS / "vm-intro.wav")
+    said = read_wav_8k(SOUNDS / "hello-world.wav")
+    got: list[tuple[int, CallEvent]] = []
+    side.play("menu", prompt, barge_in=True, now=0.0)
+    for k in range(1, 900):
+        now = k * 0.02
+        if k == 60:
+            side.press("3", how="rfc4733", now=now)
+        if k == 150:
+            side.press("7", how="inband", now=now)
+        if k == 220:
+            side.set_listening(True, now=now)
+            side.say(said, now=now)
+        if k == 500:
+            side.play("again", prompt, barge_in=True, now=now)
+        if k == 560:
+            side.say(said, now=now)  # barges in
+        if k == 700:
+            side.press("#", how="info", now=now)
+        got += [(k, ev) for ev in side.tick(now=now)]
+    return got
+
+
+def test_one_sided_caller_gives_the_same_events() -> None:
+    fast, ref = MediaCaller(), TwoSidedCaller()
+    got = script(fast)
+    assert got == script(ref)
+    assert fast.packets == ref.packets
+    kinds = {type(ev).__name__ for _, ev in got}
+    assert {"DtmfReceived", "SpeechStarted", "SpeechEnded", "PromptFinished"} <= kinds
+
+
+async def test_engine_sends_on_the_20ms_grid() -> None:
+    """Packets leave at their deadline (never before), one per leg per 20 ms."""
+    engine = MediaEngine(MediaEngineConfig(port_min=46800, port_max=46900))
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.setblocking(False)
+    try:
+        legs = []
+        for _ in range(3):
+            m = CallMedia(MediaConfig(media_timeout=0.0), now=engine.clock(),
+                          remote=rx.getsockname())
+            await engine.open(m)
+            m.play("p", np.zeros(8000 * 5, np.int16), now=engine.clock())
+            legs.append(m)
+        engine.record_lateness = True
+        await asyncio.sleep(0.5)
+        arrivals = []
+        while True:
+            try:
+                rx.recv(2048)
+            except BlockingIOError:
+                break
+            arrivals.append(1)
+        lateness = np.array(engine.tick_lateness)
+        assert len(lateness) >= 20
+        assert (lateness >= 0).all()  # sent at or after the deadline, never early
+        assert 3 * 20 <= len(arrivals) <= 3 * 27
+    finally:
+        await engine.close()
+        rx.close()
