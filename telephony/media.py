@@ -40,7 +40,8 @@ from telephony.events import (
 from telephony.rtp.dtmf import DtmfEventReceiver, DtmfEventSender, DtmfStarted
 from telephony.rtp.jitter import JitterBuffer, JitterConfig
 from telephony.rtp.packet import RtpPacket, is_rtcp
-from telephony.rtp.stream import RtpReceiveStats, RtpSender
+from telephony.rtp.rtcp import RtcpBye, RtcpSenderReport, parse_rtcp
+from telephony.rtp.stream import RtcpConfig, RtcpScheduler, RtpReceiveStats, RtpSender
 
 Pcm = npt.NDArray[np.int16]
 Addr = tuple[str, int]
@@ -141,7 +142,7 @@ class CallMedia:
     """One call's media, driven by :class:`MediaMixer` ticks (sans-IO)."""
 
     def __init__(self, config: MediaConfig, *, now: float, rng: random.Random | None = None,
-                 remote: Addr | None = None) -> None:
+                 remote: Addr | None = None, wallclock_offset: float = 0.0) -> None:
         self.config = config
         self.codec: Codec = get_codec(config.codec)
         self.rng = rng or random.Random()
@@ -157,6 +158,13 @@ class CallMedia:
         # events under their own SSRC between the audio packets.  One statistics object per
         # SSRC keeps them from restarting each other (a few kept, oldest dropped).
         self._rx_by_ssrc: dict[int, RtpReceiveStats] = {}
+        # RFC 3550 6: SR/RR + SDES every ~5 s to the peer's RTCP address, BYE at the end.
+        # ``wallclock_offset`` maps ``now`` (monotonic) to Unix time for SR NTP timestamps.
+        self.rtcp = RtcpScheduler(ssrc=self.sender.ssrc, cname=f"dialtone-{self.sender.ssrc:08x}",
+                                  sender=self.sender, stats=self.rx_stats,
+                                  config=RtcpConfig(wallclock_offset=wallclock_offset),
+                                  rng=self.rng, now=now)
+        self.remote_rtcp: Addr | None = None if remote is None else (remote[0], remote[1] + 1)
         self.jitter = JitterBuffer(self._jitter_config(config))
         self._dtmf_rx = DtmfEventReceiver()
         self._dtmf_tx = DtmfEventSender(self.sender, payload_type=config.telephone_event_pt or 101)
@@ -195,9 +203,8 @@ class CallMedia:
             else:
                 self.counters["rx_wrong_source"] += 1
                 return
-        if is_rtcp(data):
-            self.counters["rx_rtcp"] += 1
-            self._last_rx = now
+        if is_rtcp(data):  # RFC 5761 multiplexing on the RTP port
+            self.receive_rtcp(data, addr, now=now)
             return
         try:
             packet = RtpPacket.parse(data)
@@ -211,8 +218,9 @@ class CallMedia:
         pt = packet.payload_type
         stats = self._stats_for(packet.ssrc)
         stats.update(packet, now=now)
-        if pt != self.config.telephone_event_pt:
+        if pt != self.config.telephone_event_pt and stats is not self.rx_stats:
             self.rx_stats = stats
+            self.rtcp.stats = stats
         if pt == self.config.telephone_event_pt:
             try:
                 self._dtmf_rx.feed(packet, now=now)
@@ -226,6 +234,32 @@ class CallMedia:
                 self.counters["rx_pt_changes"] += 1
             self._rx_pt = pt
         self.jitter.put(packet, now=now)
+
+    def receive_rtcp(self, data: bytes, addr: Addr, *, now: float) -> None:
+        """A compound RTCP packet (from the RTCP port, or multiplexed on the RTP port)."""
+        try:
+            packets = parse_rtcp(data)
+        except RtpError:
+            self.counters["rx_bad"] += 1
+            return
+        self.counters["rx_rtcp"] += 1
+        self._last_rx = now  # RTCP keeps a call on hold alive (no media timeout)
+        for packet in packets:
+            if isinstance(packet, RtcpSenderReport):
+                stats = self._rx_by_ssrc.get(packet.ssrc)
+                if stats is not None:
+                    stats.on_sender_report(packet, now=now)
+            elif isinstance(packet, RtcpBye):
+                self.counters["rx_rtcp_bye"] = self.counters.get("rx_rtcp_bye", 0) + 1
+
+    def set_remote_rtcp(self, addr: Addr) -> None:
+        self.remote_rtcp = addr
+
+    def rtcp_bye(self, *, now: float, reason: str = "") -> bytes | None:
+        """The final report with BYE (RFC 3550 6.6) for the peer's RTCP address, once."""
+        if self.remote_rtcp is None or self.rtcp.get_timer() is None:
+            return None
+        return self.rtcp.bye(now=now, reason=reason)
 
     def _stats_for(self, ssrc: int) -> RtpReceiveStats:
         stats = self._rx_by_ssrc.get(ssrc)
@@ -621,6 +655,13 @@ class MediaMixer:
                 for pkt in m.packets(row.tobytes(), now=now):
                     if remote is not None:
                         out.append((m, pkt, remote))
+        # step 4: RTCP reports that are due (the engine sends them from the RTCP port)
+        for m in calls:
+            due = m.rtcp.get_timer()
+            if due is not None and now >= due and m.remote_rtcp is not None:
+                report = m.rtcp.handle_timer(now=now)
+                if report is not None:
+                    out.append((m, report, m.remote_rtcp))
         return out
 
     def _dtmf_pass(self, now: float) -> dict[tuple[int, int], list[InbandDigit]]:
@@ -768,7 +809,7 @@ class SimulatedCaller:
                 pkt = self.sender.packetize(self.codec.encode(frame), timestamp_advance=FRAME)
                 media.receive_rtp(pkt, self.addr, now=now)
         for m, data, _addr in mixer.tick(now=now):
-            if m is media and self.keep_heard:
+            if m is media and self.keep_heard and not is_rtcp(data):
                 try:
                     p = RtpPacket.parse(data)
                 except RtpError:

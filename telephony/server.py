@@ -105,7 +105,26 @@ async def build_flow_handler(options: ServeOptions, ua_ref: list[UserAgent], eve
     return await build_app(options, ua_ref, events)
 
 
+def raise_fd_limit() -> int:
+    """Each call leg holds two UDP sockets (RTP, RTCP): lift the soft descriptor limit to the
+    hard one (often 1024 -> 524288) so hundreds of calls fit.  Returns the new soft limit."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 async def serve(options: ServeOptions, stop: asyncio.Event) -> int:
+    raise_fd_limit()
     events: EventSink = JsonLinesEventLog(options.events) if options.events else NullEventLog()
     node_id = options.node_id or f"{options.host}-{options.port}".replace(".", "-").replace(":", "-")
     ua_ref: list[UserAgent] = []

@@ -64,6 +64,13 @@ class _RtpProtocol(asyncio.DatagramProtocol):
         log.debug("RTP socket error: %s", exc)
 
 
+class _RtcpProtocol(_RtpProtocol):
+    """The RTCP port (RTP port + 1, RFC 3550 11)."""
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.media.receive_rtcp(data, (addr[0], addr[1]), now=self.engine.clock())
+
+
 class MediaEngine:
     """Owns the RTP port range, one socket per call leg, and the shared tick task."""
 
@@ -74,6 +81,7 @@ class MediaEngine:
         """The media clock (see the module docstring)."""
         self.mixer = MediaMixer()
         self._sockets: dict[int, _RtpProtocol] = {}
+        self._rtcp_sockets: dict[int, _RtpProtocol] = {}
         self._next_port = self.config.port_min
         self._task: asyncio.Task[None] | None = None
         self.late_resets = 0
@@ -86,8 +94,8 @@ class MediaEngine:
         return self.config.advertised_host or self.config.host
 
     async def open(self, media: CallMedia) -> int:
-        """Bind an even port from the range for ``media`` (RTCP on port+1 is not bound: we
-        multiplex RTCP on the RTP port, RFC 5761, and accept it there)."""
+        """Bind an even port from the range for ``media``, and port+1 for RTCP (RFC 3550 11;
+        RTCP multiplexed on the RTP port, RFC 5761, is accepted there too)."""
         cfg = self.config
         span = (cfg.port_max - cfg.port_min) // 2
         for _ in range(span):
@@ -102,6 +110,13 @@ class MediaEngine:
                     lambda: _RtpProtocol(self, media), local_addr=(cfg.host, port))
             except OSError:
                 continue
+            try:
+                _, rtcp = await self.loop.create_datagram_endpoint(
+                    lambda: _RtcpProtocol(self, media), local_addr=(cfg.host, port + 1))
+            except OSError:
+                transport.close()
+                continue
+            self._rtcp_sockets[port] = rtcp
             self._sockets[port] = proto
             media.local_port = port  # type: ignore[attr-defined]
             self.mixer.add(media)
@@ -114,6 +129,12 @@ class MediaEngine:
         port = getattr(media, "local_port", None)
         if port is None:
             return
+        bye = media.rtcp_bye(now=self.clock())
+        rtcp = self._rtcp_sockets.pop(port, None)
+        if rtcp is not None and rtcp.transport is not None:
+            if bye is not None and media.remote_rtcp is not None:
+                rtcp.transport.sendto(bye, media.remote_rtcp)
+            rtcp.transport.close()
         proto = self._sockets.pop(port, None)
         if proto is not None and proto.transport is not None:
             proto.transport.close()
@@ -165,7 +186,9 @@ class MediaEngine:
     def _send(self, out: list[tuple[CallMedia, bytes, Any]]) -> None:
         sockets = self._sockets
         for media, packet, addr in out:
-            proto = sockets.get(getattr(media, "local_port", -1))
+            port = getattr(media, "local_port", -1)
+            # RTCP (packet types 200-204 where RTP has marker+PT) leaves from the RTCP port
+            proto = self._rtcp_sockets.get(port) if 192 <= packet[1] <= 223 else sockets.get(port)
             if proto is not None and proto.transport is not None:
                 proto.transport.sendto(packet, addr)
 

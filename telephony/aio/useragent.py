@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -225,7 +226,8 @@ class UserAgent:
         now = self.now()
         session = SdpSession(session_id=self.rng.getrandbits(48) or 1, username="dialtone")
         host = self.media.advertised_host
-        media = CallMedia(self.config.media_defaults, now=now, rng=self.rng)
+        media = CallMedia(self.config.media_defaults, now=now, rng=self.rng,
+                          wallclock_offset=time.time() - now)
         try:
             port = await self.media.open(media)
         except Exception as exc:  # noqa: BLE001 - no port: the call cannot have media; logged
@@ -343,6 +345,8 @@ class UserAgent:
         media.reconfigure(cfg)
         if neg.remote_port and neg.remote_address not in ("0.0.0.0", "::"):
             media.set_remote((neg.remote_address, neg.remote_port))
+            media.set_remote_rtcp((neg.remote_rtcp_address or neg.remote_address,
+                                   neg.remote_rtcp_port))
         was_sending = media.sending
         media.sending = neg.direction in ("sendrecv", "sendonly") and not neg.on_hold
         if was_sending != media.sending:
@@ -410,7 +414,8 @@ class UserAgent:
         """Place a call; returns the answered :class:`Call` or raises :class:`CallFailed`
         (status 486 busy, 408/480 no answer, 487 cancelled at our timeout, 503 failure...)."""
         now = self.now()
-        media = CallMedia(self.config.media_defaults, now=now, rng=self.rng)
+        media = CallMedia(self.config.media_defaults, now=now, rng=self.rng,
+                          wallclock_offset=time.time() - now)
         port = await self.media.open(media)
         session = SdpSession(session_id=self.rng.getrandbits(48) or 1, username="dialtone")
         offer = session.build_offer(address=self.media.advertised_host, port=port,

@@ -223,3 +223,29 @@ async def test_transfer_to_nowhere_fails(pair: Pair) -> None:
     with pytest.raises(TransferFailed):
         await call.transfer(f"sip:agent@127.0.0.1:{free_port()}", timeout=15)
     await call.hangup()
+
+
+async def test_rtcp_reports_flow_both_ways_and_bye_ends_them(pair: Pair) -> None:
+    got: asyncio.Queue[Call] = asyncio.Queue()
+
+    async def app(call: Call) -> None:
+        got.put_nowait(call)
+        await call.wait_ended()
+
+    pair.handler = app
+    call = await pair.client.dial(pair.target)
+    server_call = await asyncio.wait_for(got.get(), 5)
+    # the first report is due 1.25-3.75 s in (RFC 3550 6.2: half the 5 s interval, randomised)
+    for _ in range(60):
+        if call.media.counters["rx_rtcp"] and server_call.media.counters["rx_rtcp"]:
+            break
+        await asyncio.sleep(0.1)
+    assert call.media.counters["rx_rtcp"] >= 1 and server_call.media.counters["rx_rtcp"] >= 1
+    assert server_call.media.rtcp.reports_sent >= 1
+    # the sender report we received is remembered for the report blocks we send (LSR/DLSR)
+    assert call.media.rx_stats.report_block(now=pair.client.now()).lsr != 0
+    await call.hangup()
+    await server_call.wait_ended(5)
+    # we left the RTP session with an RTCP BYE (whether it beats the SIP BYE to the peer's
+    # closing sockets is a race, so its receipt is checked in tests/unit/test_media_pipeline.py)
+    assert call.media.rtcp.get_timer() is None

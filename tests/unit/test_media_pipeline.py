@@ -41,6 +41,9 @@ class Peer:
                 pkt = self.sender.packetize(self.codec.encode(frame), timestamp_advance=FRAME)
                 self.media.receive_rtp(pkt, PEER, now=self.now)
         for m, data, addr in self.mixer.tick(now=self.now):
+            if 192 <= data[1] <= 223:  # RTCP, to the peer's RTCP port
+                assert addr == (PEER[0], PEER[1] + 1)
+                continue
             assert addr == PEER
             p = RtpPacket.parse(data)
             if p.payload_type == self.codec.payload_type:
@@ -206,3 +209,30 @@ def test_simulated_caller_keeps_the_order_of_presses_across_methods() -> None:
     assert [(e.digit, e.source) for e in got] == [
         ("4", "rfc4733"), ("2", "inband"), ("#", "info"), ("7", "rfc4733")]
     assert got[0].at == pytest.approx(0.22, abs=0.03)
+
+
+def test_rtcp_sender_report_and_bye_are_received() -> None:
+    from telephony.rtp.stream import RtcpScheduler
+
+    media, peer = make()
+    peer.silence(0.4)  # audio from the peer's SSRC
+    theirs = RtcpScheduler(ssrc=peer.sender.ssrc, cname="peer", sender=peer.sender, now=0.0)
+    media.receive_rtcp(theirs.build_report(now=peer.now, wallclock=1_800_000_000.0), PEER,
+                       now=peer.now)
+    assert media.rx_stats.report_block(now=peer.now + 1.0).lsr != 0
+    media.receive_rtcp(theirs.bye(now=peer.now, reason="bye"), PEER, now=peer.now)
+    media.receive_rtcp(b"\x81\xcb\x00", PEER, now=peer.now)  # truncated: counted, dropped
+    assert media.counters["rx_rtcp"] == 2
+    assert media.counters["rx_rtcp_bye"] == 1
+    assert media.counters["rx_bad"] == 1
+
+
+def test_rtcp_reports_are_due_to_the_peers_rtcp_port() -> None:
+    media, peer = make()
+    sent = []
+    for _ in range(250):  # 5 s
+        peer.now += 0.020
+        sent += [(d, a) for _m, d, a in peer.mixer.tick(now=peer.now) if 192 <= d[1] <= 223]
+    assert sent and all(a == (PEER[0], PEER[1] + 1) for _d, a in sent)
+    assert media.rtcp_bye(now=peer.now) is not None
+    assert media.rtcp_bye(now=peer.now) is None  # once
