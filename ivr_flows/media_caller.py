@@ -19,6 +19,7 @@ import numpy as np
 from ivr_flows.prompts import SAMPLE_RATE
 from telephony.events import CallEvent, RemoteHangup
 from telephony.media import CallMedia, MediaConfig, MediaMixer
+from telephony.rtp.packet import is_rtcp
 
 IVR_ADDR = ("127.0.0.1", 40000)
 CALLER_ADDR = ("127.0.0.1", 40002)
@@ -73,7 +74,8 @@ class MediaCaller:
         # its packets reach the IVR after the IVR's tick, as if both were in one mixer.
         frame = caller.tx_frame(now=now)
         sent = caller.packets(caller.codec.encode(frame), now=now)
-        self.packets += len(self.mixer.tick(now=now)) + len(sent)
+        sent_by_ivr = self.mixer.tick(now=now)
+        self.packets += sum(not is_rtcp(p) for _m, p, _a in sent_by_ivr) + len(sent)
         for packet in sent:
             self.ivr.receive_rtp(packet, CALLER_ADDR, now=now)
         while caller.next_event() is not None:

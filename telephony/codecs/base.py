@@ -48,6 +48,11 @@ class Codec:
         """Encode an ``(n_calls, n_samples)`` int16 array to ``(n_calls, n_octets)`` uint8."""
         raise NotImplementedError
 
+    def decode_into(self, payload: bytes, out: Pcm) -> None:
+        """Decode payload bytes into ``out``, which holds exactly
+        ``samples_for_payload(len(payload))`` samples (the jitter buffer's ring, no copy)."""
+        out[:] = self.decode(payload)
+
     def decode_batch(self, coded2d: Coded) -> Pcm:
         """Decode an ``(n_calls, n_octets)`` uint8 array to ``(n_calls, n_samples)`` int16."""
         raise NotImplementedError

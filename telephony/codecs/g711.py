@@ -112,6 +112,12 @@ class _G711(Codec):
         """Decode octets to int16 PCM, one sample per octet."""
         return self._dec[np.frombuffer(payload, dtype=np.uint8)]
 
+    def decode_into(self, payload: bytes, out: Pcm) -> None:
+        """Decode octets into ``out`` (``len(payload)`` int16 samples) without a temporary."""
+        # mode="clip" never clips (a uint8 code always indexes the 256-entry table) but,
+        # unlike the default "raise", lets numpy write to ``out`` directly.
+        self._dec.take(np.frombuffer(payload, dtype=np.uint8), out=out, mode="clip")
+
     def encode_batch(self, pcm2d: Pcm) -> Coded:
         """Encode ``(n_calls, n_samples)`` int16 to ``(n_calls, n_samples)`` uint8."""
         if pcm2d.dtype != np.int16:

@@ -56,7 +56,11 @@ class G711Plc:
         self._p_max = round(cfg.sample_rate / cfg.pitch_max_hz)
         self._corr_len = int(cfg.sample_rate * cfg.correlation_ms / 1000)
         self._hist_len = 3 * self._p_max + self._p_max // 4
-        self._history: _F32 = np.zeros(self._hist_len, dtype=np.float32)
+        # History as int16 (every pushed frame is int16, so float32 of it is exact) in a
+        # buffer several frames long: a push writes the frame after the previous one and
+        # the buffer is compacted only when full, instead of shifting it every frame.
+        self._buf: Pcm = np.zeros(self._hist_len + 8 * self._corr_len, dtype=np.int16)
+        self._end = self._hist_len
         self._ms = cfg.sample_rate / 1000.0
         self._atten_start = int(cfg.attenuation_start_ms * self._ms)
         self._atten_slope = cfg.attenuation_per_10ms / (10.0 * self._ms)
@@ -101,14 +105,25 @@ class G711Plc:
 
     # -- internals ---------------------------------------------------------------------
 
+    @property
+    def _history(self) -> _F32:
+        """The last ``_hist_len`` samples played, as float32 (built when an erasure starts)."""
+        return self._buf[self._end - self._hist_len : self._end].astype(np.float32)
+
     def _push(self, frame: npt.NDArray[np.int16]) -> None:
         n = frame.shape[0]
-        h = self._history
-        if n >= h.shape[0]:
-            h[:] = frame[-h.shape[0] :]
-        else:
-            h[:-n] = h[n:]
-            h[-n:] = frame
+        buf = self._buf
+        hist = self._hist_len
+        end = self._end
+        if n >= hist:
+            buf[:hist] = frame[-hist:]
+            self._end = hist
+            return
+        if end + n > buf.shape[0]:
+            buf[:hist] = buf[end - hist : end]
+            end = hist
+        buf[end : end + n] = frame
+        self._end = end + n
 
     def _estimate_pitch(self) -> int:
         """Lag (p_min..p_max) maximising the normalised cross-correlation of the last 20 ms."""
@@ -126,7 +141,7 @@ class G711Plc:
 
     def _start_erasure(self) -> None:
         self._pitch = self._estimate_pitch()
-        self._history_at_start = self._history.copy()
+        self._history_at_start = self._history
         self._cycles = [None, None, None]
         self._phase = 0
         self._silent_from = self._atten_start + int(np.ceil(1.0 / self._atten_slope))

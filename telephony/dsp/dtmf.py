@@ -173,6 +173,16 @@ class DtmfDetectorBank:
         """Samples per channel processed so far."""
         return self._samples
 
+    def skip(self, samples: int) -> None:
+        """Advance the sample count (the phase reference of the analysis) by ``samples``
+        without analysing them.
+
+        For a caller that knows a pass would change nothing else: every channel's history
+        all zero, no digit in progress, and ``samples`` of digital silence on every channel
+        (the mixer's skip of silent banks).
+        """
+        self._samples += samples
+
     def reset_channel(self, channel: int) -> None:
         """Forget a channel's history (a new call takes the slot)."""
         self._hist[channel] = 0

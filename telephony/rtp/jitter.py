@@ -38,7 +38,7 @@ import numpy as np
 
 from telephony.codecs.base import Codec, Pcm, codec_for_payload_type
 from telephony.codecs.plc import G711Plc, PlcConfig
-from telephony.errors import CodecError
+from telephony.errors import CodecError, ConfigError
 from telephony.rtp.cn import CN_PAYLOAD_TYPE, ComfortNoise, comfort_noise
 from telephony.rtp.packet import RtpPacket, unwrap
 
@@ -64,6 +64,15 @@ class JitterConfig:
     """Transit times remembered for the ``"quantile"`` estimator (5 s at 50 packets/s)."""
     margin: float = 0.005
     """Added to the quantile, seconds."""
+    playout_align: float = 0.0
+    """How far (a fraction of a frame, 0..1) playout may sit *before* the target delay.
+
+    Playout happens on 20 ms ticks, so the delay actually played varies over one frame
+    around the target.  With 0 (the default) it is kept in ``[target, target + frame]``
+    (a talkspurt starts at the first tick at or after its due time), i.e. on average
+    half a tick above the target; with ``a`` it is kept in
+    ``[target - a * frame, target + (1 - a) * frame]`` and a talkspurt starts at the
+    first tick at or after ``due - a * frame``; 0.5 centres it on the target."""
     transit_alpha: float = 1.0 / 32
     """Weight of a new packet in the mean transit estimate."""
     silence_level: int = 300
@@ -138,7 +147,23 @@ class JitterBuffer:
         self._size = size
         self._mask = size - 1
         self._ring = np.zeros(size, dtype=np.int16)
-        self._filled = np.zeros(size, dtype=bool)
+        # The fill map is a bytearray (0/1 per sample) for the per-packet / per-frame hot
+        # path (C-level find and slice assignment, no numpy call) with a numpy bool view
+        # of the same memory for the rare masked cases.
+        self._fill = bytearray(size)
+        self._filled = np.frombuffer(self._fill, dtype=np.bool_)
+        self._zeros_frame = bytes(self.frame_samples)
+        self._ones: dict[int, bytes] = {}
+        """``b"\\x01" * n`` by packet size ``n``."""
+        self._frame_s = self.frame_samples / cfg.clock_rate
+        if not 0.0 <= cfg.playout_align <= 1.0:
+            raise ConfigError("JitterConfig.playout_align must be within 0..1")
+        self._early = cfg.playout_align * self._frame_s
+        """How far before the target playout may be (0 unless ``playout_align``), seconds."""
+        self._late = (1.0 - cfg.playout_align) * self._frame_s
+        """How far after the target playout may be before a frame is dropped, seconds."""
+        self._jitter_mode = cfg.estimator == "jitter"
+        self._resync_samples = cfg.resync_gap * cfg.clock_rate
         self._plc = G711Plc(PlcConfig(sample_rate=cfg.clock_rate))
         self._rng = np.random.default_rng(cfg.seed)
         self._silence = np.zeros(self.frame_samples, dtype=np.int16)
@@ -173,25 +198,32 @@ class JitterBuffer:
         """Lowest recent transit (quantile estimator), seconds."""
         self._spread = 0.0
         """Quantile of recent transit above ``_base``, seconds."""
+        self._target = 0.0
+        """``target_delay``, recomputed whenever the estimate it depends on changes."""
+        self._retarget()
 
     # -- estimates -----------------------------------------------------------------------
 
     @property
     def target_delay(self) -> float:
         """Current target delay above the reference transit, seconds (clamped)."""
+        return self._target
+
+    def _retarget(self) -> None:
+        """Recompute the cached target delay (after the jitter or the quantile changed)."""
         cfg = self.config
-        if cfg.estimator == "jitter":
+        if self._jitter_mode:
             raw = cfg.jitter_factor * self.jitter
         else:
             raw = self._spread + cfg.margin
-        return min(cfg.max_delay, max(cfg.min_delay, raw))
+        self._target = min(cfg.max_delay, max(cfg.min_delay, raw))
 
     @property
     def reference_transit(self) -> float | None:
         """Transit the target is counted from: the mean (jitter) or the minimum (quantile)."""
         if self._transit is None:
             return None
-        return self._transit if self.config.estimator == "jitter" else self._base
+        return self._transit if self._jitter_mode else self._base
 
     @property
     def playout_offset(self) -> float | None:
@@ -210,22 +242,28 @@ class JitterBuffer:
 
     def put(self, packet: RtpPacket, *, now: float) -> None:
         """Accept one received RTP packet (audio or CN) at time ``now``."""
-        cfg = self.config
         self.stats.received += 1
         if packet.ssrc != self._ssrc:
             if self._ssrc is not None:
                 self._restart()
             self._ssrc = packet.ssrc
         raw = packet.timestamp
-        if self._ref is None:
+        ref = self._ref
+        if ref is None:
             ts = raw + (1 << 32)  # keep extended timestamps positive after a backward wrap
+            self._ref = ts
         else:
-            ts = unwrap(raw, self._ref, 32)
-            if abs(ts - self._ref) > cfg.resync_gap * cfg.clock_rate:
+            # unwrap(raw, ref, 32), inline: this runs for every packet
+            delta = (raw - ref) & 0xFFFFFFFF
+            if delta >= 0x80000000:
+                delta -= 0x100000000
+            ts = ref + delta
+            if abs(delta) > self._resync_samples:
                 self._restart()
                 ts = raw + (1 << 32)
-        if self._ref is None or ts > self._ref:
-            self._ref = ts
+                self._ref = ts
+            elif delta > 0:
+                self._ref = ts
         self._update_transit(ts, now)
 
         pt = packet.payload_type
@@ -244,7 +282,31 @@ class JitterBuffer:
                 self.stats.unknown_payload += 1
                 return
             self._codecs[pt] = codec
-        pcm = codec.decode(packet.payload)
+        payload = packet.payload
+        nxt = self._next
+        if nxt is not None and ts >= nxt:
+            # Fast path: an on-time packet that fits the ring in one piece and is new, the
+            # common case: decode straight into the ring.  Anything else takes the general
+            # path below (which decodes first, as this one would have, then decides).
+            n = codec.samples_for_payload(len(payload))
+            i = ts & self._mask
+            j = i + n
+            fill = self._fill
+            if (
+                n > 0
+                and j <= self._size
+                and ts + n - nxt <= self._size - self.frame_samples
+                and not (fill[i] and fill[j - 1])
+            ):
+                codec.decode_into(payload, self._ring[i:j])
+                ones = self._ones.get(n)
+                if ones is None:
+                    ones = self._ones[n] = b"\x01" * n
+                fill[i:j] = ones
+                if ts + n > self._high:
+                    self._high = ts + n
+                return
+        pcm = codec.decode(payload)
         n = pcm.shape[0]
         if n == 0:
             return
@@ -263,43 +325,54 @@ class JitterBuffer:
                 self._pending = ts
         elif self._pending is None or ts < self._pending:
             self._pending = ts
-        self._store(ts, pcm)
-        self._high = max(self._high, ts + n)
+        self._store(ts, pcm, n)
+        if ts + n > self._high:
+            self._high = ts + n
 
-    def _store(self, ts: int, pcm: Pcm) -> None:
-        n = pcm.shape[0]
+    def _store(self, ts: int, pcm: Pcm, n: int) -> None:
         i = ts & self._mask
         j = i + n
+        fill = self._fill
+        ones = self._ones.get(n)
+        if ones is None:
+            ones = self._ones[n] = b"\x01" * n
         if j <= self._size:
-            if self._filled[i] and self._filled[j - 1]:  # the same span again
+            if fill[i] and fill[j - 1]:  # the same span again
                 self.stats.duplicates += 1
                 return
             self._ring[i:j] = pcm
-            self._filled[i:j] = True
+            fill[i:j] = ones
         else:
             k = self._size - i
             self._ring[i:] = pcm[:k]
             self._ring[: n - k] = pcm[k:]
-            self._filled[i:] = True
-            self._filled[: n - k] = True
+            fill[i:] = ones[:k]
+            fill[: n - k] = ones[k:]
 
     def _update_transit(self, ts: int, now: float) -> None:
         transit = now - ts / self.config.clock_rate
         w = self._window
-        w[self._window_i] = transit
-        self._window_i = (self._window_i + 1) % w.shape[0]
-        if self._window_n < w.shape[0]:
+        i = self._window_i
+        w[i] = transit
+        i += 1
+        size = w.shape[0]
+        self._window_i = 0 if i == size else i
+        if self._window_n < size:
             self._window_n += 1
         self._since_estimate += 1
         if self._since_estimate >= 16 or self._window_n <= 16:
             self._estimate()
-        if self._transit is None:
+        last = self._transit
+        if last is None:
             self._transit = transit
         else:
-            self._transit += (transit - self._transit) * self.config.transit_alpha
-        if self._last_transit is not None:
+            self._transit = last + (transit - last) * self.config.transit_alpha
+        last = self._last_transit
+        if last is not None:
             # RFC 3550 A.8: J += (|D| - J) / 16
-            self.jitter += (abs(transit - self._last_transit) - self.jitter) / 16.0
+            self.jitter += (abs(transit - last) - self.jitter) / 16.0
+            if self._jitter_mode:
+                self._retarget()
         self._last_transit = transit
 
     def _estimate(self) -> None:
@@ -311,6 +384,8 @@ class JitterBuffer:
         part = np.partition(recent, (0, max(k, 0)))
         self._base = float(part[0])
         self._spread = float(part[max(k, 0)]) - self._base
+        if not self._jitter_mode:
+            self._retarget()
 
     def _restart(self) -> None:
         """Forget the stream (SSRC change or timestamp jump); keep the jitter estimate."""
@@ -323,7 +398,7 @@ class JitterBuffer:
 
     def _flush(self) -> None:
         self.stats.resyncs += 1
-        self._filled[:] = False
+        self._fill[:] = bytes(self._size)
         self._next = None
         self._pending = None
         self._high = 0
@@ -340,20 +415,43 @@ class JitterBuffer:
             if nxt is None:
                 return self._idle_frame()
         elif self._last_quiet is not False and self._transit is not None:
-            nxt = self._adapt(nxt, now)
-            if nxt is None:  # a silent frame was inserted
-                self.stats.inserted_frames += 1
-                return self._quiet_fill(self._next)
+            # The hysteresis test of _adapt, inline: most frames are in band.
+            ref = self._transit if self._jitter_mode else self._base
+            delay = now - nxt / self.config.clock_rate - ref
+            target = self._target
+            if delay > target + self._late + _EPSILON or delay < target - self._early - _EPSILON:
+                nxt = self._adapt(nxt, now)
+                if nxt is None:  # a silent frame was inserted
+                    self.stats.inserted_frames += 1
+                    return self._quiet_fill(self._next)
         self._next = nxt + n
         i = nxt & self._mask
         j = i + n
+        fill = self._fill
+        if j <= self._size and fill.find(0, i, j) < 0:
+            # Fast path: a complete frame in one piece of the ring (the common case).
+            fill[i:j] = self._zeros_frame
+            if self._cn:
+                self._check_cn(nxt, n)
+            self._empty_run = 0
+            self._cn_level = None
+            pcm = self._plc.good(self._ring[i:j].copy())
+            self._last_quiet = None  # worked out from _last_audio only if adaptation needs it
+            self._last_audio = pcm
+            self.stats.played += 1
+            return Frame(pcm, FrameKind.AUDIO, nxt & 0xFFFFFFFF)
+        return self._get_slow(nxt, i, j, n)
+
+    def _get_slow(self, nxt: int, i: int, j: int, n: int) -> Frame:
+        """The rest of :meth:`get`: a frame partly or not at all received, or wrapping the ring."""
         if j <= self._size:
-            filled = self._filled[i:j]
-            count = int(np.count_nonzero(filled))
-            complete = count == n
-            partial = 0 < count < n
-            pcm = self._ring[i:j].copy() if complete or partial else None
-            self._filled[i:j] = False
+            fill = self._fill
+            empty = fill.find(1, i, j) < 0
+            complete = not empty and fill.find(0, i, j) < 0
+            partial = not empty and not complete
+            filled = self._filled[i:j].copy() if partial else None
+            pcm = self._ring[i:j].copy() if not empty else None
+            fill[i:j] = self._zeros_frame
         else:
             idx = np.arange(i, j) & self._mask
             filled = self._filled[idx]
@@ -374,7 +472,7 @@ class JitterBuffer:
             self.stats.played += 1
             return Frame(pcm, FrameKind.AUDIO, ts32)
         if partial:
-            assert pcm is not None
+            assert pcm is not None and filled is not None
             self._empty_run = 0
             self._cn_level = None
             syn = self._plc.conceal(n)
@@ -405,7 +503,7 @@ class JitterBuffer:
         if start is None or offset is None:
             return None
         due = start / self.config.clock_rate + offset
-        if now < due - _EPSILON:
+        if now < due - self._early - _EPSILON:
             return None
         self._pending = None
         self._empty_run = 0
@@ -420,22 +518,27 @@ class JitterBuffer:
         delay = self.current_delay(now=now)
         assert delay is not None
         n = self.frame_samples
-        frame_s = n / self.config.clock_rate
-        target = self.target_delay
+        target = self._target
         # Hysteresis: grow as soon as the delay is under target, shrink only when a whole
-        # frame over it, so that one step (a frame) never overshoots into the other rule.
-        too_late = delay > target + frame_s + _EPSILON
-        if not too_late and delay >= target - _EPSILON:
+        # frame over it, so that one step (a frame) never overshoots into the other rule
+        # (with playout_align, the band of one frame is shifted earlier by that much).
+        too_late = delay > target + self._late + _EPSILON
+        if not too_late and delay >= target - self._early - _EPSILON:
             return nxt
         if self._last_quiet is None:
-            level = int(np.abs(self._last_audio, dtype=np.int32).mean())
-            self._last_quiet = level < self.config.silence_level
+            # int(mean |x|), as a sum: the mean's float64 division, without np.mean's overhead
+            audio = self._last_audio
+            total = int(np.abs(audio, dtype=np.int32).sum())
+            self._last_quiet = int(total / audio.shape[0]) < self.config.silence_level
             if not self._last_quiet:
                 return nxt
         if too_late and self._high > nxt + n:
             # Too late: drop the quiet slot (clear it) and play the next one.
             i = nxt & self._mask
-            self._filled[np.arange(i, i + n) & self._mask] = False
+            if i + n <= self._size:
+                self._fill[i : i + n] = self._zeros_frame
+            else:
+                self._filled[np.arange(i, i + n) & self._mask] = False
             self.stats.dropped_frames += 1
             return nxt + n
         if not too_late:

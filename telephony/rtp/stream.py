@@ -122,6 +122,28 @@ class RtpReceiveStats:
     def update(self, packet: RtpPacket, *, now: float) -> bool:
         """Account one received packet; False if A.1 says it is not (yet) valid."""
         seq = packet.sequence_number
+        max_seq = self.max_seq
+        if (
+            seq == (max_seq + 1) & 0xFFFF
+            and not self.probation
+            and self._started
+            and packet.ssrc == self.ssrc
+        ):
+            # Fast path: the next packet in sequence from a valid source (nearly every
+            # packet).  The same steps as below, without the general cases.
+            ext = self.cycles + max_seq + 1
+            seen = self._seen
+            slot = ext & (_DUP_WINDOW - 1)
+            if seen[slot] == ext:
+                self.duplicates += 1
+                return False
+            if seq == 0:  # A.1: in order and wrapped
+                self.cycles += RTP_SEQ_MOD
+            self.max_seq = seq
+            self.received += 1
+            seen[slot] = ext
+            self._account(packet, now)
+            return True
         if self._started and packet.ssrc != self.ssrc:
             # A new source (RFC 3550 8.2: the peer changed SSRC): its statistics start afresh.
             self._reset()

@@ -14,6 +14,7 @@ from telephony.aio.media_engine import MediaEngine, MediaEngineConfig
 from telephony.dsp.wavio import read_wav_8k
 from telephony.events import CallEvent
 from telephony.media import CallMedia, MediaConfig, MediaMixer
+from telephony.rtp.packet import is_rtcp
 
 SOUNDS = Path("/usr/share/asterisk/sounds/en")
 pytestmark = pytest.mark.skipif(not SOUNDS.is_dir(), reason="Debian asterisk sounds missing")
@@ -30,7 +31,7 @@ class TwoSidedCaller(MediaCaller):
 
     def tick(self, *, now: float) -> list[CallEvent]:
         for media, packet, _addr in self.mixer.tick(now=now):
-            self.packets += 1
+            self.packets += not is_rtcp(packet)  # RTP only: the one-sided caller sends no RTCP
             if media is self.ivr:
                 self.caller.receive_rtp(packet, IVR_ADDR, now=now)
             else:
