@@ -502,25 +502,6 @@ class CallMedia:
         return [self.sender.packetize(payload, timestamp_advance=FRAME)]
 
 
-class _SlotEndpointerBank(EndpointerBank):
-    """An :class:`EndpointerBank` whose channels the mixer hands from call to call.
-
-    ``reset_channel`` leaves a channel in the state of a new one-call :class:`Endpointer`:
-    besides the bank's own reset, the music window is marked unfilled (NaN is never judged
-    music, as a new endpointer judges nothing until its window is full) and the tonality
-    history is cleared.  Fed the same frames, a channel then gives the same events as a
-    per-call endpointer (tests/unit/test_media_perf_vad.py).
-    """
-
-    def reset_channel(self, channel: int) -> None:
-        super().reset_channel(channel)
-        # TODO(dsp owner): a public per-channel reset of these in EndpointerBank itself.
-        self._levels[channel] = np.nan
-        self._stab[channel] = np.nan
-        self._tonality._prev[:, channel] = 0.0
-        self._tonality._sims[:, channel] = 0.0
-
-
 _QUIET_TICKS = 2
 """Silent frames after which a DTMF bank's history (8 sub-blocks of 40 samples) is all zero."""
 
@@ -546,7 +527,7 @@ class _Bank:
 
     def __init__(self, size: int, config: EndpointerConfig) -> None:
         self.dtmf = DtmfDetectorBank(size)
-        self.vad = _SlotEndpointerBank(size, config)
+        self.vad = EndpointerBank(size, config)
         self.frames = np.zeros((size, FRAME), dtype=np.int16)
         self.inband = np.zeros(size, dtype=bool)
         self.quiet = 0
@@ -672,7 +653,7 @@ class MediaMixer:
                 if bank.quiet >= _QUIET_TICKS and not det.tone_active.any():
                     # Zero history, idle tracks, zero input: the pass would only advance the
                     # sample count (the DTMF phase reference), so advance it and go on.
-                    det._samples += FRAME  # TODO(dsp owner): a public skip(samples)
+                    det.skip(FRAME)
                     self.dtmf_skipped += 1
                     continue
                 bank.quiet += 1

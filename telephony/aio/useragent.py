@@ -444,6 +444,9 @@ class UserAgent:
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
         except TimeoutError:
+            # we give up (CANCEL): the failure this causes is ours to report, not the future's
+            self._pending_dials.pop(ref, None)
+            fut.cancel()
             self._hangup(call, "no_answer")
             raise CallFailed("no answer", 408) from None
         finally:

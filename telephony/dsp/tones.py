@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import scipy.fft
 
 from telephony.dsp.dtmf import DBM0_REF_POWER
 from telephony.errors import MediaError
@@ -33,7 +34,9 @@ F64 = npt.NDArray[np.float64]
 def frame_spectra(frames: npt.NDArray[np.int16]) -> F64:
     """Hann-windowed power spectra of ``(n, 160)`` frames, ``(n, 257)`` bins of 15.6 Hz."""
     x = np.asarray(frames, dtype=np.float32) * _HANN
-    spec = np.fft.rfft(x, n=NFFT, axis=-1)
+    # scipy's pocketfft runs batched float32 transforms about twice as fast as numpy's
+    # (results agree to float32 rounding).
+    spec = scipy.fft.rfft(x, n=NFFT, axis=-1)
     out: F64 = (spec.real ** 2 + spec.imag ** 2).astype(np.float64)
     return out
 
@@ -111,8 +114,8 @@ class BeepDetector:
         lp = np.log(p[rows[:, None], np.clip(k[:, None] + np.arange(-1, 2), 0, p.shape[1] - 1)]
                     + 1e-9)
         den = lp[:, 0] - 2 * lp[:, 1] + lp[:, 2]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            delta = np.where(np.abs(den) > 1e-12, 0.5 * (lp[:, 0] - lp[:, 2]) / den, 0.0)
+        delta = np.zeros_like(den)
+        np.divide(0.5 * (lp[:, 0] - lp[:, 2]), den, out=delta, where=np.abs(den) > 1e-12)
         freq = (k + np.clip(delta, -0.5, 0.5)) * _BIN_HZ
         # Parseval: sum of |X|^2 over the full spectrum = NFFT * sum (x w)^2.
         power = 2 * total / (NFFT * _HANN_POWER)
@@ -175,12 +178,18 @@ class TonalityDetector:
         self.similarity = np.zeros(n_channels)
         self._min_pow = DBM0_REF_POWER * 10 ** (config.min_level_dbm0 / 10)
 
+    def reset_channel(self, channel: int) -> None:
+        """Forget a channel's history: it then behaves as a new detector's channel."""
+        self._prev[:, channel] = 0.0
+        self._sims[:, channel] = 0.0
+        self.similarity[channel] = 0.0
+
     def process(self, frames: npt.NDArray[np.int16], spectra: F64 | None = None
                 ) -> npt.NDArray[np.bool_]:
         """Feed one frame per channel; return the per-channel "stable spectrum" flag."""
         frames = np.asarray(frames).reshape(self.n_channels, -1)
         p = frame_spectra(frames) if spectra is None else spectra
-        mag = p[:, self._band] ** 0.25
+        mag = np.sqrt(np.sqrt(p[:, self._band]))  # the fourth root, faster than ** 0.25
         norm = np.linalg.norm(mag, axis=-1, keepdims=True) + 1e-9
         cur = mag / norm
         slot = self._i % self.config.lag_frames

@@ -14,15 +14,15 @@ tones and hold music, so a frame only counts as speech when:
 An utterance is confirmed ``confirm_ms`` after it starts (``SpeechStarted.at`` carries
 the true start), once the spectrum has had time to show it is not a steady tone.
 
-:class:`EndpointerBank` does the spectral work for every call in one numpy pass per
-frame; only webrtcvad and the small state machine run per call.  :class:`Endpointer`
+:class:`EndpointerBank` does the spectral work and the state machine for every call in
+numpy arrays, one pass per frame; only webrtcvad (past the gates) and the rare transitions
+run per call.  :class:`Endpointer`
 is the one-call form.  The no-speech timeout is the caller's (it knows when the prompt
 ended).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,89 +72,69 @@ class EndpointerConfig:
     """Music: mean spectral stability over ``music_window_ms`` above this."""
 
 
-@dataclass(slots=True)
-class _Frame:
-    pcm: bytes
-    voiced: bool
+class _UtteranceStore:
+    """PCM of the utterances in progress, in 1 s blocks of one shared numpy array.
 
+    A speaking channel owns a chain of blocks; appending one frame for every speaking
+    channel is one fancy-indexed write, and a chain only grows (a Python step) once per
+    block.  Blocks go back to a free list when the utterance ends, so in the steady state
+    nothing is allocated per frame and memory follows the speech actually in progress.
+    """
 
-class _Channel:
-    """One call's endpointing state machine (fed per-frame features by the bank)."""
+    __slots__ = ("_blocks", "_chains", "_free", "_pos", "_tail", "block_frames")
 
-    __slots__ = ("candidate", "config", "last_voiced_at", "last_voiced_index", "recent",
-                 "silence_ms", "speaking", "start_at", "utterance", "vad")
+    def __init__(self, n_channels: int, block_frames: int) -> None:
+        self.block_frames = block_frames
+        # One block per channel to begin with: zeroed pages cost nothing until written.
+        self._blocks = np.zeros((max(4, n_channels), block_frames, FRAME), dtype=np.int16)
+        self._free: list[int] = list(range(self._blocks.shape[0] - 1, -1, -1))
+        self._chains: dict[int, list[int]] = {}
+        self._tail = np.zeros(n_channels, dtype=np.intp)
+        """Per channel: the block being written."""
+        self._pos = np.zeros(n_channels, dtype=np.intp)
+        """Per channel: frames written in that block."""
 
-    def __init__(self, config: EndpointerConfig) -> None:
-        self.config = config
-        self.vad = webrtcvad.Vad(config.aggressiveness)
-        keep = (config.pre_roll_ms + config.start_window_ms + config.confirm_ms) // 20 + 1
-        self.recent: deque[_Frame] = deque(maxlen=keep)
-        self.utterance: list[_Frame] = []
-        self.speaking = False
-        self.candidate: float | None = None
-        self.start_at = 0.0
-        self.last_voiced_at = 0.0
-        self.last_voiced_index = 0
-        self.silence_ms = 0
+    def _take_block(self) -> int:
+        if not self._free:
+            old = self._blocks.shape[0]
+            grown = np.zeros((2 * old, self.block_frames, FRAME), dtype=np.int16)
+            grown[:old] = self._blocks
+            self._blocks = grown
+            self._free.extend(range(grown.shape[0] - 1, old - 1, -1))
+        return self._free.pop()
 
-    def step(self, pcm: bytes, speechlike: bool, held: bool, stability: float,
-             now: float) -> list[CallEvent]:
-        c = self.config
-        voiced = speechlike and not held and self.vad.is_speech(pcm, SAMPLE_RATE)
-        fr = _Frame(pcm, voiced)
-        if self.speaking:
-            return self._continue(fr, now)
-        self.recent.append(fr)
-        if self.candidate is not None:
-            if now - self.candidate >= c.confirm_ms / 1000:
-                start, self.candidate = self.candidate, None
-                if stability < c.max_stability and not held:
-                    return self._start(start, now)
-                self.recent.clear()
-            return []
-        window = list(self.recent)[-(c.start_window_ms // 20):]
-        if voiced and sum(f.voiced for f in window) * 20 >= c.start_ms:
-            first = next(i for i, f in enumerate(window) if f.voiced)
-            self.candidate = now - 0.020 * (len(window) - first)
-            if c.confirm_ms <= 0:
-                start, self.candidate = self.candidate, None
-                return self._start(start, now)
-        return []
+    def begin(self, channel: int, frames: npt.NDArray[np.int16]) -> None:
+        """Start ``channel``'s utterance with ``frames`` (``(k, 160)``, k <= block_frames)."""
+        self.drop(channel)
+        b = self._take_block()
+        self._chains[channel] = [b]
+        self._blocks[b, :len(frames)] = frames
+        self._tail[channel] = b
+        self._pos[channel] = len(frames)
 
-    def _start(self, start: float, now: float) -> list[CallEvent]:
-        frames = list(self.recent)
-        lead = max(0, len(frames) - round((now - start) / 0.020) - self.config.pre_roll_ms // 20)
-        self.utterance = frames[lead:]
-        self.start_at = start
-        self.speaking = True
-        self.silence_ms = 0
-        self.last_voiced_at = now
-        self.last_voiced_index = len(self.utterance)
-        self.recent.clear()
-        return [SpeechStarted(at=start)]
+    def append(self, channels: npt.NDArray[np.intp], frames: npt.NDArray[np.int16]) -> None:
+        """Add one frame to each of ``channels``' utterances (``frames`` row per channel)."""
+        for ch in channels[self._pos[channels] == self.block_frames].tolist():
+            b = self._take_block()
+            self._chains[ch].append(b)
+            self._tail[ch] = b
+            self._pos[ch] = 0
+        self._blocks[self._tail[channels], self._pos[channels]] = frames
+        self._pos[channels] += 1
 
-    def _continue(self, fr: _Frame, now: float) -> list[CallEvent]:
-        c = self.config
-        self.utterance.append(fr)
-        if fr.voiced:
-            self.silence_ms = 0
-            self.last_voiced_at = now
-            self.last_voiced_index = len(self.utterance)
-        else:
-            self.silence_ms += 20
-        length_ms = round((now - self.start_at) * 1000)
-        if self.silence_ms >= c.end_silence_ms or length_ms >= c.max_utterance_ms:
-            return [self.finish(now)]
-        return []
+    def audio(self, channel: int, n_frames: int) -> bytes:
+        """The first ``n_frames`` frames of ``channel``'s utterance, as int16 bytes."""
+        chain = self._chains.get(channel, [])
+        if not chain or n_frames <= 0:
+            return b""
+        pcm = self._blocks[chain].reshape(-1)
+        return pcm[:n_frames * FRAME].tobytes()
 
-    def finish(self, now: float) -> SpeechEnded:
-        keep = min(len(self.utterance), self.last_voiced_index + self.config.hangover_ms // 20)
-        audio = b"".join(f.pcm for f in self.utterance[:keep])
-        duration = round((self.last_voiced_at - self.start_at) * 1000)
-        self.speaking = False
-        self.utterance = []
-        self.candidate = None
-        return SpeechEnded(at=now, duration_ms=duration, audio=audio)
+    def drop(self, channel: int) -> None:
+        """Free ``channel``'s blocks."""
+        chain = self._chains.pop(channel, None)
+        if chain:
+            self._free.extend(chain)
 
 
 class EndpointerBank:
@@ -162,34 +142,82 @@ class EndpointerBank:
 
     ``process(frames, now=..., tone_active=...)`` returns ``(channel, event)`` pairs;
     ``tone_active`` is the DTMF bank's per-channel flag (``DtmfDetectorBank.tone_active``).
+
+    Per-call state lives in numpy arrays: a ring of the last frames (PCM and the voiced
+    flag) per channel, written for every channel at one slot per frame, the state
+    machine's counters, and the PCM of utterances in progress.  Python runs per channel
+    only where webrtcvad is asked (frames past the level, DTMF, beep and music gates) and
+    at the rare transitions (a start pending confirmation, a start, an end); a settled
+    channel, not speaking and fed frames the gates stop, costs no Python at all.
     """
 
     def __init__(self, n_channels: int, config: EndpointerConfig = EndpointerConfig()) -> None:
         if not 0 <= config.aggressiveness <= 3:
             raise MediaError(f"webrtcvad aggressiveness is 0..3, got {config.aggressiveness}")
-        self.n_channels = n_channels
+        n = n_channels
+        self.n_channels = n
         self.config = config
-        self._beep = BeepDetector(n_channels)
-        self._tonality = TonalityDetector(n_channels)
+        self._beep = BeepDetector(n)
+        self._tonality = TonalityDetector(n)
         self._min_pow = DBM0_REF_POWER * 10 ** (config.min_level_dbm0 / 10)
         self._min_db = 10 * np.log10(self._min_pow)
         span = max(1, config.music_window_ms // 20)
-        self._levels = np.full((n_channels, span), -100.0)
-        self._stab = np.zeros((n_channels, span))
-        self._filled = 0
+        self._levels = np.full((n, span), -100.0)
+        self._stab = np.zeros((n, span))
+        self._filled = np.zeros(n, dtype=np.int64)
+        """Per channel: frames in the music window (judged only once it is full)."""
         self._i = 0
-        self._channels = [_Channel(config) for _ in range(n_channels)]
+        # The recent frames: pre-roll, start window and confirmation delay.
+        self._keep = (config.pre_roll_ms + config.start_window_ms + config.confirm_ms) // 20 + 1
+        # the start window is the last start_window_ms of the recent frames (all if < 20 ms)
+        self._window = min(self._keep, config.start_window_ms // 20 or self._keep)
+        self._ring = np.zeros((n, self._keep, FRAME), dtype=np.int16)
+        self._ring_voiced = np.zeros((n, self._keep), dtype=bool)
+        self._recent = np.zeros(n, dtype=np.int64)
+        """Per channel: how many of the ring's latest frames are 'recent' (not yet used)."""
+        self._store = _UtteranceStore(n, max(50, self._keep))
+        self._vads = [webrtcvad.Vad(config.aggressiveness) for _ in range(n)]
+        # The state machine, one element per channel.
+        self._speaking = np.zeros(n, dtype=bool)
+        self._candidate = np.full(n, np.nan)
+        """Start time of an utterance awaiting confirmation (NaN: none)."""
+        self._start_at = np.zeros(n)
+        self._last_voiced_at = np.zeros(n)
+        self._last_voiced_index = np.zeros(n, dtype=np.int64)
+        self._utt_frames = np.zeros(n, dtype=np.int64)
+        self._silence_ms = np.zeros(n, dtype=np.int64)
 
     def reset_channel(self, channel: int) -> None:
-        """Forget a channel's state (a new call takes the slot)."""
-        self._channels[channel] = _Channel(self.config)
-        self._levels[channel] = -100.0
-        self._stab[channel] = 0.0
-        self._beep.reset_channel(channel)
+        """Leave ``channel`` exactly as a new one-call :class:`Endpointer` (a new call takes
+        the slot): fresh webrtcvad, empty history, music window and tonality unjudged."""
+        ch = channel
+        self._vads[ch] = webrtcvad.Vad(self.config.aggressiveness)
+        self._levels[ch] = -100.0
+        self._stab[ch] = 0.0
+        self._filled[ch] = 0
+        self._beep.reset_channel(ch)
+        self._tonality.reset_channel(ch)
+        self._ring_voiced[ch] = False
+        self._recent[ch] = 0
+        self._store.drop(ch)
+        self._speaking[ch] = False
+        self._candidate[ch] = np.nan
+        self._start_at[ch] = self._last_voiced_at[ch] = 0.0
+        self._last_voiced_index[ch] = self._utt_frames[ch] = self._silence_ms[ch] = 0
 
     def speaking(self, channel: int) -> bool:
         """An utterance is in progress on ``channel``."""
-        return self._channels[channel].speaking
+        return bool(self._speaking[channel])
+
+    def _held(self) -> npt.NDArray[np.bool_]:
+        """Per channel: the last ``music_window_ms`` sound like music or a held tone."""
+        c = self.config
+        top = self._levels.max(axis=1)
+        dips = (self._levels < (top - c.dip_db)[:, None]).mean(axis=1)
+        held: npt.NDArray[np.bool_] = (((top >= self._min_db) & (dips <= c.max_dip_fraction))
+                                       | (self._stab.mean(axis=1) > c.max_mean_stability))
+        held &= self._filled >= self._levels.shape[1]
+        return held
 
     def process(self, frames: npt.NDArray[np.int16], *, now: float,
                 tone_active: npt.NDArray[np.bool_] | None = None) -> list[tuple[int, CallEvent]]:
@@ -197,41 +225,136 @@ class EndpointerBank:
         x = np.asarray(frames, dtype=np.int16)
         if x.shape != (self.n_channels, FRAME):
             raise MediaError(f"expected ({self.n_channels}, 160) int16 frames, got {x.shape}")
+        c = self.config
+        # --- features, one numpy pass for every channel
         spectra = frame_spectra(x)
         self._tonality.process(x, spectra)
         single, _, _ = self._beep.analyse(x, spectra)
         xf = x.astype(np.float32)
         power = np.einsum("ij,ij->i", xf, xf) / FRAME
-        slot = self._i % self._levels.shape[1]
-        self._i += 1
-        self._levels[:, slot] = 10 * np.log10(power + 1.0)
-        self._stab[:, slot] = self._tonality.similarity
-        self._filled = min(self._filled + 1, self._levels.shape[1])
-        c = self.config
-        if self._filled == self._levels.shape[1]:
-            top = self._levels.max(axis=1)
-            dips = (self._levels < (top - c.dip_db)[:, None]).mean(axis=1)
-            held = (((top >= self._min_db) & (dips <= c.max_dip_fraction))
-                    | (self._stab.mean(axis=1) > c.max_mean_stability))
-        else:
-            held = np.zeros(self.n_channels, dtype=bool)
+        span = self._levels.shape[1]
+        col = self._i % span
+        self._levels[:, col] = 10 * np.log10(power + 1.0)
+        self._stab[:, col] = self._tonality.similarity
+        np.minimum(self._filled + 1, span, out=self._filled)
+        held = self._held()
         speechlike = (power >= self._min_pow) & ~single
         if tone_active is not None:
             speechlike &= ~np.asarray(tone_active, dtype=bool)
-        stability = self._tonality.similarity
+        # --- the frame into every channel's ring; webrtcvad only past the gates
+        slot = self._i % self._keep
+        self._i += 1
+        self._ring[:, slot] = x
+        voiced = self._ring_voiced[:, slot]
+        voiced[:] = False
+        ask = np.flatnonzero(speechlike & ~held)
+        if ask.size:
+            raw = x.tobytes()
+            vads = self._vads
+            step = 2 * FRAME
+            yes = [ch for ch in ask.tolist()
+                   if vads[ch].is_speech(raw[ch * step:(ch + 1) * step], SAMPLE_RATE)]
+            voiced[yes] = True
         out: list[tuple[int, CallEvent]] = []
-        raw = x.tobytes()
-        for ch, state in enumerate(self._channels):
-            pcm = raw[ch * 2 * FRAME:(ch + 1) * 2 * FRAME]
-            for ev in state.step(pcm, bool(speechlike[ch]), bool(held[ch]),
-                                 float(stability[ch]), now):
-                out.append((ch, ev))
+        speaking = self._speaking.copy()
+        if speaking.any():
+            self._continue(speaking, voiced, x, now, out)
+        idle = ~speaking
+        self._recent += idle  # a speaking channel has no recent frames (its stay at 0)
+        np.minimum(self._recent, self._keep, out=self._recent)
+        pending = idle & ~np.isnan(self._candidate)
+        if pending.any():
+            self._confirm(np.flatnonzero(pending), held, now, out)
+        fresh = np.flatnonzero(voiced & idle & ~pending)
+        if fresh.size:
+            self._open(fresh, slot, now, out)
+        if len(out) > 1:
+            out.sort(key=lambda item: item[0])
         return out
+
+    def _continue(self, speaking: npt.NDArray[np.bool_], voiced: npt.NDArray[np.bool_],
+                  x: npt.NDArray[np.int16], now: float, out: list[tuple[int, CallEvent]]) -> None:
+        """Channels in an utterance: store the frame, track silence, end or cut."""
+        c = self.config
+        sp = np.flatnonzero(speaking)
+        self._store.append(sp, x[sp])
+        self._utt_frames += speaking
+        heard = speaking & voiced
+        np.add(self._silence_ms, 20, out=self._silence_ms, where=speaking & ~voiced)
+        np.copyto(self._silence_ms, 0, where=heard)
+        np.copyto(self._last_voiced_at, now, where=heard)
+        np.copyto(self._last_voiced_index, self._utt_frames, where=heard)
+        length_ms = np.round((now - self._start_at) * 1000)
+        ended = np.flatnonzero(speaking & ((self._silence_ms >= c.end_silence_ms)
+                                           | (length_ms >= c.max_utterance_ms)))
+        for ch in ended.tolist():
+            out.append((ch, self._finish(ch, now)))
+
+    def _confirm(self, pending: npt.NDArray[np.intp], held: npt.NDArray[np.bool_], now: float,
+                 out: list[tuple[int, CallEvent]]) -> None:
+        """Channels with a start awaiting confirmation: after ``confirm_ms`` the start is
+        sent unless the spectrum held still (a tone) or the window became music."""
+        c = self.config
+        stability = self._tonality.similarity
+        for ch in pending.tolist():
+            start = float(self._candidate[ch])
+            if now - start >= c.confirm_ms / 1000:
+                self._candidate[ch] = np.nan
+                if stability[ch] < c.max_stability and not held[ch]:
+                    out.append((ch, self._start(ch, start, now)))
+                else:
+                    self._recent[ch] = 0
+
+    def _open(self, fresh: npt.NDArray[np.intp], slot: int, now: float,
+              out: list[tuple[int, CallEvent]]) -> None:
+        """Idle channels with a voiced frame: a candidate start once ``start_ms`` of the last
+        ``start_window_ms`` is voiced (its time is the window's first voiced frame)."""
+        c = self.config
+        w = self._window
+        cols = (slot - np.arange(w - 1, -1, -1)) % self._keep  # oldest .. this frame
+        win = self._ring_voiced[fresh[:, None], cols[None, :]]
+        win &= np.arange(w)[None, :] >= (w - np.minimum(self._recent[fresh], w))[:, None]
+        go = win.sum(axis=1) * 20 >= c.start_ms
+        if not go.any():
+            return
+        first = np.argmax(win[go], axis=1)
+        for ch, p in zip(fresh[go].tolist(), first.tolist()):
+            start = now - 0.020 * (w - p)
+            if c.confirm_ms <= 0:
+                out.append((ch, self._start(ch, start, now)))
+            else:
+                self._candidate[ch] = start
+
+    def _start(self, ch: int, start: float, now: float) -> SpeechStarted:
+        recent = int(self._recent[ch])
+        lead = max(0, recent - round((now - start) / 0.020) - self.config.pre_roll_ms // 20)
+        n = recent - lead
+        last = (self._i - 1) % self._keep  # this frame's slot
+        cols = (last - np.arange(n - 1, -1, -1)) % self._keep
+        self._store.begin(ch, self._ring[ch, cols])
+        self._utt_frames[ch] = n
+        self._start_at[ch] = start
+        self._speaking[ch] = True
+        self._silence_ms[ch] = 0
+        self._last_voiced_at[ch] = now
+        self._last_voiced_index[ch] = n
+        self._recent[ch] = 0
+        return SpeechStarted(at=start)
+
+    def _finish(self, ch: int, now: float) -> SpeechEnded:
+        keep = min(int(self._utt_frames[ch]),
+                   int(self._last_voiced_index[ch]) + self.config.hangover_ms // 20)
+        audio = self._store.audio(ch, keep)
+        duration = round((float(self._last_voiced_at[ch]) - float(self._start_at[ch])) * 1000)
+        self._store.drop(ch)
+        self._speaking[ch] = False
+        self._utt_frames[ch] = 0
+        self._candidate[ch] = np.nan
+        return SpeechEnded(at=now, duration_ms=duration, audio=audio)
 
     def flush(self, channel: int, *, now: float) -> list[CallEvent]:
         """End of stream on ``channel`` (hang-up): close the utterance in progress, if any."""
-        state = self._channels[channel]
-        return [state.finish(now)] if state.speaking else []
+        return [self._finish(channel, now)] if self._speaking[channel] else []
 
 
 class Endpointer:

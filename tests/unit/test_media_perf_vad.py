@@ -48,7 +48,7 @@ def test_slot_bank_reset_matches_a_new_endpointer() -> None:
     a = caller_audio(0)
     b = caller_audio(1)
     n = min(len(a), len(b)) // FRAME
-    bank = media_mod._SlotEndpointerBank(2)
+    bank = media_mod.EndpointerBank(2)
     fresh: Endpointer | None = None
     got_bank: list[CallEvent] = []
     got_single: list[CallEvent] = []
