@@ -122,6 +122,15 @@ class CallHandling(EndpointCore):
         if d is not None and self._dialog_legs.get(d.key) is leg:
             del self._dialog_legs[d.key]
         leg.timers.clear()
+        # Break the leg <-> transaction cycles (tx.owner is the leg) so reference counting
+        # frees a finished call at once; left to the cyclic collector, thousands of ended
+        # calls pile up between its rare full passes at high call rates.
+        for name in ("invite_tx", "reinvite_tx", "reinvite_in", "update_in", "refer_in"):
+            tx = getattr(leg, name)
+            if tx is not None:
+                if tx.owner is leg:
+                    tx.owner = None
+                setattr(leg, name, None)
 
     def _send_bye(self, leg: CallLeg, now: float, reason: str | None = None) -> None:
         hdrs: list[tuple[str, str]] = []
