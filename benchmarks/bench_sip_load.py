@@ -210,13 +210,11 @@ def main() -> int:
         (f"- Memory per established call (RTP socket, media pipeline, dialog): "
         f"**{per_call / 1024:.1f} KiB** (RSS {base_rss / 1024:.1f} MiB idle, "
         f"{held_rss / 1024:.1f} MiB with {args.held} calls, {after_rss / 1024:.1f} MiB after they ended)."),
-        (f"- Flat memory: RSS {rss1 / 1024:.1f} MiB after 2,000 calls, {rss2 / 1024:.1f} MiB "
-         f"after {n_long} more at 300 calls/s, {rss3 / 1024:.1f} MiB after {n_long} more again "
-         f"(**{(rss3 - rss2) / 1024:+.1f} MiB** for the repeat), each read 35 s after its "
-         f"burst. The first long burst raises the high-water mark: RFC 3261 keeps each ended "
-         f"call's transactions 64*T1 = 32 s (timer J, the INVITE server's Accepted state), "
-         f"about 20 KiB a call, so 300 calls/s hold ~10,000 of them at the peak; the "
-         f"allocator keeps those pages, and the repeat shows they are reused, not leaked."),
+        (f"- Memory over long runs: RSS {rss1 / 1024:.1f} MiB after 2,000 calls, "
+         f"{rss2 / 1024:.1f} MiB after {n_long} more at 300 calls/s, {rss3 / 1024:.1f} MiB "
+         f"after {n_long} more again ({(rss3 - rss2) / 1024:+.1f} MiB for the repeat), each "
+         f"read 35 s after its burst (RFC 3261 keeps each ended call's transactions "
+         f"64*T1 = 32 s, so a burst at 300 calls/s holds ~10,000 of them at its peak)."),
         "",
     ]
     out = REPO / "benchmarks" / "results" / "sip_load.md"
