@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sip_load import Server, free_port, rss_kb, sipp  # noqa: E402
-from hostinfo import machine  # noqa: E402
+from bench_sip_load import Server, free_port, rss_kb, sipp
+from hostinfo import machine
 
 
 def main() -> int:
@@ -43,8 +43,8 @@ def main() -> int:
     finally:
         server.stop()
     lines = ["## SIP server memory over repeated bursts", "",
-             f"Command: `.venv/bin/python benchmarks/bench_sip_memory.py --bursts {args.bursts} "
-             f"--calls {args.calls}`  ", f"Machine: {machine()}", "",
+             (f"Command: `.venv/bin/python benchmarks/bench_sip_memory.py --bursts {args.bursts} "
+             f"--calls {args.calls}`  "), f"Machine: {machine()}", "",
              "| reading | RSS MiB | change MiB |", "|---|---:|---:|"]
     prev = None
     for label, mib in readings:

@@ -19,9 +19,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-ORDER = ["sip", "sip_load", "sdp", "rtp", "media", "dsp", "speech", "flows", "routing"]
+ORDER = ["sip", "sip_load", "sip_memory", "fuzz", "sdp", "rtp", "media", "dsp", "speech", "flows", "routing"]
 SCRIPTS = {
-    "sip": ["bench_sip.py"], "sip_load": ["bench_sip_load.py"], "rtp": ["bench_rtp.py"],
+    "sip": ["bench_sip.py"], "sip_load": ["bench_sip_load.py"],
+    "sip_memory": ["bench_sip_memory.py"], "fuzz": ["fuzz_sip.py"], "rtp": ["bench_rtp.py"],
     "media": ["bench_media_capacity.py", "bench_jitter_netem.py"], "dsp": ["bench_dsp.py"],
     "speech": ["bench_speech.py"], "flows": ["bench_flows.py"], "routing": ["bench_routing.py"],
 }

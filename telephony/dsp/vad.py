@@ -225,7 +225,6 @@ class EndpointerBank:
         x = np.asarray(frames, dtype=np.int16)
         if x.shape != (self.n_channels, FRAME):
             raise MediaError(f"expected ({self.n_channels}, 160) int16 frames, got {x.shape}")
-        c = self.config
         # --- features, one numpy pass for every channel
         spectra = frame_spectra(x)
         self._tonality.process(x, spectra)

@@ -40,7 +40,7 @@ from telephony.codecs.base import Codec, Pcm, codec_for_payload_type
 from telephony.codecs.plc import G711Plc, PlcConfig
 from telephony.errors import CodecError, ConfigError
 from telephony.rtp.cn import CN_PAYLOAD_TYPE, ComfortNoise, comfort_noise
-from telephony.rtp.packet import RtpPacket, unwrap
+from telephony.rtp.packet import RtpPacket
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +303,7 @@ class JitterBuffer:
                 if ones is None:
                     ones = self._ones[n] = b"\x01" * n
                 fill[i:j] = ones
-                if ts + n > self._high:
+                if ts + n > self._high:  # noqa: PLR1730 - hot path: no max() call
                     self._high = ts + n
                 return
         pcm = codec.decode(payload)
@@ -326,7 +326,7 @@ class JitterBuffer:
         elif self._pending is None or ts < self._pending:
             self._pending = ts
         self._store(ts, pcm, n)
-        if ts + n > self._high:
+        if ts + n > self._high:  # noqa: PLR1730 - hot path: no max() call
             self._high = ts + n
 
     def _store(self, ts: int, pcm: Pcm, n: int) -> None:
