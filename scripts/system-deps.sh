@@ -20,14 +20,14 @@ declare -A FILES=(
   [/usr/share/asterisk/sounds/it/vm-intro.wav]=asterisk-core-sounds-it-wav
   [/usr/share/asterisk/sounds/ru/vm-intro.wav]=asterisk-core-sounds-ru-wav
   [/usr/share/asterisk/moh/macroform-cold_day.wav]=asterisk-moh-opsound-wav
-  [/usr/include/spandsp.h]=libspandsp-dev
+  [/usr/include/*/spandsp.h]=libspandsp-dev
 )
 missing=()
 for t in "${!TOOLS[@]}"; do
   command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] || missing+=("${TOOLS[$t]}")
 done
 for f in "${!FILES[@]}"; do
-  [ -e "$f" ] || missing+=("${FILES[$f]}")
+  compgen -G "$f" >/dev/null || missing+=("${FILES[$f]}")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
