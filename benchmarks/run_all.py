@@ -49,7 +49,9 @@ def assemble() -> None:
         text = path.read_text(encoding="utf-8").strip()
         # demote the section's own top heading so BENCHMARKS.md has one title
         if text.startswith("# "):
-            text = "#" + text
+            # a section with its own title: every heading one level down
+            text = "\n".join("#" + line if line.startswith("#") else line
+                              for line in text.splitlines())
         parts.append(text + "\n\n")
     (REPO / "BENCHMARKS.md").write_text("".join(parts), encoding="utf-8")
 
