@@ -147,10 +147,8 @@ class CallMedia:
         self.codec: Codec = get_codec(config.codec)
         self.rng = rng or random.Random()
         self.remote: Addr | None = remote
-        self._latched = False
         self._first_rx: float | None = None
         self._last_rx = now
-        self._created = now
         self.sender = RtpSender(payload_type=config.payload_type, rng=self.rng)
         self.rx_stats = RtpReceiveStats()
         """Reception statistics of the audio source (the SSRC of the latest audio packet)."""

@@ -26,7 +26,6 @@ from telephony.events import (
     CallEvent,
     DtmfReceived,
     PromptFinished,
-    RemoteHangup,
     SpeechEnded,
     SpeechStarted,
 )
@@ -381,10 +380,6 @@ class Call:
         if not q.empty():
             return q.get_nowait()
         raise CallEnded(f"call {self.ref} has ended ({self.end_cause})")
-
-
-def remote_hangup_event(reason: str) -> RemoteHangup:
-    return RemoteHangup(reason)
 
 
 __all__: Sequence[str] = ("Call", "CallState", "DigitsResult", "PlayResult", "Utterance")

@@ -66,7 +66,7 @@ class _StreamProtocol(asyncio.Protocol):
         except SipParseError as exc:
             # A framing error on a stream cannot be resynchronised: close it (RFC 3261 18.3).
             log.info("closing SIP %s connection from %s: %s", self.name, self.peer, exc.reason)
-            self.owner.endpoint_stats_drop()
+            self.owner.endpoint.stats["dropped_malformed"] += 1  # a Counter
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -176,10 +176,6 @@ class SipTransportLayer:
         for data in self._pending_connects.pop(addr, []):
             assert proto.transport is not None
             proto.transport.write(data)
-
-    def endpoint_stats_drop(self) -> None:
-        stats = self.endpoint.stats
-        stats["dropped_malformed"] = stats.get("dropped_malformed", 0) + 1
 
     async def close(self) -> None:
         if self._timer is not None:

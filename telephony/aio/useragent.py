@@ -160,8 +160,9 @@ class UserAgent:
                 # CANCEL (or BYE) before _incoming has built the Call: it finishes the job.
                 self._setting_up[ev.call] = ev
             if call is not None:
-                self._ended(call, ev.reason if not ev.by_remote else "remote_bye"
-                            if ev.reason in ("bye", "BYE") else ev.reason,
+                # a BYE from the peer is logged as "remote_bye"; other ends keep their reason
+                remote_bye = ev.by_remote and ev.reason.lower() == "bye"
+                self._ended(call, "remote_bye" if remote_bye else ev.reason,
                             by_remote=ev.by_remote, status=ev.status)
             dial = self._pending_dials.pop(ev.call, None)
             if dial is not None and not dial.done():
