@@ -12,13 +12,13 @@ declare -A TOOLS=(
   [espeak-ng]=espeak-ng
   [sox]=sox
 )
-# files -> Debian package
+# files -> Debian packages (asterisk-core-sounds-XX makes the sounds/XX link to the -wav files)
 declare -A FILES=(
-  [/usr/share/asterisk/sounds/en/vm-intro.wav]=asterisk-core-sounds-en-wav
-  [/usr/share/asterisk/sounds/es/vm-intro.wav]=asterisk-core-sounds-es-wav
-  [/usr/share/asterisk/sounds/fr/vm-intro.wav]=asterisk-core-sounds-fr-wav
-  [/usr/share/asterisk/sounds/it/vm-intro.wav]=asterisk-core-sounds-it-wav
-  [/usr/share/asterisk/sounds/ru/vm-intro.wav]=asterisk-core-sounds-ru-wav
+  [/usr/share/asterisk/sounds/en/vm-intro.wav]="asterisk-core-sounds-en asterisk-core-sounds-en-wav"
+  [/usr/share/asterisk/sounds/es/vm-intro.wav]="asterisk-core-sounds-es asterisk-core-sounds-es-wav"
+  [/usr/share/asterisk/sounds/fr/vm-intro.wav]="asterisk-core-sounds-fr asterisk-core-sounds-fr-wav"
+  [/usr/share/asterisk/sounds/it/vm-intro.wav]="asterisk-core-sounds-it asterisk-core-sounds-it-wav"
+  [/usr/share/asterisk/sounds/ru/vm-intro.wav]="asterisk-core-sounds-ru asterisk-core-sounds-ru-wav"
   [/usr/share/asterisk/moh/macroform-cold_day.wav]=asterisk-moh-opsound-wav
   [/usr/include/*/spandsp.h]=libspandsp-dev
 )
@@ -27,7 +27,8 @@ for t in "${!TOOLS[@]}"; do
   command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] || missing+=("${TOOLS[$t]}")
 done
 for f in "${!FILES[@]}"; do
-  compgen -G "$f" >/dev/null || missing+=("${FILES[$f]}")
+  # shellcheck disable=SC2206 # a value may name several packages
+  compgen -G "$f" >/dev/null || missing+=(${FILES[$f]})
 done
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
