@@ -4,9 +4,10 @@ How it works
 ------------
 Audio is cut into 5 ms sub-blocks (40 samples at 8 kHz).  One real matrix product per
 call of :meth:`DtmfDetectorBank.process` gives, for every channel and sub-block, the
-complex DFT at the eight DTMF frequencies with the phase referred to the *absolute*
-sample index, so the DFT of any window made of consecutive sub-blocks is just their
-sum.  Every 5 ms a 20 ms window (4 sub-blocks, 50 Hz resolution) is judged:
+complex DFT at the eight DTMF frequencies with the phase referred to the sample index
+(counted from the channel's start), so the DFT of any window made of consecutive
+sub-blocks is just their sum.  Every 5 ms a 20 ms window (4 sub-blocks, 50 Hz
+resolution) is judged:
 
 * the strongest row and column tone, the others in each group well below;
 * each tone's frequency offset from the phase advance between the window's halves
@@ -26,6 +27,8 @@ frames, at most 45 ms after it starts; tones of 21 ms or less are never reported
 
 The numpy part runs for every channel; the per-channel state machine only runs for
 channels that have a tone in the current frame, so idle calls cost a few microseconds.
+A bank grows (:meth:`DtmfDetectorBank.grow`) as calls arrive, without disturbing the
+calls it has.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ HIST_SUBS = 8
 """Sub-blocks kept from one call to the next (window overlap plus onset look-back)."""
 
 _MATMUL_ROWS = 1024
+_WIN_OFFSETS = np.arange(WIN_SUBS)[None, :]
+_STEP_SAMPLES = SUB * np.arange(WIN_SUBS)
 
 ROW_FREQS = (697, 770, 852, 941)
 COL_FREQS = (1209, 1336, 1477, 1633)
@@ -103,7 +108,8 @@ class InbandDigit:
     duration_ms: int
     """Tone length so far (``start``) or in full (``end``)."""
     onset_sample: int
-    """Sample index of the onset counted from the first sample the detector saw."""
+    """Sample index of the onset counted from the channel's first sample (the first the
+    detector saw, or the first after the channel's ``reset_channel`` or ``grow``)."""
 
     def to_call_event(self) -> DtmfReceived:
         """The call event for this digit (source ``inband``)."""
@@ -150,6 +156,8 @@ class DtmfDetectorBank:
         self._hist = np.zeros((n_channels, HIST_SUBS, 8), dtype=np.complex64)
         self._ehist = np.zeros((n_channels, HIST_SUBS), dtype=np.float32)
         self._samples = 0
+        self._born = np.zeros(n_channels, dtype=np.int64)
+        """Per channel: the sample count when it started (its phase and time reference)."""
         self._tracks = [_Track() for _ in range(n_channels)]
         self._tone_active = np.zeros(n_channels, dtype=bool)
         self._nonidle = np.zeros(n_channels, dtype=bool)
@@ -162,6 +170,12 @@ class DtmfDetectorBank:
         self._fill = np.float32(c.fill_ratio)
         self._min_tone = c.min_tone_ms * SAMPLE_RATE / 1000
         self._merge_gap = c.merge_gap_ms * SAMPLE_RATE / 1000
+        # The candidate test's thresholds, as _judge evaluates them (float32 products).
+        self._pre_purity = 0.3 * self._purity
+        self._pre_pow = 0.25 * self._min_pow
+        self._rot: dict[tuple[int, int], npt.NDArray[np.complex64]] = {}
+        """Phase references by (samples since the channel's start modulo the rate,
+        sub-blocks): f * t is an integer, so they repeat every second of samples."""
 
     @property
     def tone_active(self) -> npt.NDArray[np.bool_]:
@@ -184,12 +198,39 @@ class DtmfDetectorBank:
         self._samples += samples
 
     def reset_channel(self, channel: int) -> None:
-        """Forget a channel's history (a new call takes the slot)."""
+        """Forget a channel's history (a new call takes the slot): from now on the channel
+        reports what a new detector fed the same frames would."""
         self._hist[channel] = 0
         self._ehist[channel] = 0
+        self._born[channel] = self._samples
         self._tracks[channel] = _Track()
         self._tone_active[channel] = False
         self._nonidle[channel] = False
+
+    def grow(self, n_channels: int) -> None:
+        """Take ``(n_channels, 40*k)`` frames from now on.
+
+        The channels added start as after :meth:`reset_channel` (a new call); the others
+        keep all their state, so their digits are those an ungrown bank would report.  The
+        cost is a copy of the per-channel history (about 300 bytes per channel).  Raises
+        :class:`MediaError` if ``n_channels`` is fewer than the bank has; the same number
+        changes nothing.
+        """
+        if n_channels < self.n_channels:
+            raise MediaError(
+                f"a bank cannot shrink: {self.n_channels} channels, asked for {n_channels}")
+        extra = n_channels - self.n_channels
+        if not extra:
+            return
+        self._hist = np.concatenate(
+            [self._hist, np.zeros((extra, HIST_SUBS, 8), dtype=np.complex64)])
+        self._ehist = np.concatenate(
+            [self._ehist, np.zeros((extra, HIST_SUBS), dtype=np.float32)])
+        self._born = np.concatenate([self._born, np.full(extra, self._samples, np.int64)])
+        self._tracks.extend(_Track() for _ in range(extra))
+        self._tone_active = np.concatenate([self._tone_active, np.zeros(extra, dtype=bool)])
+        self._nonidle = np.concatenate([self._nonidle, np.zeros(extra, dtype=bool)])
+        self.n_channels = n_channels
 
     # ------------------------------------------------------------------ analysis
 
@@ -203,14 +244,33 @@ class DtmfDetectorBank:
         for i in range(0, n * k, _MATMUL_ROWS):
             np.matmul(xs[i:i + _MATMUL_ROWS], self._basis, out=re_im[i:i + _MATMUL_ROWS])
         re_im = re_im.reshape(n, k, 16)
-        local = re_im[..., :8] - 1j * re_im[..., 8:]
-        # Refer each sub-block's phase to the absolute sample index; f * t is integer,
-        # so reduce it modulo the sample rate exactly before taking the angle.
-        starts = self._samples + SUB * np.arange(k, dtype=np.int64)
-        turns = (FREQS[None, :] * starts[:, None]) % SAMPLE_RATE
-        rot = np.exp(-2j * np.pi * turns / SAMPLE_RATE).astype(np.complex64)
+        local = (re_im[..., :8] - 1j * re_im[..., 8:]).astype(np.complex64, copy=False)
         energy = np.einsum("ij,ij->i", xs, xs).reshape(n, k)
-        return (local * rot[None]).astype(np.complex64), energy
+        # Refer each sub-block's phase to the sample index counted from the channel's
+        # start, so a channel's analysis does not depend on when it joined the bank.
+        since = (self._samples - self._born) % SAMPLE_RATE
+        if n == 1 or not (since != since[0]).any():
+            local *= self._rotation(int(since[0]), k)[None]
+        else:
+            firsts, which = np.unique(since, return_inverse=True)
+            rots = np.stack([self._rotation(f, k) for f in firsts.tolist()])
+            local *= rots[which]
+        return local, energy
+
+    def _rotation(self, since: int, k: int) -> npt.NDArray[np.complex64]:
+        """``(k, 8)``: the phase of each sub-block starting ``since`` samples (modulo the
+        rate) after the channel's start."""
+        key = (since, k)
+        rot = self._rot.get(key)
+        if rot is None:
+            # f * t is integer, so reduce it modulo the sample rate exactly before taking
+            # the angle.
+            starts = since + SUB * np.arange(k, dtype=np.int64)
+            turns = (FREQS[None, :] * starts[:, None]) % SAMPLE_RATE
+            rot = np.exp(-2j * np.pi * turns / SAMPLE_RATE).astype(np.complex64)
+            if len(self._rot) < 4096:
+                self._rot[key] = rot
+        return rot
 
     def _judge(self, cat: npt.NDArray[np.complex64], ecat: F32, k: int) -> tuple[
             npt.NDArray[np.bool_], npt.NDArray[np.intp], F32]:
@@ -227,25 +287,40 @@ class DtmfDetectorBank:
         for j in range(1, WIN_SUBS):
             xw = xw + cat[:, first + j:first + j + k]
             ew = ew + ecat[:, first + j:first + j + k]
-        pw = (xw.real ** 2 + xw.imag ** 2).astype(np.float32)  # (n, k, 8)
-        r = np.argmax(pw[..., :4], axis=-1)
-        c = np.argmax(pw[..., 4:], axis=-1)
+        pw = np.square(xw.real)  # (n, k, 8), float32
+        pw += np.square(xw.imag)
+        # The strongest tone of each group (row, column): argmax and max over an axis of 4
+        # cost a reduction call per window; four compares over whole arrays are faster.
+        # Strict '>' keeps the first of equal powers, as argmax does.
+        groups = pw.reshape(n, k, 2, 4)
+        best = groups[..., 0].copy()  # (n, k, 2)
+        which = np.zeros(best.shape, dtype=np.intp)
+        for j in range(1, 4):
+            tone = groups[..., j]
+            np.copyto(which, j, where=tone > best)
+            np.maximum(best, tone, out=best)
+        r = which[..., 0]
+        c = which[..., 1]
         n_win = SUB * WIN_SUBS
         scale = np.float32(2.0 / (n_win * n_win))
-        raw_r = np.take_along_axis(pw[..., :4], r[..., None], axis=-1)[..., 0] * scale
-        raw_c = np.take_along_axis(pw[..., 4:], c[..., None], axis=-1)[..., 0] * scale
+        raw_r = best[..., 0] * scale  # the power at r, c
+        raw_c = best[..., 1] * scale
         mean_pow = ew / np.float32(n_win)
         # Loose on purpose: a tone 1.5 % off loses up to 3.7 dB in the raw bin.
-        pre = ((raw_r + raw_c >= 0.3 * self._purity * mean_pow)
-               & (raw_r >= 0.25 * self._min_pow) & (raw_c >= 0.25 * self._min_pow))
+        pre = raw_r >= self._pre_pow
+        pre &= raw_c >= self._pre_pow
+        pre &= raw_r + raw_c >= self._pre_purity * mean_pow
         valid = np.zeros((n, k), dtype=bool)
         digit = r * 4 + c
         tail_full = np.ones((n, k), dtype=np.float32)
         ch, kk = np.nonzero(pre)
         if ch.size == 0:
             return valid, digit, tail_full
-        sel = np.stack([r[ch, kk], c[ch, kk] + 4], axis=-1)  # (m, 2)
-        subs = kk[:, None] + first + np.arange(WIN_SUBS)[None, :]  # (m, 4)
+        m = ch.size
+        sel = np.empty((m, 2), dtype=np.intp)
+        sel[:, 0] = r[ch, kk]
+        sel[:, 1] = c[ch, kk] + 4
+        subs = kk[:, None] + first + _WIN_OFFSETS  # (m, 4)
         t = cat[ch[:, None, None], subs[:, None, :], sel[:, :, None]]  # (m, 2, 4)
         # Frequency offset: coarse from sub-block to sub-block (+-100 Hz), fine from half
         # to half (+-50 Hz), the fine one unwrapped onto the coarse one.
@@ -256,25 +331,27 @@ class DtmfDetectorBank:
         fine = np.angle(h2 * np.conj(h1)) * (SAMPLE_RATE / (2 * np.pi * 2 * SUB))
         df = fine + 100.0 * np.round((coarse - fine) / 100.0)
         # Coherent power at the estimated frequency.
-        steps = np.exp(-2j * np.pi * df[..., None] * (SUB * np.arange(WIN_SUBS)) / SAMPLE_RATE)
+        steps = np.exp(-2j * np.pi * df[..., None] * _STEP_SAMPLES / SAMPLE_RATE)
         xr = (t * steps).sum(axis=-1)
         a = np.pi * df / SAMPLE_RATE
         with np.errstate(invalid="ignore", divide="ignore"):
             loss = np.where(np.abs(a) < 1e-9, 1.0, np.sin(a * SUB) / (SUB * np.sin(a))) ** 2
+            # Half amplitudes of zero (digital silence in a half) give NaN ratios, taken
+            # as 0: fmax(NaN, 0) is 0 and the ratios are never negative.
+            a1 = np.abs(h1)
+            a2 = np.abs(h2)
+            # How full the second half is (the tone may have stopped inside it); ratios
+            # near 1 are noise, not an early end.
+            ratio = a2 / a1
+            tail = np.where(ratio >= 0.9, 1.0, np.fmax(ratio, 0.0)).mean(-1)
+            fill = np.fmax((np.minimum(a1, a2) / np.maximum(a1, a2)).min(-1), 0.0)
         tone_pow = 2.0 * (xr.real ** 2 + xr.imag ** 2) / (n_win * n_win) / loss
         pr, pc = tone_pow[:, 0], tone_pow[:, 1]
         fnom = FREQS[sel].astype(np.float64)
         pwc = pw[ch, kk]  # (m, 8)
-        others_r = (pwc[:, :4].sum(-1) - pwc[np.arange(ch.size), sel[:, 0]]) * scale
-        others_c = (pwc[:, 4:].sum(-1) - pwc[np.arange(ch.size), sel[:, 1]]) * scale
-        a1 = np.abs(h1)
-        a2 = np.abs(h2)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            # How full the second half is (the tone may have stopped inside it); ratios
-            # near 1 are noise, not an early end.
-            ratio = np.nan_to_num(a2 / a1)
-            tail = np.where(ratio >= 0.9, 1.0, ratio).mean(-1)
-            fill = np.nan_to_num((np.minimum(a1, a2) / np.maximum(a1, a2)).min(-1))
+        rows = np.arange(m)
+        others_r = (pwc[:, :4].sum(-1) - pwc[rows, sel[:, 0]]) * scale
+        others_c = (pwc[:, 4:].sum(-1) - pwc[rows, sel[:, 1]]) * scale
         ok = (
             (pr >= self._min_pow) & (pc >= self._min_pow)
             & (pr + pc >= self._purity * mean_pow[ch, kk])
@@ -300,18 +377,21 @@ class DtmfDetectorBank:
         """
         cols = [digit // 4, 4 + digit % 4]
         start = end_sample - SUB * WIN_SUBS
+        # The windows ending 0, 1, ... sub-blocks before end_sub, at most as many as
+        # the history holds: their first-half fill ratios in one pass, latest window last.
+        backs = min(HIST_SUBS - WIN_SUBS + 1, end_sub - WIN_SUBS + 2)
+        if backs <= 0:
+            return start - SUB * (HIST_SUBS - WIN_SUBS + 1)
+        t = cat[end_sub - backs - WIN_SUBS + 2: end_sub + 1, cols]  # (backs + 3, 2)
+        h1 = np.abs(t[:-3] + t[1:-2])
+        h2 = np.abs(t[2:-1] + t[3:])
+        ratios = np.minimum(1.0, h1 / np.maximum(h2, 1e-9)).mean(axis=-1).tolist()
         # The onset lies in the first half of two consecutive windows; the one whose first
         # half is between a fifth and four fifths full gives the steadiest estimate.
         fallback: float | None = None
         estimates: list[float] = []
-        for back in range(HIST_SUBS - WIN_SUBS + 1):
-            e = end_sub - back
-            if e - WIN_SUBS + 1 < 0:
-                break
-            t = cat[e - WIN_SUBS + 1: e + 1, cols]  # (4, 2)
-            h1 = np.abs(t[0] + t[1])
-            h2 = np.abs(t[2] + t[3])
-            ratio = float(np.mean(np.minimum(1.0, h1 / np.maximum(h2, 1e-9))))
+        for back in range(backs):
+            ratio = ratios[backs - 1 - back]
             est = start - SUB * back + (1.0 - ratio) * 2 * SUB
             if 0.2 <= ratio <= 0.8:
                 estimates.append(est)
@@ -346,9 +426,12 @@ class DtmfDetectorBank:
         self._tone_active = busy.copy()
         active = np.flatnonzero(busy | self._nonidle)
         end_total = base + k * SUB
-        for ch in active:
-            self._run_track(int(ch), cat[ch], valid[ch], digit[ch], tail[ch], base, k,
-                            now, end_total, events)
+        born = self._born
+        for ch in active.tolist():
+            # A channel counts samples from its own start (onset_sample, timestamps).
+            first = int(born[ch])
+            self._run_track(ch, cat[ch], valid[ch], digit[ch], tail[ch], base - first, k,
+                            now, end_total - first, events)
         self._hist = cat[:, -HIST_SUBS:].copy()
         self._ehist = ecat[:, -HIST_SUBS:].copy()
         self._samples = end_total

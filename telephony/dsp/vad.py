@@ -16,7 +16,8 @@ the true start), once the spectrum has had time to show it is not a steady tone.
 
 :class:`EndpointerBank` does the spectral work and the state machine for every call in
 numpy arrays, one pass per frame; only webrtcvad (past the gates) and the rare transitions
-run per call.  :class:`Endpointer`
+run per call.  The bank grows (``grow``) as calls arrive, without disturbing the calls it
+has.  :class:`Endpointer`
 is the one-call form.  The no-speech timeout is the caller's (it knows when the prompt
 ended).
 """
@@ -30,7 +31,14 @@ import numpy.typing as npt
 import webrtcvad
 
 from telephony.dsp.dtmf import DBM0_REF_POWER
-from telephony.dsp.tones import BeepDetector, TonalityDetector, frame_spectra
+from telephony.dsp.tones import (
+    NFFT,
+    BeepDetector,
+    TonalityDetector,
+    check_grow,
+    frame_spectra,
+    grow_channels,
+)
 from telephony.errors import MediaError
 from telephony.events import CallEvent, SpeechEnded, SpeechStarted
 
@@ -136,6 +144,11 @@ class _UtteranceStore:
         if chain:
             self._free.extend(chain)
 
+    def grow(self, n_channels: int) -> None:
+        """Room for channels up to ``n_channels`` (blocks are taken as utterances start)."""
+        self._tail = grow_channels(self._tail, n_channels, 0)
+        self._pos = grow_channels(self._pos, n_channels, 0)
+
 
 class EndpointerBank:
     """Endpointers for ``n_channels`` calls fed in lock-step (``(n, 160)`` int16 frames).
@@ -167,6 +180,11 @@ class EndpointerBank:
         self._filled = np.zeros(n, dtype=np.int64)
         """Per channel: frames in the music window (judged only once it is full)."""
         self._i = 0
+        self._born = np.zeros(n, dtype=np.int64)
+        """Per channel: the frame count when it started.  The music window goes round from
+        the channel's own start, so its mean adds the frames in the order a new endpointer
+        would (a float sum depends on the order)."""
+        self._rows = np.arange(n)
         # The recent frames: pre-roll, start window and confirmation delay.
         self._keep = (config.pre_roll_ms + config.start_window_ms + config.confirm_ms) // 20 + 1
         # the start window is the last start_window_ms of the recent frames (all if < 20 ms)
@@ -177,6 +195,8 @@ class EndpointerBank:
         """Per channel: how many of the ring's latest frames are 'recent' (not yet used)."""
         self._store = _UtteranceStore(n, max(50, self._keep))
         self._vads = [webrtcvad.Vad(config.aggressiveness) for _ in range(n)]
+        self._pad = np.zeros((n, NFFT), dtype=np.float32)
+        """frame_spectra's zero-padded input, kept from frame to frame."""
         # The state machine, one element per channel.
         self._speaking = np.zeros(n, dtype=bool)
         self._candidate = np.full(n, np.nan)
@@ -195,6 +215,7 @@ class EndpointerBank:
         self._levels[ch] = -100.0
         self._stab[ch] = 0.0
         self._filled[ch] = 0
+        self._born[ch] = self._i
         self._beep.reset_channel(ch)
         self._tonality.reset_channel(ch)
         self._ring_voiced[ch] = False
@@ -205,18 +226,76 @@ class EndpointerBank:
         self._start_at[ch] = self._last_voiced_at[ch] = 0.0
         self._last_voiced_index[ch] = self._utt_frames[ch] = self._silence_ms[ch] = 0
 
+    def grow(self, n_channels: int) -> None:
+        """Take ``(n_channels, 160)`` frames from now on: the channels added start as after
+        :meth:`reset_channel` (a new call); the others keep all their state, so their events
+        are those an ungrown bank would give.
+
+        The cost is a copy of the per-channel arrays, about 22 kB per channel (most of it
+        the ring of recent frames and the tonality detector's last spectra).  Raises
+        :class:`MediaError` if ``n_channels`` is fewer than the bank has; the same number
+        changes nothing."""
+        if not check_grow(self.n_channels, n_channels):
+            return
+        n = n_channels
+        extra = n - self.n_channels
+        self._beep.grow(n)
+        self._tonality.grow(n)
+        self._levels = grow_channels(self._levels, n, -100.0)
+        self._stab = grow_channels(self._stab, n, 0.0)
+        self._filled = grow_channels(self._filled, n, 0)
+        self._born = grow_channels(self._born, n, self._i)
+        self._rows = np.arange(n)
+        self._ring = grow_channels(self._ring, n, 0)
+        self._ring_voiced = grow_channels(self._ring_voiced, n, False)
+        self._recent = grow_channels(self._recent, n, 0)
+        self._store.grow(n)
+        self._vads.extend(webrtcvad.Vad(self.config.aggressiveness) for _ in range(extra))
+        self._pad = np.zeros((n, NFFT), dtype=np.float32)
+        self._speaking = grow_channels(self._speaking, n, False)
+        self._candidate = grow_channels(self._candidate, n, np.nan)
+        self._start_at = grow_channels(self._start_at, n, 0.0)
+        self._last_voiced_at = grow_channels(self._last_voiced_at, n, 0.0)
+        self._last_voiced_index = grow_channels(self._last_voiced_index, n, 0)
+        self._utt_frames = grow_channels(self._utt_frames, n, 0)
+        self._silence_ms = grow_channels(self._silence_ms, n, 0)
+        self.n_channels = n
+
     def speaking(self, channel: int) -> bool:
         """An utterance is in progress on ``channel``."""
         return bool(self._speaking[channel])
 
-    def _held(self) -> npt.NDArray[np.bool_]:
-        """Per channel: the last ``music_window_ms`` sound like music or a held tone."""
+    @property
+    def speaking_mask(self) -> npt.NDArray[np.bool_]:
+        """Per channel: an utterance is in progress (a read-only view)."""
+        view = self._speaking.view()
+        view.flags.writeable = False
+        return view
+
+    def _held(self, need: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        """Per channel: the last ``music_window_ms`` sound like music or a held tone.
+
+        Judged where ``need`` (False elsewhere): only channels past the level gate or with
+        a start to confirm ask.  When they are few, only their rows of the window are read
+        (a pass over 50 frames per channel)."""
         c = self.config
-        top = self._levels.max(axis=1)
-        dips = (self._levels < (top - c.dip_db)[:, None]).mean(axis=1)
-        held: npt.NDArray[np.bool_] = (((top >= self._min_db) & (dips <= c.max_dip_fraction))
-                                       | (self._stab.mean(axis=1) > c.max_mean_stability))
-        held &= self._filled >= self._levels.shape[1]
+        span = self._levels.shape[1]
+        judge = need & (self._filled >= span)
+        few = 4 * np.count_nonzero(judge) <= self.n_channels  # else gathering costs more
+        rows = np.flatnonzero(judge) if few else self._rows
+        if rows.size == 0:
+            return judge
+        levels = self._levels[rows] if few else self._levels
+        stab = self._stab[rows] if few else self._stab
+        top = levels.max(axis=1)
+        dips = (levels < (top - c.dip_db)[:, None]).mean(axis=1)
+        verdict: npt.NDArray[np.bool_] = (((top >= self._min_db) & (dips <= c.max_dip_fraction))
+                                          | (stab.mean(axis=1) > c.max_mean_stability))
+        if not few:
+            verdict &= judge
+            return verdict
+        held = np.zeros(self.n_channels, dtype=bool)
+        held[rows] = verdict
         return held
 
     def process(self, frames: npt.NDArray[np.int16], *, now: float,
@@ -226,20 +305,25 @@ class EndpointerBank:
         if x.shape != (self.n_channels, FRAME):
             raise MediaError(f"expected ({self.n_channels}, 160) int16 frames, got {x.shape}")
         # --- features, one numpy pass for every channel
-        spectra = frame_spectra(x)
-        self._tonality.process(x, spectra)
-        single, _, _ = self._beep.analyse(x, spectra)
+        spectra = frame_spectra(x, self._pad)
+        spectra_sum = spectra.sum(-1, dtype=np.float64)
+        self._tonality.process(x, spectra, spectra_sum)
+        single = self._beep.is_tone(spectra, spectra_sum)
         xf = x.astype(np.float32)
         power = np.einsum("ij,ij->i", xf, xf) / FRAME
         span = self._levels.shape[1]
-        col = self._i % span
-        self._levels[:, col] = 10 * np.log10(power + 1.0)
-        self._stab[:, col] = self._tonality.similarity
+        col = (self._i - self._born) % span
+        self._levels[self._rows, col] = 10 * np.log10(power + 1.0)
+        self._stab[self._rows, col] = self._tonality.similarity
         np.minimum(self._filled + 1, span, out=self._filled)
-        held = self._held()
         speechlike = (power >= self._min_pow) & ~single
         if tone_active is not None:
             speechlike &= ~np.asarray(tone_active, dtype=bool)
+        speaking = self._speaking.copy()
+        idle = ~speaking
+        # Idle channels with a start awaiting confirmation (_continue does not touch them).
+        pending = idle & ~np.isnan(self._candidate)
+        held = self._held(speechlike | pending)
         # --- the frame into every channel's ring; webrtcvad only past the gates
         slot = self._i % self._keep
         self._i += 1
@@ -255,13 +339,10 @@ class EndpointerBank:
                    if vads[ch].is_speech(raw[ch * step:(ch + 1) * step], SAMPLE_RATE)]
             voiced[yes] = True
         out: list[tuple[int, CallEvent]] = []
-        speaking = self._speaking.copy()
         if speaking.any():
             self._continue(speaking, voiced, x, now, out)
-        idle = ~speaking
         self._recent += idle  # a speaking channel has no recent frames (its stay at 0)
         np.minimum(self._recent, self._keep, out=self._recent)
-        pending = idle & ~np.isnan(self._candidate)
         if pending.any():
             self._confirm(np.flatnonzero(pending), held, now, out)
         fresh = np.flatnonzero(voiced & idle & ~pending)
