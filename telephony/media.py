@@ -13,6 +13,7 @@ tick for all calls.
 
 from __future__ import annotations
 
+import heapq
 import random
 import wave
 from collections import deque
@@ -39,7 +40,7 @@ from telephony.events import (
 )
 from telephony.rtp.dtmf import DtmfEventReceiver, DtmfEventSender, DtmfStarted
 from telephony.rtp.jitter import JitterBuffer, JitterConfig
-from telephony.rtp.packet import RtpPacket, is_rtcp
+from telephony.rtp.packet import RTP_HEADER, RtpPacket, is_rtcp
 from telephony.rtp.rtcp import RtcpBye, RtcpSenderReport, parse_rtcp
 from telephony.rtp.stream import RtcpConfig, RtcpScheduler, RtpReceiveStats, RtpSender
 
@@ -51,6 +52,7 @@ FRAME_MS = 20
 FRAME = SAMPLE_RATE * FRAME_MS // 1000
 SILENCE = np.zeros(FRAME, dtype=np.int16)
 CN_PAYLOAD_TYPE = 13
+_unpack_rtp_header = RTP_HEADER.unpack_from
 _MAX_SOURCES = 8
 """RTP sources (SSRCs) whose statistics a call keeps at once."""
 
@@ -184,7 +186,8 @@ class CallMedia:
         self._recordings: list[Recording] = []
         self._timed_out = False
         self._digit_keys: deque[tuple[str, float]] = deque(maxlen=32)
-        self.slot: tuple[int, int] | None = None
+        self.slot: int | None = None
+        """The mixer's channel for this call (None when not in a mixer)."""
         self.counters = {"rx_packets": 0, "rx_bad": 0, "rx_wrong_source": 0, "tx_packets": 0,
                          "rx_rtcp": 0, "rx_pt_changes": 0}
         self._rx_pt: int | None = None
@@ -201,7 +204,18 @@ class CallMedia:
             else:
                 self.counters["rx_wrong_source"] += 1
                 return
-        if is_rtcp(data):  # RFC 5761 multiplexing on the RTP port
+        if len(data) > 12 and data[0] == 0x80:
+            # Fast path: more audio from the current source, no CSRC, extension or padding
+            # (nearly every packet).  The general path below does the same for it.
+            _, b1, seq, ts, ssrc = _unpack_rtp_header(data)
+            if b1 & 0x7F == self._rx_pt and ssrc == self.rx_stats.ssrc and not 192 <= b1 <= 223 \
+                    and b1 & 0x7F != self.config.telephone_event_pt:
+                self._last_rx = now
+                self.counters["rx_packets"] += 1
+                self.rx_stats.update_fields(seq, ssrc, ts, len(data) - 12, now)
+                self.jitter.put_fields(ssrc, ts, b1 & 0x7F, data[12:], now)
+                return
+        if len(data) >= 2 and 192 <= data[1] <= 223:  # RFC 5761 RTCP on the RTP port (is_rtcp)
             self.receive_rtcp(data, addr, now=now)
             return
         try:
@@ -214,7 +228,9 @@ class CallMedia:
         self._last_rx = now
         self.counters["rx_packets"] += 1
         pt = packet.payload_type
-        stats = self._stats_for(packet.ssrc)
+        stats = self.rx_stats
+        if packet.ssrc != stats.ssrc:
+            stats = self._stats_for(packet.ssrc)
         stats.update(packet, now=now)
         if pt != self.config.telephone_event_pt and stats is not self.rx_stats:
             self.rx_stats = stats
@@ -387,8 +403,9 @@ class CallMedia:
 
     def rx_frame(self, *, now: float) -> Pcm:
         """Step 1: the caller's next 20 ms (jitter buffer, decode, concealment)."""
-        self._dtmf_rx.handle_timer(now=now)
-        self._drain_rfc4733(now)
+        if self._dtmf_rx.in_progress is not None:  # a key held: end it if its packets stopped
+            self._dtmf_rx.handle_timer(now=now)
+            self._drain_rfc4733(now)
         if self.config.media_timeout and not self._timed_out \
                 and now - self._last_rx > self.config.media_timeout:
             self._timed_out = True
@@ -501,7 +518,19 @@ class CallMedia:
 
 
 _QUIET_TICKS = 2
-"""Silent frames after which a DTMF bank's history (8 sub-blocks of 40 samples) is all zero."""
+"""Silent frames after which the DTMF bank's history (8 sub-blocks of 40 samples) is all zero."""
+
+_BANK_STEP = 32
+"""Channels the bank grows by beyond 16 (growth copies its state arrays: cheap, and rare)."""
+
+
+def _bank_capacity(n: int) -> int:
+    """Channels for ``n`` calls: 4, 16, then the next multiple of ``_BANK_STEP``."""
+    if n <= 4:
+        return 4
+    if n <= 16:
+        return 16
+    return -(-n // _BANK_STEP) * _BANK_STEP
 
 
 def _vad_settle_ticks(config: EndpointerConfig) -> int:
@@ -519,48 +548,74 @@ def _vad_settle_ticks(config: EndpointerConfig) -> int:
 
 
 class _Bank:
-    """One group of mixer slots: the DTMF detectors, the endpointers and the frame buffer."""
+    """The mixer's channels: DTMF detectors, endpointers, and the frames of both directions.
 
-    __slots__ = ("dtmf", "frames", "inband", "quiet", "users", "vad", "vad_quiet")
+    One bank serves every call of the process (a channel per call), so each numpy pass
+    covers all calls at once: the fixed cost of a pass is paid once per tick, not once per
+    group of calls.  It grows as calls arrive (see :func:`_bank_capacity`) and keeps its
+    size when they leave; freed channels are reused lowest first.
+    """
+
+    __slots__ = ("dtmf", "frames", "inband", "quiet", "size", "tx", "users", "vad",
+                 "vad_quiet")
 
     def __init__(self, size: int, config: EndpointerConfig) -> None:
+        self.size = size
         self.dtmf = DtmfDetectorBank(size)
         self.vad = EndpointerBank(size, config)
         self.frames = np.zeros((size, FRAME), dtype=np.int16)
+        """Received frames, a row per channel (rows of free channels are zero)."""
+        self.tx = np.zeros((size, FRAME), dtype=np.int16)
+        """Frames to send, a row per channel."""
         self.inband = np.zeros(size, dtype=bool)
         self.quiet = 0
         self.vad_quiet = 0
         self.users: list[CallMedia | None] = [None] * size
+
+    def grow(self, size: int) -> None:
+        """Room for ``size`` channels; the existing channels keep all their state."""
+        old = self.size
+        self.dtmf.grow(size)
+        self.vad.grow(size)
+        for name in ("frames", "tx"):
+            bigger = np.zeros((size, FRAME), dtype=np.int16)
+            bigger[:old] = getattr(self, name)
+            setattr(self, name, bigger)
+        inband = np.zeros(size, dtype=bool)
+        inband[:old] = self.inband
+        self.inband = inband
+        self.users.extend([None] * (size - old))
+        self.size = size
 
 
 class MediaMixer:
     """Every call's media, ticked together every 20 ms (sans-IO).
 
     ``tick(now)`` returns ``(media, packet, addr)`` triples to send.  The in-band DTMF
-    detector and the endpointer (VAD) run over all calls in one numpy pass per bank; G.711
-    encoding in one lookup per codec.  Banks grow 4, 16, then 64 channels at a time, so a
-    lone call (the flow harness) does not pay for 64 detectors.  A bank whose frames are all
-    digital silence, with no digit in progress, skips the DTMF pass (it would change
-    nothing); a bank where no call listens skips the endpointer pass.
+    detector and the endpointer (VAD) run over all calls in one numpy pass (one bank of
+    channels, grown as calls arrive: 4, 16, then by 32), G.711 encoding in one lookup per
+    codec.  When every call's frame is digital silence and no digit is in progress the DTMF
+    pass is skipped (it would change nothing); when no call listens, or every listening call
+    has been silent long enough, the endpointer pass is skipped.
     """
-
-    BANK_SIZES = (4, 16, 64)
 
     def __init__(self, endpointer: EndpointerConfig | None = None) -> None:
         self.calls: list[CallMedia] = []
-        self._bank_list: list[_Bank] = []
-        self._free: list[tuple[int, int]] = []
+        self._bank: _Bank | None = None
+        self._free: list[int] = []
+        """Free channels of the bank (a heap: the lowest is reused first)."""
         self._endpointer_config = endpointer
         self.ticks = 0
         self.dtmf_skipped = 0
-        """Bank passes of the DTMF detector skipped because the frames were silent."""
+        """Passes of the DTMF detector skipped because every frame was silent."""
         self.vad_skipped = 0
-        """Bank passes of the endpointer skipped (settled silence, no utterance)."""
+        """Passes of the endpointer skipped (settled silence, no utterance)."""
         self._vad_settle = 0
 
     @property
-    def _banks(self) -> list[DtmfDetectorBank]:
-        return [b.dtmf for b in self._bank_list]
+    def channels(self) -> int:
+        """Channels of the bank (its capacity)."""
+        return 0 if self._bank is None else self._bank.size
 
     def add(self, media: CallMedia) -> None:
         if self._endpointer_config is None:
@@ -568,144 +623,163 @@ class MediaMixer:
         self._vad_settle = _vad_settle_ticks(self._endpointer_config)
         # a call with other endpointer settings than the bank's keeps its own Endpointer
         media._own_vad = media.config.endpointer != self._endpointer_config
+        bank = self._bank
         if not self._free:
-            b = len(self._bank_list)
-            size = self.BANK_SIZES[min(b, len(self.BANK_SIZES) - 1)]
-            self._bank_list.append(_Bank(size, self._endpointer_config))
-            self._free.extend((b, ch) for ch in range(size - 1, -1, -1))
-        b, ch = self._free.pop()
-        bank = self._bank_list[b]
+            old = 0 if bank is None else bank.size
+            size = _bank_capacity(len(self.calls) + 1)
+            if bank is None:
+                bank = self._bank = _Bank(size, self._endpointer_config)
+            else:
+                bank.grow(size)
+            for ch in range(old, size):
+                heapq.heappush(self._free, ch)
+        assert bank is not None
+        ch = heapq.heappop(self._free)
         bank.dtmf.reset_channel(ch)
         bank.vad.reset_channel(ch)
         bank.vad_quiet = 0
         bank.inband[ch] = media.config.inband_dtmf
         bank.users[ch] = media
-        media.slot = (b, ch)
-        media._vad_reset = False  # the slot is fresh
+        media.slot = ch
+        media._vad_reset = False  # the channel is fresh
         media._vad_was_active = False
         self.calls.append(media)
 
     def remove(self, media: CallMedia) -> None:
         if media in self.calls:
             self.calls.remove(media)
-            if media.slot is not None:
-                b, ch = media.slot
-                bank = self._bank_list[b]
+            ch = media.slot
+            if ch is not None and self._bank is not None:
+                bank = self._bank
                 bank.frames[ch] = 0
+                bank.tx[ch] = 0
                 bank.users[ch] = None
-                self._free.append(media.slot)
+                heapq.heappush(self._free, ch)
                 media.slot = None
 
     def tick(self, *, now: float) -> list[tuple[CallMedia, bytes, Addr]]:
         """One 20 ms tick of every call; returns ``(media, packet, addr)`` to send."""
         self.ticks += 1
         calls = self.calls
-        if not calls:
+        bank = self._bank
+        if not calls or bank is None:
             return []
-        banks = self._bank_list
-        # step 1: every call's received frame, into its bank's row (rows of free slots are 0)
+        # step 1: every call's received frame, into its row of the bank
+        frames = bank.frames
         rx: list[Pcm] = []
+        append = rx.append
         for m in calls:
-            b, ch = m.slot  # type: ignore[misc]
             pcm = m.rx_frame(now=now)
-            banks[b].frames[ch] = pcm
-            rx.append(pcm)
-        # step 2a: in-band DTMF, one pass per bank
-        found = self._dtmf_pass(now)
+            frames[m.slot] = pcm
+            append(pcm)
+        # step 2a: in-band DTMF, one pass
+        found = self._dtmf_pass(bank, now)
         if found:
-            for m in calls:
-                if m.slot in found:
-                    m.apply_digits(found[m.slot] if m.config.inband_dtmf else (), now=now)
-        # step 2b: the endpointer, one pass per bank where some call is heard
+            users = bank.users
+            for ch, digits in found.items():
+                user = users[ch]
+                if user is not None and user.config.inband_dtmf:
+                    user.apply_digits(digits, now=now)
+        # step 2b: the endpointer, one pass if some call is heard; then per call its events
+        # and recording taps
         active = [m.vad_active for m in calls]
-        heard = self._vad_pass(calls, rx, active, now)
-        for i, (m, pcm, act) in enumerate(zip(calls, rx, active)):
-            key = i if m._own_vad else m.slot
-            m.apply_vad(pcm, heard.get(key, ()), act, now=now)
-        # step 3: encode every outgoing frame, grouped by codec
-        out: list[tuple[CallMedia, bytes, Addr]] = []
-        by_codec: dict[str, list[CallMedia]] = {}
+        heard, own = self._vad_pass(bank, calls, rx, active, now)
+        for i, m in enumerate(calls):
+            pcm = rx[i]
+            m._last_rx_pcm = pcm
+            events = own.get(i, ()) if m._own_vad else heard.get(m.slot, ())  # type: ignore[arg-type]
+            if events or m._recordings:
+                m.apply_vad(pcm, events, active[i], now=now)
+        # step 3: every outgoing frame into its row, encoded in one lookup per codec
+        tx = bank.tx
         for m in calls:
-            by_codec.setdefault(m.codec.name, []).append(m)
-        for group in by_codec.values():
-            coded = group[0].codec.encode_batch(np.stack([m.tx_frame(now=now) for m in group]))
-            for m, row in zip(group, coded):
-                remote = m.remote
-                for pkt in m.packets(row.tobytes(), now=now):
-                    if remote is not None:
-                        out.append((m, pkt, remote))
+            tx[m.slot] = m.tx_frame(now=now)
+        first = calls[0].codec
+        blob = first.encode_batch(tx).tobytes()
+        out: list[tuple[CallMedia, bytes, Addr]] = []
+        for m in calls:
+            row: int = m.slot  # type: ignore[assignment]  # set while in the mixer
+            codec = m.codec
+            if codec is first or codec.name == first.name:
+                payload = blob[row * FRAME:(row + 1) * FRAME]
+            else:
+                payload = codec.encode_batch(tx[row:row + 1]).tobytes()
+            remote = m.remote
+            for pkt in m.packets(payload, now=now):
+                if remote is not None:
+                    out.append((m, pkt, remote))
         # step 4: RTCP reports that are due (the engine sends them from the RTCP port)
         for m in calls:
-            due = m.rtcp.get_timer()
+            due = m.rtcp._timer
             if due is not None and now >= due and m.remote_rtcp is not None:
                 report = m.rtcp.handle_timer(now=now)
                 if report is not None:
                     out.append((m, report, m.remote_rtcp))
         return out
 
-    def _dtmf_pass(self, now: float) -> dict[tuple[int, int], list[InbandDigit]]:
-        found: dict[tuple[int, int], list[InbandDigit]] = {}
-        for b, bank in enumerate(self._bank_list):
-            det = bank.dtmf
-            if not bank.frames.any():
-                if bank.quiet >= _QUIET_TICKS and not det.tone_active.any():
-                    # Zero history, idle tracks, zero input: the pass would only advance the
-                    # sample count (the DTMF phase reference), so advance it and go on.
-                    det.skip(FRAME)
-                    self.dtmf_skipped += 1
-                    continue
-                bank.quiet += 1
-            else:
-                bank.quiet = 0
-            for ch, digit in det.process(bank.frames, now=now):
-                found.setdefault((b, ch), []).append(digit)
+    def _dtmf_pass(self, bank: _Bank, now: float) -> dict[int, list[InbandDigit]]:
+        det = bank.dtmf
+        if not bank.frames.any():
+            if bank.quiet >= _QUIET_TICKS and not det.tone_active.any():
+                # Zero history, idle tracks, zero input: the pass would only advance the
+                # sample count (the DTMF phase reference), so advance it and go on.
+                det.skip(FRAME)
+                self.dtmf_skipped += 1
+                return {}
+            bank.quiet += 1
+        else:
+            bank.quiet = 0
+        found: dict[int, list[InbandDigit]] = {}
+        for ch, digit in det.process(bank.frames, now=now):
+            found.setdefault(ch, []).append(digit)
         return found
 
-    def _vad_pass(self, calls: list[CallMedia], rx: list[Pcm], active: list[bool],
-                  now: float) -> dict[object, list[CallEvent]]:
-        """Endpointer events keyed by slot (batched) or by call index (own endpointer)."""
-        banks = self._bank_list
-        busy = [False] * len(banks)
-        heard: dict[object, list[CallEvent]] = {}
-        for i, (m, act) in enumerate(zip(calls, active)):
-            b, ch = m.slot  # type: ignore[misc]
+    def _vad_pass(self, bank: _Bank, calls: list[CallMedia], rx: list[Pcm], active: list[bool],
+                  now: float) -> tuple[dict[int, list[CallEvent]], dict[int, list[CallEvent]]]:
+        """Endpointer events: by channel (the bank's pass) and by call index (calls with
+        their own endpointer)."""
+        busy = False
+        own: dict[int, list[CallEvent]] = {}
+        tone_active = bank.dtmf.tone_active
+        for i, m in enumerate(calls):
+            act = active[i]
             if m._own_vad:
                 if act:
                     if m._vad_reset or m._endpointer is None:
                         m._endpointer = Endpointer(m.config.endpointer)
                         m._vad_reset = False
-                    flag = m.config.inband_dtmf and bool(banks[b].dtmf.tone_active[ch])
-                    heard[i] = m._endpointer.process(rx[i], now=now, tone_active=flag)
+                    flag = m.config.inband_dtmf and bool(tone_active[m.slot])
+                    own[i] = m._endpointer.process(rx[i], now=now, tone_active=flag)
                     m._speaking = m._endpointer.speaking
                 continue
             if act:
-                busy[b] = True
+                busy = True
                 if m._vad_reset or (not m._vad_was_active and m._speaking and not m._utt_seen):
                     # set_listening asked for a fresh endpointer, or an utterance it did not
                     # hear (begun while the call was not heard) is in progress
-                    banks[b].vad.reset_channel(ch)
-                    banks[b].vad_quiet = 0
+                    bank.vad.reset_channel(m.slot)  # type: ignore[arg-type]
+                    bank.vad_quiet = 0
                     m._speaking = m._utt_seen = False
                 m._vad_reset = False
             m._vad_was_active = act
-        for b, bank in enumerate(banks):
-            if not busy[b]:
-                continue
-            if bank.frames.any():
-                bank.vad_quiet = 0
-            elif bank.vad_quiet < self._vad_settle:
-                bank.vad_quiet += 1
-            elif not any(u is not None and u._speaking for u in bank.users):
-                self.vad_skipped += 1
-                continue
-            tones = bank.dtmf.tone_active & bank.inband
-            for ch, ev in bank.vad.process(bank.frames, now=now, tone_active=tones):
-                heard.setdefault((b, ch), []).append(ev)
-            vad = bank.vad
-            for ch, user in enumerate(bank.users):
-                if user is not None and not user._own_vad:
-                    user._speaking = vad.speaking(ch)
-        return heard
+        heard: dict[int, list[CallEvent]] = {}
+        if not busy:
+            return heard, own
+        if bank.frames.any():
+            bank.vad_quiet = 0
+        elif bank.vad_quiet < self._vad_settle:
+            bank.vad_quiet += 1
+        elif not any(u is not None and u._speaking for u in bank.users):
+            self.vad_skipped += 1
+            return heard, own
+        vad = bank.vad
+        for ch, ev in vad.process(bank.frames, now=now, tone_active=tone_active & bank.inband):
+            heard.setdefault(ch, []).append(ev)
+        speaking = vad.speaking_mask.tolist()
+        for ch, user in enumerate(bank.users):
+            if user is not None and not user._own_vad:
+                user._speaking = speaking[ch]
+        return heard, own
 
 
 class SimulatedCaller:

@@ -53,12 +53,17 @@ class _RtpProtocol(asyncio.DatagramProtocol):
         self.engine = engine
         self.media = media
         self.transport: asyncio.DatagramTransport | None = None
+        # bound once: this runs for every packet of every call
+        self._receive = media.receive_rtp
+        self._clock = engine.clock
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.media.receive_rtp(data, (addr[0], addr[1]), now=self.engine.clock())
+        if len(addr) != 2:  # IPv6: (host, port, flowinfo, scope_id)
+            addr = (addr[0], addr[1])
+        self._receive(data, addr, now=self._clock())
 
     def error_received(self, exc: Exception) -> None:
         log.debug("RTP socket error: %s", exc)
@@ -67,8 +72,9 @@ class _RtpProtocol(asyncio.DatagramProtocol):
 class _RtcpProtocol(_RtpProtocol):
     """The RTCP port (RTP port + 1, RFC 3550 11)."""
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.media.receive_rtcp(data, (addr[0], addr[1]), now=self.engine.clock())
+    def __init__(self, engine: MediaEngine, media: CallMedia) -> None:
+        super().__init__(engine, media)
+        self._receive = media.receive_rtcp
 
 
 class MediaEngine:
@@ -185,12 +191,21 @@ class MediaEngine:
 
     def _send(self, out: list[tuple[CallMedia, bytes, Any]]) -> None:
         sockets = self._sockets
+        last: CallMedia | None = None
+        sendto = None
         for media, packet, addr in out:
-            port = getattr(media, "local_port", -1)
-            # RTCP (packet types 200-204 where RTP has marker+PT) leaves from the RTCP port
-            proto = self._rtcp_sockets.get(port) if 192 <= packet[1] <= 223 else sockets.get(port)
-            if proto is not None and proto.transport is not None:
-                proto.transport.sendto(packet, addr)
+            if 192 <= packet[1] <= 223:
+                # RTCP (packet types 200-204 where RTP has marker+PT) leaves from the RTCP port
+                proto = self._rtcp_sockets.get(getattr(media, "local_port", -1))
+                if proto is not None and proto.transport is not None:
+                    proto.transport.sendto(packet, addr)
+                continue
+            if media is not last:
+                last = media
+                proto = sockets.get(getattr(media, "local_port", -1))
+                sendto = proto.transport.sendto if proto is not None and proto.transport else None
+            if sendto is not None:
+                sendto(packet, addr)
 
     async def close(self) -> None:
         for media in list(self.mixer.calls):

@@ -31,8 +31,10 @@ noise at the signalled level until the next talkspurt.
 
 from __future__ import annotations
 
+import array
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -104,11 +106,10 @@ class FrameKind(enum.Enum):
     """Nothing to play: before the stream starts, or between talkspurts."""
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One playout frame."""
+class Frame(NamedTuple):
+    """One playout frame (a named tuple: made for every call every 20 ms, it must be cheap)."""
 
-    pcm: Pcm = field(repr=False)
+    pcm: Pcm
     """int16 samples, ``clock_rate * frame_ms / 1000`` of them."""
     kind: FrameKind
     timestamp: int | None = None
@@ -190,7 +191,12 @@ class JitterBuffer:
         self._last_transit: float | None = None
         self.jitter = 0.0
         """RFC 3550 A.8 interarrival jitter, seconds."""
-        self._window = np.zeros(cfg.window, dtype=np.float64)
+        self._window = array.array("d", bytes(8 * cfg.window))
+        """Recent transit times, a ring (an array.array: a Python float store per packet is
+        cheaper than a numpy scalar store; numpy reads it without a copy)."""
+        self._window_size = cfg.window
+        self._rate = float(cfg.clock_rate)
+        self._alpha = cfg.transit_alpha
         self._window_n = 0
         self._window_i = 0
         self._since_estimate = 0
@@ -242,12 +248,16 @@ class JitterBuffer:
 
     def put(self, packet: RtpPacket, *, now: float) -> None:
         """Accept one received RTP packet (audio or CN) at time ``now``."""
+        self.put_fields(packet.ssrc, packet.timestamp, packet.payload_type, packet.payload, now)
+
+    def put_fields(self, ssrc: int, raw: int, pt: int, payload: bytes, now: float) -> None:
+        """:meth:`put` from the packet's SSRC, timestamp, payload type and payload (the
+        receive hot path parses no object)."""
         self.stats.received += 1
-        if packet.ssrc != self._ssrc:
+        if ssrc != self._ssrc:
             if self._ssrc is not None:
                 self._restart()
-            self._ssrc = packet.ssrc
-        raw = packet.timestamp
+            self._ssrc = ssrc
         ref = self._ref
         if ref is None:
             ts = raw + (1 << 32)  # keep extended timestamps positive after a backward wrap
@@ -264,11 +274,33 @@ class JitterBuffer:
                 self._ref = ts
             elif delta > 0:
                 self._ref = ts
-        self._update_transit(ts, now)
+        # The transit window and RFC 3550 A.8 jitter, inline (this runs for every packet).
+        transit = now - ts / self._rate
+        i = self._window_i
+        self._window[i] = transit
+        i += 1
+        self._window_i = 0 if i == self._window_size else i
+        if self._window_n < self._window_size:
+            self._window_n += 1
+        self._since_estimate += 1
+        if self._since_estimate >= 16 or self._window_n <= 16:
+            self._estimate()
+        last = self._transit
+        if last is None:
+            self._transit = transit
+        else:
+            self._transit = last + (transit - last) * self._alpha
+        last = self._last_transit
+        if last is not None:
+            # RFC 3550 A.8: J += (|D| - J) / 16
+            d = transit - last
+            self.jitter += ((d if d >= 0 else -d) - self.jitter) / 16.0
+            if self._jitter_mode:
+                self._retarget()
+        self._last_transit = transit
 
-        pt = packet.payload_type
         if pt == CN_PAYLOAD_TYPE:
-            level = ComfortNoise.parse(packet.payload).level
+            level = ComfortNoise.parse(payload).level
             if self._next is None or ts >= self._next:
                 self._cn.append((ts, level))
                 if self._next is None and self._pending is None:
@@ -282,7 +314,6 @@ class JitterBuffer:
                 self.stats.unknown_payload += 1
                 return
             self._codecs[pt] = codec
-        payload = packet.payload
         nxt = self._next
         if nxt is not None and ts >= nxt:
             # Fast path: an on-time packet that fits the ring in one piece and is new, the
@@ -349,36 +380,10 @@ class JitterBuffer:
             fill[i:] = ones[:k]
             fill[: n - k] = ones[k:]
 
-    def _update_transit(self, ts: int, now: float) -> None:
-        transit = now - ts / self.config.clock_rate
-        w = self._window
-        i = self._window_i
-        w[i] = transit
-        i += 1
-        size = w.shape[0]
-        self._window_i = 0 if i == size else i
-        if self._window_n < size:
-            self._window_n += 1
-        self._since_estimate += 1
-        if self._since_estimate >= 16 or self._window_n <= 16:
-            self._estimate()
-        last = self._transit
-        if last is None:
-            self._transit = transit
-        else:
-            self._transit = last + (transit - last) * self.config.transit_alpha
-        last = self._last_transit
-        if last is not None:
-            # RFC 3550 A.8: J += (|D| - J) / 16
-            self.jitter += (abs(transit - last) - self.jitter) / 16.0
-            if self._jitter_mode:
-                self._retarget()
-        self._last_transit = transit
-
     def _estimate(self) -> None:
         """Recompute base and spread from the transit window (every 16 packets)."""
         self._since_estimate = 0
-        recent = self._window[: self._window_n]
+        recent = np.frombuffer(self._window, dtype=np.float64, count=self._window_n)
         n = recent.shape[0]
         k = min(n - 1, int(np.ceil(self.config.quantile * n)) - 1)
         part = np.partition(recent, (0, max(k, 0)))
@@ -435,7 +440,12 @@ class JitterBuffer:
                 self._check_cn(nxt, n)
             self._empty_run = 0
             self._cn_level = None
-            pcm = self._plc.good(self._ring[i:j].copy())
+            pcm = self._ring[i:j].copy()
+            plc = self._plc
+            if plc.erased_samples:
+                pcm = plc.good(pcm)
+            else:
+                plc.push(pcm)  # what good() does after a good frame
             self._last_quiet = None  # worked out from _last_audio only if adaptation needs it
             self._last_audio = pcm
             self.stats.played += 1

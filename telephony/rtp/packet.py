@@ -18,6 +18,8 @@ RTP_VERSION = 2
 RTP_HEADER_SIZE = 12
 
 _HEADER = struct.Struct("!BBHII")
+RTP_HEADER = _HEADER
+"""The fixed header: V/P/X/CC, M/PT, sequence number, timestamp, SSRC (network order)."""
 _EXT_HEADER = struct.Struct("!HH")
 _unpack_header = _HEADER.unpack_from
 _pack_header = _HEADER.pack

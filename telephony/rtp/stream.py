@@ -121,13 +121,18 @@ class RtpReceiveStats:
 
     def update(self, packet: RtpPacket, *, now: float) -> bool:
         """Account one received packet; False if A.1 says it is not (yet) valid."""
-        seq = packet.sequence_number
+        return self.update_fields(packet.sequence_number, packet.ssrc, packet.timestamp,
+                                  len(packet.payload), now)
+
+    def update_fields(self, seq: int, ssrc: int, timestamp: int, payload_size: int,
+                      now: float) -> bool:
+        """:meth:`update` from the header fields (the receive hot path parses no object)."""
         max_seq = self.max_seq
         if (
             seq == (max_seq + 1) & 0xFFFF
             and not self.probation
             and self._started
-            and packet.ssrc == self.ssrc
+            and ssrc == self.ssrc
         ):
             # Fast path: the next packet in sequence from a valid source (nearly every
             # packet).  The same steps as below, without the general cases.
@@ -142,15 +147,15 @@ class RtpReceiveStats:
             self.max_seq = seq
             self.received += 1
             seen[slot] = ext
-            self._account(packet, now)
+            self._account(timestamp, payload_size, now)
             return True
-        if self._started and packet.ssrc != self.ssrc:
+        if self._started and ssrc != self.ssrc:
             # A new source (RFC 3550 8.2: the peer changed SSRC): its statistics start afresh.
             self._reset()
             self.source_changes += 1
         if not self._started:
             self._started = True
-            self.ssrc = packet.ssrc
+            self.ssrc = ssrc
             self._init_seq(seq)
             if self.min_sequential:
                 self.max_seq = (seq - 1) & 0xFFFF
@@ -159,7 +164,7 @@ class RtpReceiveStats:
                 self.max_seq = seq
                 self.received = 1
                 self._remember(seq)
-                self._account(packet, now)
+                self._account(timestamp, payload_size, now)
                 return True
         # Duplicate detection over a window of extended sequence numbers.
         ext = self._extend(seq)
@@ -170,7 +175,7 @@ class RtpReceiveStats:
         valid = self._update_seq(seq)
         if valid:
             self._remember(seq)
-            self._account(packet, now)
+            self._account(timestamp, payload_size, now)
         return valid
 
     def _remember(self, seq: int) -> None:
@@ -184,11 +189,11 @@ class RtpReceiveStats:
             delta -= RTP_SEQ_MOD
         return ref + delta
 
-    def _account(self, packet: RtpPacket, now: float) -> None:
-        self.octets += len(packet.payload)
+    def _account(self, timestamp: int, payload_size: int, now: float) -> None:
+        self.octets += payload_size
         self.last_arrival = now
         # A.8: D(i-1, i) from transit times in timestamp units, J += (|D| - J) / 16.
-        transit = now * self.clock_rate - packet.timestamp
+        transit = now * self.clock_rate - timestamp
         if self._transit is not None:
             d = transit - self._transit
             # Timestamps wrap at 2**32: fold the difference back into range.

@@ -175,3 +175,51 @@ def test_listening_after_unheard_speech_starts_afresh() -> None:
     kinds = [type(e) for e in la.events if isinstance(e, (SpeechStarted, SpeechEnded))]
     assert kinds and kinds[0] is SpeechStarted
     assert kinds.count(SpeechStarted) == kinds.count(SpeechEnded)
+
+
+def test_calls_joining_and_leaving_a_growing_bank_hear_what_they_would_alone() -> None:
+    """One bank serves every call and grows as calls arrive (4, 16, then by 32 channels):
+    a call added late, after growth, or into a freed channel gets exactly the events it
+    gets alone in its own mixer."""
+    ticks = 260
+    shared = MediaMixer()
+    lines: list[tuple[_Line, int, int]] = []  # (line, first tick, last tick)
+    alone: list[tuple[MediaMixer, _Line]] = []
+    plan = [(i, 3 * i, ticks if i % 5 else 120 + i) for i in range(40)]
+    plan += [(40 + j, 150 + 2 * j, ticks) for j in range(5)]  # reuse channels freed at 120+
+    for i, first, last in plan:
+        audio = caller_audio(i % 4)[FRAME * (7 * i):]
+        for mixer, store in ((shared, None), (MediaMixer(), alone)):
+            m = CallMedia(MediaConfig(media_timeout=0.0), now=0.0, remote=("127.0.0.1", 9000 + i))
+            line = _Line(m, audio, 9000 + i)
+            if store is None:
+                lines.append((line, first, last))
+            else:
+                store.append((mixer, line))
+    channels_seen = set()
+    for k in range(ticks):
+        now = (k + 1) * 0.02
+        for (line, first, last), (own_mixer, own_line) in zip(lines, alone):
+            if k == first:
+                for mixer, ln in ((shared, line), (own_mixer, own_line)):
+                    mixer.add(ln.media)
+                    ln.media.set_listening(True, now=now - 0.02)
+                channels_seen.add(line.media.slot)
+            if k == last:
+                shared.remove(line.media)
+            if first <= k < last:
+                line.send(k - first, now - 0.004)
+                own_line.send(k - first, now - 0.004)
+        shared.tick(now=now)
+        for (line, first, last), (own_mixer, own_line) in zip(lines, alone):
+            if first <= k < last:
+                own_mixer.tick(now=now)
+                line.drain()
+                own_line.drain()
+    assert shared.channels == 64
+    assert len(channels_seen) < len(plan)  # freed channels were reused
+    for (line, _, _), (_, own_line) in zip(lines, alone):
+        assert line.events == own_line.events
+    flat = [e for line, _, _ in lines for e in line.events]
+    assert sum(isinstance(e, SpeechStarted) for e in flat) >= 20
+    assert sum(isinstance(e, DtmfReceived) for e in flat) >= 5
