@@ -23,7 +23,8 @@ ORDER = ["sip", "sip_load", "sip_memory", "fuzz", "sdp", "rtp", "media", "dsp", 
 SCRIPTS = {
     "sip": ["bench_sip.py"], "sip_load": ["bench_sip_load.py"],
     "sip_memory": ["bench_sip_memory.py"], "fuzz": ["fuzz_sip.py"], "rtp": ["bench_rtp.py"],
-    "media": ["bench_media_capacity.py", "bench_jitter_netem.py"], "dsp": ["bench_dsp.py"],
+    "media": ["bench_media_inprocess.py", "bench_media_capacity.py", "bench_jitter_netem.py"],
+    "dsp": ["bench_dsp.py"],
     "speech": ["bench_speech.py"], "flows": ["bench_flows.py"], "routing": ["bench_routing.py"],
 }
 
