@@ -504,7 +504,7 @@ class CallMedia:
             self.sender.advance(FRAME)
             return []
         dtmf = self._dtmf_tx
-        if not dtmf.active and self._dtmf_tx_queue:
+        if self._dtmf_tx_queue and not dtmf.active:
             digit, duration = self._dtmf_tx_queue.popleft()
             dtmf.start(digit, duration, now=now)
         if dtmf.active:
