@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from telephony.codecs.base import Codec, get_codec
+from telephony.dsp.bank import grow_channels
 from telephony.dsp.dtmf import DtmfDetectorBank, InbandDigit
 from telephony.dsp.tones import TonalityConfig
 from telephony.dsp.vad import Endpointer, EndpointerBank, EndpointerConfig
@@ -574,17 +575,12 @@ class _Bank:
 
     def grow(self, size: int) -> None:
         """Room for ``size`` channels; the existing channels keep all their state."""
-        old = self.size
         self.dtmf.grow(size)
         self.vad.grow(size)
-        for name in ("frames", "tx"):
-            bigger = np.zeros((size, FRAME), dtype=np.int16)
-            bigger[:old] = getattr(self, name)
-            setattr(self, name, bigger)
-        inband = np.zeros(size, dtype=bool)
-        inband[:old] = self.inband
-        self.inband = inband
-        self.users.extend([None] * (size - old))
+        self.frames = grow_channels(self.frames, size, 0)
+        self.tx = grow_channels(self.tx, size, 0)
+        self.inband = grow_channels(self.inband, size, False)
+        self.users.extend([None] * (size - self.size))
         self.size = size
 
 
@@ -699,18 +695,17 @@ class MediaMixer:
         out: list[tuple[CallMedia, bytes, Addr]] = []
         for m in calls:
             row: int = m.slot  # type: ignore[assignment]  # set while in the mixer
-            codec = m.codec
-            if codec is first or codec.name == first.name:
+            if m.codec.name == first.name:
                 payload = blob[row * FRAME:(row + 1) * FRAME]
             else:
-                payload = codec.encode_batch(tx[row:row + 1]).tobytes()
+                payload = m.codec.encode_batch(tx[row:row + 1]).tobytes()
             remote = m.remote
             for pkt in m.packets(payload, now=now):
                 if remote is not None:
                     out.append((m, pkt, remote))
         # step 4: RTCP reports that are due (the engine sends them from the RTCP port)
         for m in calls:
-            due = m.rtcp._timer
+            due = m.rtcp.get_timer()
             if due is not None and now >= due and m.remote_rtcp is not None:
                 report = m.rtcp.handle_timer(now=now)
                 if report is not None:

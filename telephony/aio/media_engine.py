@@ -191,21 +191,12 @@ class MediaEngine:
 
     def _send(self, out: list[tuple[CallMedia, bytes, Any]]) -> None:
         sockets = self._sockets
-        last: CallMedia | None = None
-        sendto = None
         for media, packet, addr in out:
-            if 192 <= packet[1] <= 223:
-                # RTCP (packet types 200-204 where RTP has marker+PT) leaves from the RTCP port
-                proto = self._rtcp_sockets.get(getattr(media, "local_port", -1))
-                if proto is not None and proto.transport is not None:
-                    proto.transport.sendto(packet, addr)
-                continue
-            if media is not last:
-                last = media
-                proto = sockets.get(getattr(media, "local_port", -1))
-                sendto = proto.transport.sendto if proto is not None and proto.transport else None
-            if sendto is not None:
-                sendto(packet, addr)
+            port = getattr(media, "local_port", -1)
+            # RTCP (packet types 200-204 where RTP has marker+PT) leaves from the RTCP port
+            proto = self._rtcp_sockets.get(port) if 192 <= packet[1] <= 223 else sockets.get(port)
+            if proto is not None and proto.transport is not None:
+                proto.transport.sendto(packet, addr)
 
     async def close(self) -> None:
         for media in list(self.mixer.calls):

@@ -75,16 +75,6 @@ class G711Plc:
         """Position in the synthetic signal (samples since the erasure started)."""
 
     @property
-    def erased_samples(self) -> int:
-        """Samples concealed in the erasure in progress (0 if the last frame was good)."""
-        return self._erased
-
-    def push(self, pcm: Pcm) -> None:
-        """Feed a received frame that follows a good one (``erased_samples == 0``): the
-        history update of :meth:`good` without its checks (the jitter buffer's hot path)."""
-        self._push(pcm)
-
-    @property
     def erased_ms(self) -> float:
         """Length of the erasure in progress, ms (0 if the last frame was good)."""
         return self._erased / self._ms

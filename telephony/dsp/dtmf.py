@@ -40,6 +40,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from telephony.dsp.bank import check_grow, grow_channels
 from telephony.errors import MediaError
 from telephony.events import DtmfReceived
 
@@ -216,20 +217,16 @@ class DtmfDetectorBank:
         :class:`MediaError` if ``n_channels`` is fewer than the bank has; the same number
         changes nothing.
         """
-        if n_channels < self.n_channels:
-            raise MediaError(
-                f"a bank cannot shrink: {self.n_channels} channels, asked for {n_channels}")
-        extra = n_channels - self.n_channels
+        extra = check_grow(self.n_channels, n_channels)
         if not extra:
             return
-        self._hist = np.concatenate(
-            [self._hist, np.zeros((extra, HIST_SUBS, 8), dtype=np.complex64)])
-        self._ehist = np.concatenate(
-            [self._ehist, np.zeros((extra, HIST_SUBS), dtype=np.float32)])
-        self._born = np.concatenate([self._born, np.full(extra, self._samples, np.int64)])
+        n = n_channels
+        self._hist = grow_channels(self._hist, n, 0)
+        self._ehist = grow_channels(self._ehist, n, 0)
+        self._born = grow_channels(self._born, n, self._samples)
         self._tracks.extend(_Track() for _ in range(extra))
-        self._tone_active = np.concatenate([self._tone_active, np.zeros(extra, dtype=bool)])
-        self._nonidle = np.concatenate([self._nonidle, np.zeros(extra, dtype=bool)])
+        self._tone_active = grow_channels(self._tone_active, n, False)
+        self._nonidle = grow_channels(self._nonidle, n, False)
         self.n_channels = n_channels
 
     # ------------------------------------------------------------------ analysis

@@ -16,12 +16,12 @@ endpointer's bank adds calls as they arrive.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
+from telephony.dsp.bank import check_grow, grow_channels
 from telephony.dsp.dtmf import DBM0_REF_POWER
 from telephony.errors import MediaError
 
@@ -34,7 +34,6 @@ _LOBE = 7
 
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
-ArrayT = TypeVar("ArrayT", bound=npt.NDArray[Any])
 
 
 def frame_spectra(frames: npt.NDArray[np.int16], pad: F32 | None = None) -> F32:
@@ -58,27 +57,6 @@ def frame_spectra(frames: npt.NDArray[np.int16], pad: F32 | None = None) -> F32:
     out: F32 = np.square(spec.real)
     out += np.square(spec.imag)
     return out
-
-
-def grow_channels(a: ArrayT, n: int, fill: object, axis: int = 0) -> ArrayT:
-    """A copy of a bank's per-channel array ``a`` with its channel ``axis`` extended to
-    ``n`` entries, the new ones set to ``fill``."""
-    shape = list(a.shape)
-    old, shape[axis] = shape[axis], n
-    out = np.empty(shape, dtype=a.dtype)  # each byte written once: old rows, then new
-    index: list[slice] = [slice(None)] * a.ndim
-    index[axis] = slice(0, old)
-    out[tuple(index)] = a
-    index[axis] = slice(old, n)
-    out[tuple(index)] = fill
-    return cast(ArrayT, out)
-
-
-def check_grow(current: int, n_channels: int) -> int:
-    """How many channels ``grow(n_channels)`` adds to a bank of ``current`` (0: no-op)."""
-    if n_channels < current:
-        raise MediaError(f"a bank cannot shrink: {current} channels, asked for {n_channels}")
-    return n_channels - current
 
 
 _HANN = np.hanning(FRAME + 2)[1:-1].astype(np.float32)

@@ -30,15 +30,9 @@ import numpy as np
 import numpy.typing as npt
 import webrtcvad
 
+from telephony.dsp.bank import check_grow, grow_channels
 from telephony.dsp.dtmf import DBM0_REF_POWER
-from telephony.dsp.tones import (
-    NFFT,
-    BeepDetector,
-    TonalityDetector,
-    check_grow,
-    frame_spectra,
-    grow_channels,
-)
+from telephony.dsp.tones import NFFT, BeepDetector, TonalityDetector, frame_spectra
 from telephony.errors import MediaError
 from telephony.events import CallEvent, SpeechEnded, SpeechStarted
 

@@ -443,12 +443,7 @@ class JitterBuffer:
                 self._check_cn(nxt, n)
             self._empty_run = 0
             self._cn_level = None
-            pcm = self._ring[i:j].copy()
-            plc = self._plc
-            if plc.erased_samples:
-                pcm = plc.good(pcm)
-            else:
-                plc.push(pcm)  # what good() does after a good frame
+            pcm = self._plc.good(self._ring[i:j].copy())
             self._last_quiet = None  # worked out from _last_audio only if adaptation needs it
             self._last_audio = pcm
             self.stats.played += 1
