@@ -42,6 +42,7 @@ from telephony.events import (
 from telephony.rtp.dtmf import DtmfEventReceiver, DtmfEventSender, DtmfStarted
 from telephony.rtp.jitter import JitterBuffer, JitterConfig
 from telephony.rtp.packet import RTP_HEADER, RtpPacket, is_rtcp
+from telephony.rtp.rxbank import ReceiveBank
 from telephony.rtp.rtcp import RtcpBye, RtcpSenderReport, parse_rtcp
 from telephony.rtp.stream import RtcpConfig, RtcpScheduler, RtpReceiveStats, RtpSender
 
@@ -153,8 +154,10 @@ class CallMedia:
         self._first_rx: float | None = None
         self._last_rx = now
         self.sender = RtpSender(payload_type=config.payload_type, rng=self.rng)
-        self.rx_stats = RtpReceiveStats()
-        """Reception statistics of the audio source (the SSRC of the latest audio packet)."""
+        self._rx_stats = RtpReceiveStats()
+        # (``rx_stats``: reception statistics of the audio source, the SSRC of the latest
+        # audio packet; ``jitter``: its jitter buffer; both live in the mixer's ReceiveBank
+        # columns while the stream is steady, see telephony/rtp/rxbank.py)
         # RFC 3550 8: one RTP session may carry several sources; SIPp, for one, sends RFC 4733
         # events under their own SSRC between the audio packets.  One statistics object per
         # SSRC keeps them from restarting each other (a few kept, oldest dropped).
@@ -162,11 +165,11 @@ class CallMedia:
         # RFC 3550 6: SR/RR + SDES every ~5 s to the peer's RTCP address, BYE at the end.
         # ``wallclock_offset`` maps ``now`` (monotonic) to Unix time for SR NTP timestamps.
         self.rtcp = RtcpScheduler(ssrc=self.sender.ssrc, cname=f"dialtone-{self.sender.ssrc:08x}",
-                                  sender=self.sender, stats=self.rx_stats,
+                                  sender=self.sender, stats=self._rx_stats,
                                   config=RtcpConfig(wallclock_offset=wallclock_offset),
                                   rng=self.rng, now=now)
         self.remote_rtcp: Addr | None = None if remote is None else (remote[0], remote[1] + 1)
-        self.jitter = JitterBuffer(self._jitter_config(config))
+        self._jitter = JitterBuffer(self._jitter_config(config))
         self._dtmf_rx = DtmfEventReceiver()
         self._dtmf_tx = DtmfEventSender(self.sender, payload_type=config.telephone_event_pt or 101)
         self._dtmf_tx_queue: deque[tuple[str, int]] = deque()
@@ -189,75 +192,145 @@ class CallMedia:
         self._digit_keys: deque[tuple[str, float]] = deque(maxlen=32)
         self.slot: int | None = None
         """The mixer's channel for this call (None when not in a mixer)."""
-        self.counters = {"rx_packets": 0, "rx_bad": 0, "rx_wrong_source": 0, "tx_packets": 0,
+        self._rxbank: ReceiveBank | None = None
+        self._rx_queue: _RxQueue | None = None
+        """The mixer's queue of received datagrams (None: handle each on arrival)."""
+        self._counters = {"rx_packets": 0, "rx_bad": 0, "rx_wrong_source": 0, "tx_packets": 0,
                          "rx_rtcp": 0, "rx_pt_changes": 0}
         self._rx_pt: int | None = None
+
+    # --- state the mixer's ReceiveBank may hold in its columns --------------------------------
+
+    def handle_queued(self) -> None:
+        """Handle this call's datagrams still queued for the mixer's tick now (the state is
+        the same as after the tick's receive step; readers of the state call this)."""
+        queue = self._rx_queue
+        if queue is None or self not in queue.media:
+            return
+        mine = queue.take(self)
+        bank = self._rxbank
+        if bank is not None:
+            ch: int = self.slot  # type: ignore[assignment]
+            bank.exit_stats(ch)
+            bank.exit_jitter(ch)
+            bank.pt[ch] = -1
+        for data, at in mine:
+            self.receive_now(data, at)
+        if bank is not None:
+            bank.last_rx[ch] = max(self._last_rx, float(bank.last_rx[ch]))
+
+    @property
+    def rx_stats(self) -> RtpReceiveStats:
+        """Reception statistics of the audio source (the SSRC of the latest audio packet)."""
+        if self._rxbank is not None:
+            self.handle_queued()
+            self._rxbank.sync_stats(self.slot)  # type: ignore[arg-type]
+        return self._rx_stats
+
+    @property
+    def jitter(self) -> JitterBuffer:
+        """The jitter buffer of the audio source."""
+        if self._rxbank is not None:
+            self.handle_queued()
+            self._rxbank.sync_jitter(self.slot)  # type: ignore[arg-type]
+        return self._jitter
+
+    @jitter.setter
+    def jitter(self, jitter: JitterBuffer) -> None:
+        self._jitter = jitter
+        if self._rxbank is not None:
+            self._rxbank.set_jitter(self.slot, jitter)  # type: ignore[arg-type]
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Packet counters (rx_packets, rx_bad, rx_wrong_source, tx_packets, rx_rtcp...)."""
+        bank = self._rxbank
+        if bank is not None:
+            self.handle_queued()
+            ch = self.slot
+            self._counters["rx_packets"] += int(bank.rx_count[ch])  # type: ignore[index]
+            bank.rx_count[ch] = 0  # type: ignore[index]
+            self._last_rx = max(self._last_rx, float(bank.last_rx[ch]))  # type: ignore[index]
+        return self._counters
 
     # --- network side ----------------------------------------------------------------------
 
     def receive_rtp(self, data: bytes, addr: Addr, *, now: float) -> None:
-        """A datagram from the RTP port: latch, parse, route to the jitter buffer or DTMF."""
+        """A datagram from the RTP port: latch, then parse and route it to the jitter buffer
+        or DTMF (at once, or at the mixer's next tick with its arrival time)."""
         if self.remote != addr:
             # RFC 4961 symmetric RTP: follow the peer's real source at call start (NAT),
             # ignore other sources afterwards.
             if self._first_rx is None or now - self._first_rx < self.config.latch_seconds:
                 self.remote = addr
             else:
-                self.counters["rx_wrong_source"] += 1
+                self._counters["rx_wrong_source"] += 1
                 return
+        queue = self._rx_queue
+        if queue is not None:
+            queue.media.append(self)
+            queue.data.append(data)
+            queue.now.append(now)
+            return
+        self.receive_now(data, now)
+
+    def receive_now(self, data: bytes, now: float) -> None:
+        """A datagram from the latched source, parsed and routed now."""
         if len(data) > 12 and data[0] == 0x80:
             # Fast path: more audio from the current source, no CSRC, extension or padding
             # (nearly every packet).  The general path below does the same for it.
             _, b1, seq, ts, ssrc = _unpack_rtp_header(data)
-            if b1 & 0x7F == self._rx_pt and ssrc == self.rx_stats.ssrc and not 192 <= b1 <= 223 \
-                    and b1 & 0x7F != self.config.telephone_event_pt:
+            if b1 & 0x7F == self._rx_pt and ssrc == self._rx_stats.ssrc \
+                    and not 192 <= b1 <= 223 and b1 & 0x7F != self.config.telephone_event_pt:
                 self._last_rx = now
-                self.counters["rx_packets"] += 1
-                self.rx_stats.update_fields(seq, ssrc, ts, len(data) - 12, now)
-                self.jitter.put_fields(ssrc, ts, b1 & 0x7F, data[12:], now)
+                self._counters["rx_packets"] += 1
+                self._rx_stats.update_fields(seq, ssrc, ts, len(data) - 12, now)
+                self._jitter.put_fields(ssrc, ts, b1 & 0x7F, data[12:], now)
                 return
         if len(data) >= 2 and 192 <= data[1] <= 223:  # RFC 5761 RTCP on the RTP port (is_rtcp)
-            self.receive_rtcp(data, addr, now=now)
+            self.receive_rtcp(data, self.remote, now=now)  # type: ignore[arg-type]
             return
         try:
             packet = RtpPacket.parse(data)
         except RtpError:
-            self.counters["rx_bad"] += 1
+            self._counters["rx_bad"] += 1
             return
         if self._first_rx is None:
             self._first_rx = now
         self._last_rx = now
-        self.counters["rx_packets"] += 1
+        self._counters["rx_packets"] += 1
         pt = packet.payload_type
-        stats = self.rx_stats
+        stats = self._rx_stats
         if packet.ssrc != stats.ssrc:
             stats = self._stats_for(packet.ssrc)
         stats.update(packet, now=now)
-        if pt != self.config.telephone_event_pt and stats is not self.rx_stats:
-            self.rx_stats = stats
+        if pt != self.config.telephone_event_pt and stats is not self._rx_stats:
+            self._rx_stats = stats
             self.rtcp.stats = stats
+            if self._rxbank is not None:
+                self._rxbank.set_stats(self.slot, stats)  # type: ignore[arg-type]
         if pt == self.config.telephone_event_pt:
             try:
                 self._dtmf_rx.feed(packet, now=now)
             except RtpError:
-                self.counters["rx_bad"] += 1
+                self._counters["rx_bad"] += 1
                 return
             self._drain_rfc4733(now)
             return
         if pt != self._rx_pt:
             if self._rx_pt is not None:
-                self.counters["rx_pt_changes"] += 1
+                self._counters["rx_pt_changes"] += 1
             self._rx_pt = pt
-        self.jitter.put(packet, now=now)
+        self._jitter.put(packet, now=now)
 
     def receive_rtcp(self, data: bytes, addr: Addr, *, now: float) -> None:
         """A compound RTCP packet (from the RTCP port, or multiplexed on the RTP port)."""
         try:
             packets = parse_rtcp(data)
         except RtpError:
-            self.counters["rx_bad"] += 1
+            self._counters["rx_bad"] += 1
             return
-        self.counters["rx_rtcp"] += 1
+        self._counters["rx_rtcp"] += 1
         self._last_rx = now  # RTCP keeps a call on hold alive (no media timeout)
         for packet in packets:
             if isinstance(packet, RtcpSenderReport):
@@ -265,7 +338,7 @@ class CallMedia:
                 if stats is not None:
                     stats.on_sender_report(packet, now=now)
             elif isinstance(packet, RtcpBye):
-                self.counters["rx_rtcp_bye"] = self.counters.get("rx_rtcp_bye", 0) + 1
+                self._counters["rx_rtcp_bye"] = self._counters.get("rx_rtcp_bye", 0) + 1
 
     def set_remote_rtcp(self, addr: Addr) -> None:
         self.remote_rtcp = addr
@@ -274,13 +347,14 @@ class CallMedia:
         """The final report with BYE (RFC 3550 6.6) for the peer's RTCP address, once."""
         if self.remote_rtcp is None or self.rtcp.get_timer() is None:
             return None
+        self.rtcp.stats = self.rx_stats  # (out of the mixer's columns first)
         return self.rtcp.bye(now=now, reason=reason)
 
     def _stats_for(self, ssrc: int) -> RtpReceiveStats:
         stats = self._rx_by_ssrc.get(ssrc)
         if stats is None:
-            if not self._rx_by_ssrc and self.rx_stats.ssrc is None:
-                stats = self.rx_stats  # the first source fills the initial object
+            if not self._rx_by_ssrc and self._rx_stats.ssrc is None:
+                stats = self._rx_stats  # the first source fills the initial object
             else:
                 stats = RtpReceiveStats()
             if len(self._rx_by_ssrc) >= _MAX_SOURCES:
@@ -320,7 +394,7 @@ class CallMedia:
     def reconfigure(self, config: MediaConfig) -> None:
         """Apply a (re-)negotiated codec / payload types, keeping the RTP stream numbering."""
         if (config.codec, config.payload_type) != (self.config.codec, self.config.payload_type):
-            self.jitter = JitterBuffer(self._jitter_config(config))
+            self.jitter = JitterBuffer(self._jitter_config(config))  # (the bank follows)
         self.config = config
         self.codec = get_codec(config.codec)
         self.sender.payload_type = config.payload_type
@@ -402,16 +476,21 @@ class CallMedia:
 
     # --- the tick, in three steps so the mixer can batch between them ---------------------
 
-    def rx_frame(self, *, now: float) -> Pcm:
+    def rx_frame(self, *, now: float, check_timeout: bool = True) -> Pcm:
         """Step 1: the caller's next 20 ms (jitter buffer, decode, concealment)."""
         if self._dtmf_rx.in_progress is not None:  # a key held: end it if its packets stopped
             self._dtmf_rx.handle_timer(now=now)
             self._drain_rfc4733(now)
+        if check_timeout:
+            self.check_media_timeout(self._last_rx, now=now)
+        return self._jitter.get(now=now).pcm
+
+    def check_media_timeout(self, last_rx: float, *, now: float) -> None:
+        """:class:`MediaTimeout` (once) if nothing arrived since ``last_rx`` for too long."""
         if self.config.media_timeout and not self._timed_out \
-                and now - self._last_rx > self.config.media_timeout:
+                and now - last_rx > self.config.media_timeout:
             self._timed_out = True
             self._events.append(MediaTimeout(self.config.media_timeout))
-        return self.jitter.get(now=now).pcm
 
     def after_dsp(self, rx: Pcm, digits: Iterable[InbandDigit], tone_active: bool,
                   *, now: float) -> None:
@@ -512,11 +591,39 @@ class CallMedia:
             # RFC 4733 2.5.1.1: the events replace the audio while a key is pressed; the
             # sender advanced the stream's timestamp by the event's duration already.
             out = dtmf.due(now=now + 1e-6)
-            self.counters["tx_packets"] += len(out)
+            self._counters["tx_packets"] += len(out)
             return out
-        self.counters["tx_packets"] += 1
+        self._counters["tx_packets"] += 1
         return [self.sender.packetize(payload, timestamp_advance=FRAME)]
 
+
+_HEADER = np.arange(12, dtype=np.int64)
+
+
+_ENTRIES_PER_TICK = 48
+"""Channels that may enter the ReceiveBank's columns per tick (an entry copies state: when
+many streams settle at once, the cost is spread over ticks; meanwhile the objects work)."""
+
+
+class _RxQueue:
+    """Datagrams received since the mixer's last tick, in arrival order, as three lists
+    (appending to them allocates no tuple: nothing for the garbage collector to count)."""
+
+    __slots__ = ("data", "media", "now")
+
+    def __init__(self) -> None:
+        self.media: list[CallMedia] = []
+        self.data: list[bytes] = []
+        self.now: list[float] = []
+
+    def take(self, media: CallMedia) -> list[tuple[bytes, float]]:
+        """Remove and return ``media``'s datagrams, in order."""
+        mine = [(d, t) for m, d, t in zip(self.media, self.data, self.now) if m is media]
+        keep = [i for i, m in enumerate(self.media) if m is not media]
+        self.media = [self.media[i] for i in keep]
+        self.data = [self.data[i] for i in keep]
+        self.now = [self.now[i] for i in keep]
+        return mine
 
 _QUIET_TICKS = 2
 """Silent frames after which the DTMF bank's history (8 sub-blocks of 40 samples) is all zero."""
@@ -557,11 +664,15 @@ class _Bank:
     size when they leave; freed channels are reused lowest first.
     """
 
-    __slots__ = ("dtmf", "frames", "inband", "quiet", "size", "tx", "users", "vad",
-                 "vad_quiet")
+    __slots__ = ("dtmf", "frames", "inband", "quiet", "rx", "size", "timeout", "tx", "used",
+                 "users", "vad", "vad_quiet")
 
     def __init__(self, size: int, config: EndpointerConfig) -> None:
         self.size = size
+        self.rx = ReceiveBank(size)
+        self.used = np.zeros(size, dtype=np.bool_)
+        self.timeout = np.zeros(size, dtype=np.float64)
+        """Media timeout of each channel's call, seconds (inf: none)."""
         self.dtmf = DtmfDetectorBank(size)
         self.vad = EndpointerBank(size, config)
         self.frames = np.zeros((size, FRAME), dtype=np.int16)
@@ -575,6 +686,9 @@ class _Bank:
 
     def grow(self, size: int) -> None:
         """Room for ``size`` channels; the existing channels keep all their state."""
+        self.rx.grow(size)
+        self.used = grow_channels(self.used, size, False)
+        self.timeout = grow_channels(self.timeout, size, 0.0)
         self.dtmf.grow(size)
         self.vad.grow(size)
         self.frames = grow_channels(self.frames, size, 0)
@@ -595,8 +709,13 @@ class MediaMixer:
     has been silent long enough, the endpointer pass is skipped.
     """
 
-    def __init__(self, endpointer: EndpointerConfig | None = None) -> None:
+    def __init__(self, endpointer: EndpointerConfig | None = None, *,
+                 batch_receive: bool = True) -> None:
         self.calls: list[CallMedia] = []
+        self.batch_receive = batch_receive
+        """Queue received datagrams and step the steady streams in the ReceiveBank's columns
+        at the tick (False: each call's objects handle each datagram on arrival)."""
+        self._rx_queue = _RxQueue()
         self._bank: _Bank | None = None
         self._free: list[int] = []
         """Free channels of the bank (a heap: the lowest is reused first)."""
@@ -636,7 +755,14 @@ class MediaMixer:
         bank.vad_quiet = 0
         bank.inband[ch] = media.config.inband_dtmf
         bank.users[ch] = media
+        bank.used[ch] = True
+        bank.timeout[ch] = media.config.media_timeout or np.inf
         media.slot = ch
+        if self.batch_receive:
+            bank.rx.attach(ch, media._jitter, media._rx_stats)
+            bank.rx.last_rx[ch] = media._last_rx
+            media._rxbank = bank.rx
+            media._rx_queue = self._rx_queue
         media._vad_reset = False  # the channel is fresh
         media._vad_was_active = False
         self.calls.append(media)
@@ -647,6 +773,13 @@ class MediaMixer:
             ch = media.slot
             if ch is not None and self._bank is not None:
                 bank = self._bank
+                if media._rxbank is not None:
+                    # its queued datagrams are handled now; the bank's counts folded in
+                    media.counters  # noqa: B018
+                    bank.rx.detach(ch)
+                    media._rxbank = None
+                    media._rx_queue = None
+                bank.used[ch] = False
                 bank.frames[ch] = 0
                 bank.tx[ch] = 0
                 bank.users[ch] = None
@@ -662,12 +795,12 @@ class MediaMixer:
             return []
         # step 1: every call's received frame, into its row of the bank
         frames = bank.frames
-        rx: list[Pcm] = []
-        append = rx.append
-        for m in calls:
-            pcm = m.rx_frame(now=now)
-            frames[m.slot] = pcm
-            append(pcm)
+        if self.batch_receive:
+            self._receive_step(bank, now)
+        else:
+            for m in calls:
+                frames[m.slot] = m.rx_frame(now=now)
+        rx = [frames[m.slot] for m in calls]
         # step 2a: in-band DTMF, one pass
         found = self._dtmf_pass(bank, now)
         if found:
@@ -681,11 +814,12 @@ class MediaMixer:
         active = [m.vad_active for m in calls]
         heard, own = self._vad_pass(bank, calls, rx, active, now)
         for i, m in enumerate(calls):
-            pcm = rx[i]
-            m._last_rx_pcm = pcm
+            # (rx[i] is a row of the bank, rewritten next tick: what is kept is a copy)
             events = own.get(i, ()) if m._own_vad else heard.get(m.slot, ())  # type: ignore[arg-type]
             if events or m._recordings:
-                m.apply_vad(pcm, events, active[i], now=now)
+                m.apply_vad(rx[i].copy(), events, active[i], now=now)
+            elif m.bridged_to is not None:
+                m._last_rx_pcm = rx[i].copy()
         # step 3: every outgoing frame into its row, encoded in one lookup per codec
         tx = bank.tx
         for m in calls:
@@ -707,10 +841,121 @@ class MediaMixer:
         for m in calls:
             due = m.rtcp.get_timer()
             if due is not None and now >= due and m.remote_rtcp is not None:
+                if m._rxbank is not None:
+                    m._rxbank.sync_stats(m.slot)  # type: ignore[arg-type]
                 report = m.rtcp.handle_timer(now=now)
                 if report is not None:
                     out.append((m, report, m.remote_rtcp))
         return out
+
+    def _receive_step(self, bank: _Bank, now: float) -> None:
+        """Step 1 with the ReceiveBank: the queued datagrams, media timeouts, playout (the
+        columns for steady streams, each call's objects for the rest), then channels whose
+        streams became steady enter the columns."""
+        rx = bank.rx
+        users = bank.users
+        if self._rx_queue.media:
+            self._drain(bank, now)
+        # RFC 3550 has no keep-alive: no RTP or RTCP for media_timeout seconds ends the call
+        stale = np.nonzero(bank.used & (now - rx.last_rx > bank.timeout))[0]
+        for ch in stale.tolist():
+            m = users[ch]
+            m.check_media_timeout(max(m._last_rx, float(rx.last_rx[ch])), now=now)
+        frames = bank.frames
+        fast = np.nonzero(rx.j_fast)[0]
+        played = rx.playout(fast, now, frames)
+        slow = bank.used.copy()
+        slow[fast[played]] = False
+        budget = _ENTRIES_PER_TICK
+        for ch in np.nonzero(slow)[0].tolist():
+            m = users[ch]
+            frames[ch] = m.rx_frame(now=now, check_timeout=False)
+            if budget <= 0:
+                continue
+            if not rx.s_fast[ch] and self._try_enter_stats(rx, m, ch):
+                budget -= 1
+            if rx.s_fast[ch] and m._dtmf_rx.in_progress is None \
+                    and rx.enter_jitter(ch, m._rx_pt):  # type: ignore[arg-type]
+                budget -= 1
+
+    @staticmethod
+    def _try_enter_stats(rx: ReceiveBank, m: CallMedia, ch: int) -> bool:
+        pt = m._rx_pt
+        if pt is None or pt == m.config.telephone_event_pt or m._rx_stats is not rx.stats[ch]:
+            return False
+        if rx.enter_stats(ch):
+            rx.pt[ch] = pt
+            rx.last_rx[ch] = max(m._last_rx, float(rx.last_rx[ch]))
+            return True
+        return False
+
+    def _drain(self, bank: _Bank, now: float) -> None:
+        """The datagrams received since the last tick: steady streams' packets in the
+        ReceiveBank's columns (a round per packet of a call, in arrival order), the others
+        through their call's objects."""
+        queue = self._rx_queue
+        owners, datas, nows_l = queue.media, queue.data, queue.now
+        queue.media, queue.data, queue.now = [], [], []
+        rx = bank.rx
+        slots_l = [-1 if m.slot is None or m._rxbank is not rx else m.slot for m in owners]
+        n = len(owners)
+        slots = np.array(slots_l, dtype=np.int64)
+        nows = np.array(nows_l, dtype=np.float64)
+        lens = np.fromiter(map(len, datas), dtype=np.int64, count=n)
+        blob = np.frombuffer(b"".join(datas), dtype=np.uint8)
+        starts = np.zeros(n, dtype=np.int64)
+        np.cumsum(lens[:-1], out=starts[1:])
+        head = blob[np.minimum(starts[:, None] + _HEADER, max(blob.shape[0] - 1, 0))].astype(
+            np.int64) if blob.shape[0] else np.zeros((n, 12), dtype=np.int64)
+        pt = rx.pt[np.maximum(slots, 0)]
+        cand = (slots >= 0) & (lens > 12) & (head[:, 0] == 0x80) & (
+            (head[:, 1] & 0x7F) == pt) & (pt >= 0)
+        seq = (head[:, 2] << 8) | head[:, 3]
+        ts = (head[:, 4] << 24) | (head[:, 5] << 16) | (head[:, 6] << 8) | head[:, 7]
+        ssrc = (head[:, 8] << 24) | (head[:, 9] << 16) | (head[:, 10] << 8) | head[:, 11]
+        size = lens - 12
+        payload_at = starts + 12
+        # rounds: the k-th packet of every call together (one packet per call per round)
+        if n > 1 and np.bincount(np.maximum(slots, 0)).max() > 1:
+            order = np.argsort(slots, kind="stable")
+            sorted_slots = slots[order]
+            first = np.r_[True, sorted_slots[1:] != sorted_slots[:-1]]
+            group_start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+            rank = np.empty(n, dtype=np.int64)
+            rank[order] = np.arange(n) - group_start
+            rounds = [np.nonzero(rank == r)[0] for r in range(int(rank.max()) + 1)]
+        else:
+            rounds = [np.arange(n)]
+        scalar: dict[int, list[int]] = {}
+        for idx in rounds:
+            ok = cand[idx]
+            if scalar:
+                ok &= ~np.isin(slots[idx], np.fromiter(scalar, dtype=np.int64))
+            for k in idx[~ok].tolist():
+                scalar.setdefault(slots_l[k], []).append(k)
+            idx = idx[ok]
+            if not idx.shape[0]:
+                continue
+            st_ok, j_ok = rx.receive(slots[idx], seq[idx], ts[idx], ssrc[idx], size[idx],
+                                     nows[idx], None, payload_at[idx], blob)
+            for k in idx[~st_ok].tolist():
+                scalar.setdefault(slots_l[k], []).append(k)
+            for k in idx[st_ok & ~j_ok].tolist():
+                data = datas[k]
+                owners[k]._jitter.put_fields(int(ssrc[k]), int(ts[k]), data[1] & 0x7F,
+                                             data[12:], float(nows[k]))
+        for ch, ks in scalar.items():
+            if ch < 0:  # the call left the mixer meanwhile: its datagrams go to it directly
+                for k in ks:
+                    owners[k].receive_now(datas[k], float(nows[k]))
+                continue
+            rx.exit_stats(ch)
+            rx.exit_jitter(ch)
+            rx.pt[ch] = -1
+            m = owners[ks[0]]
+            for k in ks:
+                m.receive_now(datas[k], float(nows[k]))
+            rx.last_rx[ch] = max(m._last_rx, float(rx.last_rx[ch]))
 
     def _dtmf_pass(self, bank: _Bank, now: float) -> dict[int, list[InbandDigit]]:
         det = bank.dtmf
