@@ -17,7 +17,7 @@ import heapq
 import random
 import wave
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,22 +202,11 @@ class CallMedia:
     # --- state the mixer's ReceiveBank may hold in its columns --------------------------------
 
     def handle_queued(self) -> None:
-        """Handle this call's datagrams still queued for the mixer's tick now (the state is
-        the same as after the tick's receive step; readers of the state call this)."""
+        """Handle the datagrams queued for the mixer's next tick now, every call's at once
+        (the state is what the tick would make of them; readers of the state call this)."""
         queue = self._rx_queue
-        if queue is None or self not in queue.media:
-            return
-        mine = queue.take(self)
-        bank = self._rxbank
-        if bank is not None:
-            ch: int = self.slot  # type: ignore[assignment]
-            bank.exit_stats(ch)
-            bank.exit_jitter(ch)
-            bank.pt[ch] = -1
-        for data, at in mine:
-            self.receive_now(data, at)
-        if bank is not None:
-            bank.last_rx[ch] = max(self._last_rx, float(bank.last_rx[ch]))
+        if queue is not None and queue.media:
+            queue.drain()
 
     @property
     def rx_stats(self) -> RtpReceiveStats:
@@ -609,21 +598,14 @@ class _RxQueue:
     """Datagrams received since the mixer's last tick, in arrival order, as three lists
     (appending to them allocates no tuple: nothing for the garbage collector to count)."""
 
-    __slots__ = ("data", "media", "now")
+    __slots__ = ("data", "drain", "media", "now")
 
-    def __init__(self) -> None:
+    def __init__(self, drain: Callable[[], None]) -> None:
         self.media: list[CallMedia] = []
         self.data: list[bytes] = []
         self.now: list[float] = []
-
-    def take(self, media: CallMedia) -> list[tuple[bytes, float]]:
-        """Remove and return ``media``'s datagrams, in order."""
-        mine = [(d, t) for m, d, t in zip(self.media, self.data, self.now) if m is media]
-        keep = [i for i, m in enumerate(self.media) if m is not media]
-        self.media = [self.media[i] for i in keep]
-        self.data = [self.data[i] for i in keep]
-        self.now = [self.now[i] for i in keep]
-        return mine
+        self.drain = drain
+        """Handles everything queued now (the mixer's receive step without the playout)."""
 
 _QUIET_TICKS = 2
 """Silent frames after which the DTMF bank's history (8 sub-blocks of 40 samples) is all zero."""
@@ -715,7 +697,7 @@ class MediaMixer:
         self.batch_receive = batch_receive
         """Queue received datagrams and step the steady streams in the ReceiveBank's columns
         at the tick (False: each call's objects handle each datagram on arrival)."""
-        self._rx_queue = _RxQueue()
+        self._rx_queue = _RxQueue(self._drain_now)
         self._bank: _Bank | None = None
         self._free: list[int] = []
         """Free channels of the bank (a heap: the lowest is reused first)."""
@@ -855,7 +837,7 @@ class MediaMixer:
         rx = bank.rx
         users = bank.users
         if self._rx_queue.media:
-            self._drain(bank, now)
+            self._drain(bank)
         # RFC 3550 has no keep-alive: no RTP or RTCP for media_timeout seconds ends the call
         stale = np.nonzero(bank.used & (now - rx.last_rx > bank.timeout))[0]
         for ch in stale.tolist():
@@ -889,7 +871,11 @@ class MediaMixer:
             return True
         return False
 
-    def _drain(self, bank: _Bank, now: float) -> None:
+    def _drain_now(self) -> None:
+        if self._bank is not None and self._rx_queue.media:
+            self._drain(self._bank)
+
+    def _drain(self, bank: _Bank) -> None:
         """The datagrams received since the last tick: steady streams' packets in the
         ReceiveBank's columns (a round per packet of a call, in arrival order), the others
         through their call's objects."""

@@ -151,8 +151,15 @@ class MediaEngine:
 
     async def _sleep_until(self, when: float) -> None:
         # uvloop's timers count from its cached time, which may lag: check and sleep again
+        slept = False
         while (delay := when - self.clock()) > 0:
             await asyncio.sleep(delay)
+            slept = True
+        if not slept:
+            # Behind schedule: still let the loop read the sockets once, so that a tick run
+            # late (or back to back, catching up) sees the datagrams that arrived meanwhile
+            # instead of finding every call's frame missing.
+            await asyncio.sleep(0)
 
     async def _run(self) -> None:
         clock = self.clock
