@@ -7,7 +7,9 @@ What bench_media_capacity.py's server does per leg, minus the kernel: N
 listening (VAD), in-band DTMF on and a prompt playing; every tick each leg receives one
 PCMU packet (Asterisk speech with a DTMF digit every 8 s, as the capacity benchmark's
 load generator sends) through ``receive_rtp``, then the mixer ticks and the events are
-drained.  Thread CPU time (``time.thread_time``), so other processes on the machine
+drained.  In a mixer ``receive_rtp`` only latches and queues the datagram: its parsing,
+statistics and jitter-buffer work is done at the tick (telephony/rtp/rxbank.py), so the
+"receive" column is the queueing and the "tick" column holds the rest.  Thread CPU time (``time.thread_time``), so other processes on the machine
 barely move it; the median of ``--runs`` runs.  It isolates the Python cost per leg that
 the capacity benchmark measures together with the sockets, and is quick enough to compare
 two versions of the code.  Writes a section of benchmarks/results/media.md.

@@ -8,7 +8,10 @@ calls :meth:`MediaMixer.tick` every 20 ms with ``now`` and sends what comes back
 
 :class:`MediaMixer` runs the DSP that pays to batch (in-band DTMF across every call in one
 numpy pass; G.711 encoding of every outgoing frame in one lookup) and keeps one shared
-tick for all calls.
+tick for all calls.  In a mixer, received datagrams are queued (latched on arrival, with
+their arrival time) and handled at the tick: steady streams' RTP statistics and jitter
+buffers are stepped together as numpy columns (:mod:`telephony.rtp.rxbank`), anything
+unusual by the call's own objects, with the same result either way.
 """
 
 from __future__ import annotations
@@ -589,6 +592,11 @@ class CallMedia:
 _HEADER = np.arange(12, dtype=np.int64)
 
 
+_BATCH_MIN = 48
+"""Calls from which the ReceiveBank's columns pay (measured with bench_media_inprocess.py:
+equal cost at about 48 calls; at 1 call the columns cost 50 us more per tick; below, the
+fixed cost of its numpy passes exceeds the per-call Python it saves)."""
+
 _ENTRIES_PER_TICK = 48
 """Channels that may enter the ReceiveBank's columns per tick (an entry copies state: when
 many streams settle at once, the cost is spread over ticks; meanwhile the objects work)."""
@@ -689,6 +697,12 @@ class MediaMixer:
     codec.  When every call's frame is digital silence and no digit is in progress the DTMF
     pass is skipped (it would change nothing); when no call listens, or every listening call
     has been silent long enough, the endpointer pass is skipped.
+
+    Received datagrams wait in a queue for the tick (``batch_receive``): there, the packets
+    of steady streams update their RTP statistics and jitter buffers in the
+    :class:`~telephony.rtp.rxbank.ReceiveBank`'s columns, one numpy pass per packet of a
+    call, and their frames play from there; the other calls' objects do the rest.  Reading
+    a call's statistics, jitter buffer or counters first handles what is queued.
     """
 
     def __init__(self, endpointer: EndpointerConfig | None = None, *,
@@ -698,6 +712,8 @@ class MediaMixer:
         """Queue received datagrams and step the steady streams in the ReceiveBank's columns
         at the tick (False: each call's objects handle each datagram on arrival)."""
         self._rx_queue = _RxQueue(self._drain_now)
+        self.batch_min = _BATCH_MIN
+        """Fewer calls than this are received through their own objects."""
         self._bank: _Bank | None = None
         self._free: list[int] = []
         """Free channels of the bank (a heap: the lowest is reused first)."""
@@ -836,6 +852,9 @@ class MediaMixer:
         streams became steady enter the columns."""
         rx = bank.rx
         users = bank.users
+        if len(self.calls) < self.batch_min:
+            self._receive_each(bank, now)
+            return
         if self._rx_queue.media:
             self._drain(bank)
         # RFC 3550 has no keep-alive: no RTP or RTCP for media_timeout seconds ends the call
@@ -860,6 +879,20 @@ class MediaMixer:
                     and rx.enter_jitter(ch, m._rx_pt):  # type: ignore[arg-type]
                 budget -= 1
 
+    def _receive_each(self, bank: _Bank, now: float) -> None:
+        """Step 1 for a few calls: each call's objects (numpy's fixed cost per pass would
+        exceed what the columns save)."""
+        rx = bank.rx
+        self._handle_each(bank)
+        frames = bank.frames
+        for m in self.calls:
+            ch: int = m.slot  # type: ignore[assignment]
+            last = m._last_rx
+            if rx.last_rx[ch] > last:
+                last = float(rx.last_rx[ch])
+            m.check_media_timeout(last, now=now)
+            frames[ch] = m.rx_frame(now=now, check_timeout=False)
+
     @staticmethod
     def _try_enter_stats(rx: ReceiveBank, m: CallMedia, ch: int) -> bool:
         pt = m._rx_pt
@@ -873,7 +906,28 @@ class MediaMixer:
 
     def _drain_now(self) -> None:
         if self._bank is not None and self._rx_queue.media:
-            self._drain(self._bank)
+            if len(self.calls) < self.batch_min:
+                self._handle_each(self._bank)
+            else:
+                self._drain(self._bank)
+
+    def _handle_each(self, bank: _Bank) -> None:
+        """The queued datagrams through each call's objects (the columns emptied first)."""
+        rx = bank.rx
+        if rx.j_fast.any() or rx.s_fast.any():
+            for ch in np.nonzero(rx.j_fast | rx.s_fast)[0].tolist():
+                rx.exit_stats(ch)
+                rx.exit_jitter(ch)
+                rx.pt[ch] = -1
+        queue = self._rx_queue
+        if queue.media:
+            owners, datas, nows = queue.media, queue.data, queue.now
+            queue.media, queue.data, queue.now = [], [], []
+            for m, data, at in zip(owners, datas, nows):
+                m.receive_now(data, at)
+                if m._rxbank is rx:
+                    ch: int = m.slot  # type: ignore[assignment]
+                    rx.last_rx[ch] = max(m._last_rx, float(rx.last_rx[ch]))
 
     def _drain(self, bank: _Bank) -> None:
         """The datagrams received since the last tick: steady streams' packets in the
