@@ -45,8 +45,8 @@ from telephony.events import (
 from telephony.rtp.dtmf import DtmfEventReceiver, DtmfEventSender, DtmfStarted
 from telephony.rtp.jitter import JitterBuffer, JitterConfig
 from telephony.rtp.packet import RTP_HEADER, RtpPacket, is_rtcp
-from telephony.rtp.rxbank import ReceiveBank
 from telephony.rtp.rtcp import RtcpBye, RtcpSenderReport, parse_rtcp
+from telephony.rtp.rxbank import ReceiveBank
 from telephony.rtp.stream import RtcpConfig, RtcpScheduler, RtpReceiveStats, RtpSender
 
 Pcm = npt.NDArray[np.int16]
@@ -240,9 +240,9 @@ class CallMedia:
         if bank is not None:
             self.handle_queued()
             ch = self.slot
-            self._counters["rx_packets"] += int(bank.rx_count[ch])  # type: ignore[index]
-            bank.rx_count[ch] = 0  # type: ignore[index]
-            self._last_rx = max(self._last_rx, float(bank.last_rx[ch]))  # type: ignore[index]
+            self._counters["rx_packets"] += int(bank.rx_count[ch])
+            bank.rx_count[ch] = 0
+            self._last_rx = max(self._last_rx, float(bank.last_rx[ch]))
         return self._counters
 
     # --- network side ----------------------------------------------------------------------
@@ -861,6 +861,7 @@ class MediaMixer:
         stale = np.nonzero(bank.used & (now - rx.last_rx > bank.timeout))[0]
         for ch in stale.tolist():
             m = users[ch]
+            assert m is not None  # a used channel has its call
             m.check_media_timeout(max(m._last_rx, float(rx.last_rx[ch])), now=now)
         frames = bank.frames
         fast = np.nonzero(rx.j_fast)[0]
@@ -870,13 +871,14 @@ class MediaMixer:
         budget = _ENTRIES_PER_TICK
         for ch in np.nonzero(slow)[0].tolist():
             m = users[ch]
+            assert m is not None
             frames[ch] = m.rx_frame(now=now, check_timeout=False)
             if budget <= 0:
                 continue
             if not rx.s_fast[ch] and self._try_enter_stats(rx, m, ch):
                 budget -= 1
-            if rx.s_fast[ch] and m._dtmf_rx.in_progress is None \
-                    and rx.enter_jitter(ch, m._rx_pt):  # type: ignore[arg-type]
+            if rx.s_fast[ch] and m._rx_pt is not None and m._dtmf_rx.in_progress is None \
+                    and rx.enter_jitter(ch, m._rx_pt):
                 budget -= 1
 
     def _receive_each(self, bank: _Bank, now: float) -> None:
@@ -925,9 +927,8 @@ class MediaMixer:
             queue.media, queue.data, queue.now = [], [], []
             for m, data, at in zip(owners, datas, nows):
                 m.receive_now(data, at)
-                if m._rxbank is rx:
-                    ch: int = m.slot  # type: ignore[assignment]
-                    rx.last_rx[ch] = max(m._last_rx, float(rx.last_rx[ch]))
+                if m._rxbank is rx and m.slot is not None:
+                    rx.last_rx[m.slot] = max(m._last_rx, float(rx.last_rx[m.slot]))
 
     def _drain(self, bank: _Bank) -> None:
         """The datagrams received since the last tick: steady streams' packets in the

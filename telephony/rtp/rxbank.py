@@ -77,8 +77,65 @@ _COLUMNS: tuple[tuple[str, type, object], ...] = (
 )
 
 
+# (column, attribute of the object, Python type) of the state that moves both ways
+_STATS_STATE: tuple[tuple[str, str, type], ...] = (
+    ("s_max_seq", "max_seq", int), ("s_cycles", "cycles", int), ("s_received", "received", int),
+    ("s_octets", "octets", int), ("s_jitter", "jitter", float), ("s_transit", "_transit", float),
+)
+_JITTER_STATE: tuple[tuple[str, str, type], ...] = (
+    ("j_ref", "_ref", int), ("j_next", "_next", int), ("j_high", "_high", int),
+    ("j_transit", "_transit", float), ("j_last_transit", "_last_transit", float),
+    ("j_jitter", "jitter", float), ("j_win_i", "_window_i", int), ("j_win_n", "_window_n", int),
+    ("j_since", "_since_estimate", int), ("j_base", "_base", float),
+    ("j_spread", "_spread", float), ("j_target", "_target", float),
+)
+_JITTER_COUNTS: tuple[tuple[str, str, type], ...] = (
+    ("j_received", "received", int), ("j_played", "played", int),
+    ("j_dropped", "dropped_frames", int), ("j_inserted", "inserted_frames", int),
+    ("j_silence", "silence", int),
+)
+
+
 class ReceiveBank:
     """Receive state of ``size`` channels as columns; see the module docstring."""
+
+    # the per-channel columns of _COLUMNS (made in __init__, grown in grow)
+    j_fast: _B
+    j_ssrc: _I64
+    j_ref: _I64
+    j_next: _I64
+    j_high: _I64
+    j_transit: _F64
+    j_last_transit: _F64
+    j_jitter: _F64
+    j_win_i: _I64
+    j_win_n: _I64
+    j_since: _I64
+    j_base: _F64
+    j_spread: _F64
+    j_target: _F64
+    j_min: _F64
+    j_max: _F64
+    j_quiet: _B
+    j_received: _I64
+    j_played: _I64
+    j_got: _I64
+    j_dropped: _I64
+    j_inserted: _I64
+    j_silence: _I64
+    j_law: npt.NDArray[np.int8]
+    s_fast: _B
+    s_ssrc: _I64
+    s_max_seq: _I64
+    s_cycles: _I64
+    s_received: _I64
+    s_octets: _I64
+    s_jitter: _F64
+    s_transit: _F64
+    s_arrival: _F64
+    rx_count: _I64
+    last_rx: _F64
+    pt: _I64
 
     def __init__(self, size: int, config: JitterConfig | None = None) -> None:
         self.config = cfg = config or JitterConfig()
@@ -184,13 +241,9 @@ class ReceiveBank:
                 or st.clock_rate != 8000 or len(st._seen) != _DUP_WINDOW:
             return False
         self.s_ssrc[ch] = st.ssrc
-        self.s_max_seq[ch] = st.max_seq
-        self.s_cycles[ch] = st.cycles
-        self.s_received[ch] = st.received
-        self.s_octets[ch] = st.octets
-        self.s_jitter[ch] = st.jitter
-        self.s_transit[ch] = st._transit
         self.s_arrival[ch] = st.last_arrival if st.last_arrival is not None else 0.0
+        for column, attr, _kind in _STATS_STATE:
+            getattr(self, column)[ch] = getattr(st, attr)
         self.seen[ch] = st._seen
         self.s_fast[ch] = True
         self.entries += 1
@@ -201,12 +254,8 @@ class ReceiveBank:
         st = self.stats[ch]
         if st is None or not self.s_fast[ch]:
             return
-        st.max_seq = int(self.s_max_seq[ch])
-        st.cycles = int(self.s_cycles[ch])
-        st.received = int(self.s_received[ch])
-        st.octets = int(self.s_octets[ch])
-        st.jitter = float(self.s_jitter[ch])
-        st._transit = float(self.s_transit[ch])
+        for column, attr, kind in _STATS_STATE:
+            setattr(st, attr, kind(getattr(self, column)[ch]))
         st.last_arrival = float(self.s_arrival[ch])
         st._seen = self.seen[ch].tolist()
 
@@ -241,27 +290,14 @@ class ReceiveBank:
             total = int(np.abs(audio, dtype=np.int32).sum())
             quiet = int(total / audio.shape[0]) < cfg.silence_level
         self.j_ssrc[ch] = jb._ssrc
-        self.j_ref[ch] = jb._ref
-        self.j_next[ch] = jb._next
-        self.j_high[ch] = jb._high
-        self.j_transit[ch] = jb._transit
-        self.j_last_transit[ch] = jb._last_transit
-        self.j_jitter[ch] = jb.jitter
-        self.j_win_i[ch] = jb._window_i
-        self.j_win_n[ch] = jb._window_n
-        self.j_since[ch] = jb._since_estimate
-        self.j_base[ch] = jb._base
-        self.j_spread[ch] = jb._spread
-        self.j_target[ch] = jb._target
+        for column, attr, _kind in _JITTER_STATE:
+            getattr(self, column)[ch] = getattr(jb, attr)
+        for column, attr, _kind in _JITTER_COUNTS:
+            getattr(self, column)[ch] = getattr(jb.stats, attr)
         self.j_min[ch] = cfg.min_delay
         self.j_max[ch] = cfg.max_delay
         self.j_quiet[ch] = quiet
-        self.j_received[ch] = jb.stats.received
-        self.j_played[ch] = jb.stats.played
         self.j_got[ch] = 0
-        self.j_dropped[ch] = jb.stats.dropped_frames
-        self.j_inserted[ch] = jb.stats.inserted_frames
-        self.j_silence[ch] = jb.stats.silence
         self.j_law[ch] = law
         self.window[ch] = np.frombuffer(jb._window, dtype=np.float64)
         self.fill[ch] = jb._filled
@@ -274,23 +310,10 @@ class ReceiveBank:
         jb = self.jitters[ch]
         if jb is None or not self.j_fast[ch]:
             return
-        jb._ref = int(self.j_ref[ch])
-        jb._next = int(self.j_next[ch])
-        jb._high = int(self.j_high[ch])
-        jb._transit = float(self.j_transit[ch])
-        jb._last_transit = float(self.j_last_transit[ch])
-        jb.jitter = float(self.j_jitter[ch])
-        jb._window_i = int(self.j_win_i[ch])
-        jb._window_n = int(self.j_win_n[ch])
-        jb._since_estimate = int(self.j_since[ch])
-        jb._base = float(self.j_base[ch])
-        jb._spread = float(self.j_spread[ch])
-        jb._target = float(self.j_target[ch])
-        jb.stats.received = int(self.j_received[ch])
-        jb.stats.played = int(self.j_played[ch])
-        jb.stats.dropped_frames = int(self.j_dropped[ch])
-        jb.stats.inserted_frames = int(self.j_inserted[ch])
-        jb.stats.silence = int(self.j_silence[ch])
+        for column, attr, kind in _JITTER_STATE:
+            setattr(jb, attr, kind(getattr(self, column)[ch]))
+        for column, attr, kind in _JITTER_COUNTS:
+            setattr(jb.stats, attr, kind(getattr(self, column)[ch]))
         jb._window = array.array("d", self.window[ch].tobytes())
         jb._filled[:] = self.fill[ch]
         got = int(self.j_got[ch])
@@ -492,4 +515,5 @@ class ReceiveBank:
         # JitterBuffer: int(sum |x| / n) < silence_level (computed there when needed)
         total = np.abs(pcm, dtype=np.int32).sum(axis=1)
         self.j_quiet[ch] = (total // n) < self.config.silence_level
-        return done
+        played: _B = done
+        return played

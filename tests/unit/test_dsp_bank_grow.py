@@ -4,7 +4,6 @@ they had go on exactly as in an ungrown bank, the new ones exactly as fresh dete
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 
 import numpy as np
