@@ -388,6 +388,8 @@ class CallMedia:
         if (config.codec, config.payload_type) != (self.config.codec, self.config.payload_type):
             self.jitter = JitterBuffer(self._jitter_config(config))  # (the bank follows)
         self.config = config
+        if self._rxbank is not None:
+            self._rxbank.timeout[self.slot] = config.media_timeout or np.inf
         self.codec = get_codec(config.codec)
         self.sender.payload_type = config.payload_type
         self._dtmf_tx.payload_type = config.telephone_event_pt or 101
@@ -654,15 +656,13 @@ class _Bank:
     size when they leave; freed channels are reused lowest first.
     """
 
-    __slots__ = ("dtmf", "frames", "inband", "quiet", "rx", "size", "timeout", "tx", "used",
-                 "users", "vad", "vad_quiet")
+    __slots__ = ("dtmf", "frames", "inband", "quiet", "rx", "size", "tx", "used", "users",
+                 "vad", "vad_quiet")
 
     def __init__(self, size: int, config: EndpointerConfig) -> None:
         self.size = size
         self.rx = ReceiveBank(size)
         self.used = np.zeros(size, dtype=np.bool_)
-        self.timeout = np.zeros(size, dtype=np.float64)
-        """Media timeout of each channel's call, seconds (inf: none)."""
         self.dtmf = DtmfDetectorBank(size)
         self.vad = EndpointerBank(size, config)
         self.frames = np.zeros((size, FRAME), dtype=np.int16)
@@ -678,7 +678,6 @@ class _Bank:
         """Room for ``size`` channels; the existing channels keep all their state."""
         self.rx.grow(size)
         self.used = grow_channels(self.used, size, False)
-        self.timeout = grow_channels(self.timeout, size, 0.0)
         self.dtmf.grow(size)
         self.vad.grow(size)
         self.frames = grow_channels(self.frames, size, 0)
@@ -754,11 +753,11 @@ class MediaMixer:
         bank.inband[ch] = media.config.inband_dtmf
         bank.users[ch] = media
         bank.used[ch] = True
-        bank.timeout[ch] = media.config.media_timeout or np.inf
         media.slot = ch
         if self.batch_receive:
             bank.rx.attach(ch, media._jitter, media._rx_stats)
             bank.rx.last_rx[ch] = media._last_rx
+            bank.rx.timeout[ch] = media.config.media_timeout or np.inf
             media._rxbank = bank.rx
             media._rx_queue = self._rx_queue
         media._vad_reset = False  # the channel is fresh
@@ -858,7 +857,7 @@ class MediaMixer:
         if self._rx_queue.media:
             self._drain(bank)
         # RFC 3550 has no keep-alive: no RTP or RTCP for media_timeout seconds ends the call
-        stale = np.nonzero(bank.used & (now - rx.last_rx > bank.timeout))[0]
+        stale = np.nonzero(bank.used & (now - rx.last_rx > rx.timeout))[0]
         for ch in stale.tolist():
             m = users[ch]
             assert m is not None  # a used channel has its call
@@ -978,7 +977,7 @@ class MediaMixer:
             if not idx.shape[0]:
                 continue
             st_ok, j_ok = rx.receive(slots[idx], seq[idx], ts[idx], ssrc[idx], size[idx],
-                                     nows[idx], None, payload_at[idx], blob)
+                                     nows[idx], payload_at[idx], blob)
             for k in idx[~st_ok].tolist():
                 scalar.setdefault(slots_l[k], []).append(k)
             for k in idx[st_ok & ~j_ok].tolist():

@@ -30,7 +30,6 @@ transit window.  Sans-IO: no clock, no sockets; ``now`` comes with every packet 
 from __future__ import annotations
 
 import array
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -38,18 +37,12 @@ import numpy.typing as npt
 from telephony.codecs.g711 import ALAW_DECODE_TABLE, ULAW_DECODE_TABLE
 from telephony.dsp.bank import grow_channels
 from telephony.rtp.jitter import _EPSILON, JitterBuffer, JitterConfig
-
-if TYPE_CHECKING:
-    from telephony.rtp.stream import RtpReceiveStats
+from telephony.rtp.stream import DUP_WINDOW, MAX_DROPOUT, MAX_MISORDER, RtpReceiveStats
 
 _I64 = npt.NDArray[np.int64]
 _F64 = npt.NDArray[np.float64]
 _B = npt.NDArray[np.bool_]
 
-_DUP_WINDOW = 512
-"""Must equal telephony.rtp.stream._DUP_WINDOW (checked when a channel enters)."""
-_MAX_DROPOUT = 3000
-_MAX_MISORDER = 100
 _G711 = {"PCMU": 0, "PCMA": 1}
 _HISTORY = 3
 """Frames of fast playout kept for the PLC history (3 x 160 >= its 390 samples)."""
@@ -71,8 +64,8 @@ _COLUMNS: tuple[tuple[str, type, object], ...] = (
     ("s_cycles", np.int64, 0), ("s_received", np.int64, 0), ("s_octets", np.int64, 0),
     ("s_jitter", np.float64, 0.0), ("s_transit", np.float64, 0.0),
     ("s_arrival", np.float64, 0.0),
-    # the call: packets counted and the latest arrival (media timeout)
-    ("rx_count", np.int64, 0), ("last_rx", np.float64, 0.0),
+    # the call: packets counted, the latest arrival and the media timeout (inf: none)
+    ("rx_count", np.int64, 0), ("last_rx", np.float64, 0.0), ("timeout", np.float64, np.inf),
     ("pt", np.int64, -1),
 )
 
@@ -135,6 +128,7 @@ class ReceiveBank:
     s_arrival: _F64
     rx_count: _I64
     last_rx: _F64
+    timeout: _F64
     pt: _I64
 
     def __init__(self, size: int, config: JitterConfig | None = None) -> None:
@@ -154,7 +148,7 @@ class ReceiveBank:
         self.fill = np.zeros((size, self.ring_size), dtype=np.bool_)
         """Fill maps of channels in fast playout (the object's own bytearray otherwise)."""
         self.window = np.zeros((size, cfg.window), dtype=np.float64)
-        self.seen = np.full((size, _DUP_WINDOW), -1, dtype=np.int64)
+        self.seen = np.full((size, DUP_WINDOW), -1, dtype=np.int64)
         for name, dtype, init in _COLUMNS:
             setattr(self, name, np.full(size, init, dtype=dtype))
         self.played = np.zeros((size, _HISTORY, self.frame), dtype=np.int16)
@@ -238,7 +232,7 @@ class ReceiveBank:
         if st is None or self.s_fast[ch]:
             return False
         if not st._started or st.probation or st.ssrc is None or st._transit is None \
-                or st.clock_rate != 8000 or len(st._seen) != _DUP_WINDOW:
+                or st.clock_rate != 8000:
             return False
         self.s_ssrc[ch] = st.ssrc
         self.s_arrival[ch] = st.last_arrival if st.last_arrival is not None else 0.0
@@ -335,8 +329,7 @@ class ReceiveBank:
     # -- packets ---------------------------------------------------------------------------
 
     def receive(self, ch: _I64, seq: _I64, ts: _I64, ssrc: _I64, size: _I64, now: _F64,
-                codes: npt.NDArray[np.uint8] | None, payload_at: _I64,
-                blob: npt.NDArray[np.uint8]) -> tuple[_B, _B]:
+                payload_at: _I64, blob: npt.NDArray[np.uint8]) -> tuple[_B, _B]:
         """Account packets of distinct channels (at most one per channel): audio of the
         channel's negotiated payload type, checked by the caller.
 
@@ -351,10 +344,10 @@ class ReceiveBank:
         udelta = (seq - max_seq) & 0xFFFF
         sdelta = np.where(udelta >= 0x8000, udelta - 0x10000, udelta)
         ext = self.s_cycles[ch] + max_seq + sdelta
-        slot = ext & (_DUP_WINDOW - 1)
-        inorder = (udelta > 0) & (udelta < _MAX_DROPOUT)
+        slot = ext & (DUP_WINDOW - 1)
+        inorder = (udelta > 0) & (udelta < MAX_DROPOUT)
         st_ok = self.s_fast[ch] & (ssrc == self.s_ssrc[ch]) & (self.seen[ch, slot] != ext) & (
-            inorder | (udelta > 0x10000 - _MAX_MISORDER))
+            inorder | (udelta > 0x10000 - MAX_MISORDER))
         # the jitter buffer's fast path of put_fields
         ref = self.j_ref[ch]
         delta = (ts - ref) & 0xFFFFFFFF
@@ -379,7 +372,7 @@ class ReceiveBank:
             self.exit_jitter(int(ch[k]))
         if j_ok.any():
             self._put(ch[j_ok], ets[j_ok], delta[j_ok], size[j_ok], now[j_ok],
-                      payload_at[j_ok], blob, None if codes is None else codes[j_ok])
+                      payload_at[j_ok], blob)
         return st_ok, j_ok
 
     def _account(self, ch: _I64, seq: _I64, ts: _I64, size: _I64, now: _F64, inorder: _B,
@@ -388,7 +381,7 @@ class ReceiveBank:
         self.s_cycles[ch] += np.where(inorder & (seq < max_seq), 0x10000, 0)
         self.s_max_seq[ch] = np.where(inorder, seq, max_seq)
         self.s_received[ch] += 1
-        self.seen[ch, ext & (_DUP_WINDOW - 1)] = ext
+        self.seen[ch, ext & (DUP_WINDOW - 1)] = ext
         self.s_octets[ch] += size
         self.s_arrival[ch] = now
         # A.8 in timestamp units, as RtpReceiveStats._account
@@ -402,7 +395,7 @@ class ReceiveBank:
         self.last_rx[ch] = now
 
     def _put(self, ch: _I64, ets: _I64, delta: _I64, size: _I64, now: _F64, payload_at: _I64,
-             blob: npt.NDArray[np.uint8], codes: npt.NDArray[np.uint8] | None) -> None:
+             blob: npt.NDArray[np.uint8]) -> None:
         cfg = self.config
         self.j_received[ch] += 1
         self.j_ref[ch] = np.where(delta > 0, ets, self.j_ref[ch])
@@ -432,7 +425,7 @@ class ReceiveBank:
             offs = np.arange(n, dtype=np.int64)
             rows = ch[:, None]
             cols = (start[:, None] + offs) & self._mask
-            src = codes if codes is not None else blob[payload_at[:, None] + offs]
+            src = blob[payload_at[:, None] + offs]
             law = self.j_law[ch]
             if law.any():
                 pcm = np.where(law[:, None] == 1, ALAW_DECODE_TABLE[src],

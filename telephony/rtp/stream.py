@@ -36,7 +36,7 @@ RTP_SEQ_MOD = 1 << 16
 MAX_DROPOUT = 3000
 MAX_MISORDER = 100
 MIN_SEQUENTIAL = 2
-_DUP_WINDOW = 512  # power of two: recent extended sequence numbers remembered for duplicates
+DUP_WINDOW = 512  # power of two: recent extended sequence numbers remembered for duplicates
 
 
 class RtpReceiveStats:
@@ -71,7 +71,7 @@ class RtpReceiveStats:
         self.jitter = 0.0
         """Interarrival jitter estimate, timestamp units (A.8)."""
         self._transit: float | None = None
-        self._seen = [-1] * _DUP_WINDOW
+        self._seen = [-1] * DUP_WINDOW
         self._lsr = 0
         self._lsr_arrival: float | None = None
         self.last_arrival: float | None = None
@@ -87,7 +87,7 @@ class RtpReceiveStats:
         self.received = 0
         self.received_prior = 0
         self.expected_prior = 0
-        self._seen = [-1] * _DUP_WINDOW
+        self._seen = [-1] * DUP_WINDOW
 
     def _update_seq(self, seq: int) -> bool:
         udelta = (seq - self.max_seq) & 0xFFFF
@@ -138,7 +138,7 @@ class RtpReceiveStats:
             # packet).  The same steps as below, without the general cases.
             ext = self.cycles + max_seq + 1
             seen = self._seen
-            slot = ext & (_DUP_WINDOW - 1)
+            slot = ext & (DUP_WINDOW - 1)
             if seen[slot] == ext:
                 self.duplicates += 1
                 return False
@@ -168,7 +168,7 @@ class RtpReceiveStats:
                 return True
         # Duplicate detection over a window of extended sequence numbers.
         ext = self._extend(seq)
-        slot = ext & (_DUP_WINDOW - 1)
+        slot = ext & (DUP_WINDOW - 1)
         if not self.probation and self._seen[slot] == ext:
             self.duplicates += 1
             return False
@@ -180,7 +180,7 @@ class RtpReceiveStats:
 
     def _remember(self, seq: int) -> None:
         ext = self._extend(seq)
-        self._seen[ext & (_DUP_WINDOW - 1)] = ext
+        self._seen[ext & (DUP_WINDOW - 1)] = ext
 
     def _extend(self, seq: int) -> int:
         ref = self.cycles + self.max_seq

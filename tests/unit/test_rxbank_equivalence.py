@@ -233,3 +233,20 @@ def test_a_call_leaving_keeps_working_alone() -> None:
         else:
             assert np.array_equal(a.rx_frame(now=t), b.rx_frame(now=t))
     assert state(a) == state(b)
+
+
+def test_a_renegotiated_media_timeout_applies_in_the_columns() -> None:
+    """The mixer's vectorised media-timeout check follows ``reconfigure``."""
+    mixer = MediaMixer()
+    mixer.batch_min = 1
+    media = CallMedia(MediaConfig(media_timeout=0.0), now=0.0, remote=("127.0.0.1", 40000))
+    mixer.add(media)
+    got = []
+    for k in range(100):
+        t = (k + 1) * TICK
+        if k == 10:
+            media.reconfigure(MediaConfig(media_timeout=0.5))
+        mixer.tick(now=t)
+        got += [(k, ev) for ev in iter(media.next_event, None)]
+    assert [type(ev).__name__ for _, ev in got] == ["MediaTimeout"]
+    assert got[0][0] == 25  # the first tick more than 0.5 s after the call began (t = 0)
