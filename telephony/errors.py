@@ -7,9 +7,9 @@ of crashing (compare h11's ``ProtocolError.error_status_hint``).
 
 from __future__ import annotations
 
-
-class DialtoneError(Exception):
-    """Root of every error Dialtone raises on purpose."""
+# the root lives in dialtone_errors (no dependencies); re-exported for this layer's users
+from dialtone_errors import ConfigError as ConfigError
+from dialtone_errors import DialtoneError as DialtoneError
 
 
 # --- SIP -------------------------------------------------------------------------------------
@@ -162,6 +162,3 @@ class ListImportError(DialtoneError):
 class RoutingError(DialtoneError):
     """The hand-off to the routing core failed (no decision, malformed message, broker down)."""
 
-
-class ConfigError(DialtoneError):
-    """Bad configuration given by the user."""
