@@ -52,7 +52,7 @@ def rss_kb(pid: int) -> int:
 class Server:
     def __init__(self, port: int, media_timeout: float = 0.0) -> None:
         self.port = port
-        cmd = ["taskset", "-c", "0", PY, "-m", "telephony.cli", "serve", "--sip",
+        cmd = ["taskset", "-c", "0", PY, "-m", "dialtone", "serve", "--sip",
                f"127.0.0.1:{port}", "--no-tcp", "--media-timeout", str(media_timeout),
                "--rtp-ports", "30000-60000"]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from dialtone_errors import DialtoneError
+from ivr_flows.errors import FlowValidationError
 from ivr_flows.loader import (
     BUILTIN_KEYS,
     LoadedFlow,
@@ -19,7 +21,6 @@ from ivr_flows.loader import (
     load_flow,
     used_prompt_keys,
 )
-from telephony.errors import DialtoneError, FlowValidationError
 
 
 def add_parsers(subparsers: Any) -> None:

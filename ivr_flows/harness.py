@@ -32,22 +32,16 @@ from ivr_flows.engine import FlowRunner
 from ivr_flows.loader import LoadedFlow
 from ivr_flows.prompts import SAMPLE_RATE, PromptRenderer
 from ivr_flows.scripts import CallerScript, Step
+from ivr_flows.testing import KEY_MS, EventCaller, ScriptedVoice
 from telephony.dsp.wavio import read_wav_8k
 from telephony.errors import AudioFileError, DialtoneError
 from telephony.events import (
     CallEvent,
     DtmfReceived,
-    PromptFinished,
-    PromptStarted,
-    RemoteHangup,
-    SpeechEnded,
-    SpeechStarted,
 )
-from telephony.speech.errors import VoiceVerificationError
-from telephony.speech.voice import ScriptedVerifier
 
 TICK = 0.020
-KEY_MS, GAP_MS = 100, 60
+GAP_MS = 60
 
 
 # --- the caller side -----------------------------------------------------------------------
@@ -66,124 +60,6 @@ class CallerSide(Protocol):
     def hangup(self, *, now: float) -> None: ...
     def tick(self, *, now: float) -> list[CallEvent]: ...
     def caller_speaking(self, *, now: float) -> bool: ...
-
-
-@dataclass
-class _Playing:
-    prompt_id: str
-    duration: float
-    barge_in: bool
-    started_at: float | None = None
-
-
-class EventCaller:
-    """In-process caller at the event level (no RTP): presses and utterances become events.
-
-    Prompt playout is timed from the rendered audio's length; barge-in by DTMF or speech
-    stops a barge-in prompt as the media layer would; speech is only reported while the
-    IVR listens (or a barge-in prompt plays), like the endpointer."""
-
-    TRAILING_SILENCE = 0.6
-    """Endpointer hang-over after the last voiced frame."""
-
-    def __init__(self) -> None:
-        self._queue: list[_Playing] = []
-        self._events: list[tuple[float, CallEvent]] = []
-        self.listening = False
-        self._speech_until = -1.0
-
-    def play(self, prompt_id: str, pcm: np.ndarray, *, barge_in: bool, now: float) -> None:
-        self._queue.append(_Playing(prompt_id, len(pcm) / SAMPLE_RATE, barge_in))
-
-    def stop_playback(self, *, now: float) -> None:
-        if self._queue and self._queue[0].started_at is not None:
-            self._events.append((now, PromptFinished(self._queue[0].prompt_id, True, now)))
-        self._queue.clear()
-
-    def set_listening(self, enabled: bool, *, now: float) -> None:
-        self.listening = enabled
-
-    def _barge(self, now: float) -> None:
-        if self._queue and self._queue[0].barge_in and self._queue[0].started_at is not None:
-            self.stop_playback(now=now)
-
-    def press(self, digit: str, *, how: str, now: float) -> None:
-        self._barge(now)
-        self._events.append((now, DtmfReceived(digit, KEY_MS, how, at=now)))  # type: ignore[arg-type]
-
-    def say(self, pcm: np.ndarray, *, now: float) -> float:
-        end = now + len(pcm) / SAMPLE_RATE + self.TRAILING_SILENCE
-        self._speech_until = now + len(pcm) / SAMPLE_RATE
-        head = self._queue[0] if self._queue else None
-        if self.listening or (head is not None and head.barge_in):
-            self._barge(now)
-            self._events.append((now + 0.1, SpeechStarted(at=now + 0.1)))
-            self._events.append((end, SpeechEnded(at=end, duration_ms=int(len(pcm) / 8),
-                                                  audio=np.asarray(pcm, "<i2").tobytes())))
-        return end
-
-    def hangup(self, *, now: float) -> None:
-        self._events.append((now, RemoteHangup("bye")))
-
-    def caller_speaking(self, *, now: float) -> bool:
-        return now < self._speech_until
-
-    def tick(self, *, now: float) -> list[CallEvent]:
-        out: list[CallEvent] = []
-        if self._queue:
-            head = self._queue[0]
-            if head.started_at is None:
-                head.started_at = now
-                out.append(PromptStarted(head.prompt_id, at=now))
-            elif now >= head.started_at + head.duration:
-                self._queue.pop(0)
-                out.append(PromptFinished(head.prompt_id, False, at=now))
-        due = [e for e in self._events if e[0] <= now + 1e-9]
-        if due:
-            self._events = [e for e in self._events if e[0] > now + 1e-9]
-            out.extend(ev for _, ev in sorted(due, key=lambda x: x[0]))
-        return out
-
-
-# --- scripted services ----------------------------------------------------------------------
-
-
-_SCRIPTED_DECISION = {"verified": "accept", "error": "error"}
-"""A script's ``voice: {outcome: ...}`` as a :class:`ScriptedVerifier` outcome (any other
-outcome, "rejected" included, is a rejection reported under its own name)."""
-
-
-class ScriptedVoice:
-    """The harness's voice service: a :class:`ScriptedVerifier` (enrolment bookkeeping and the
-    scripted decision) presented the way flows ask, with the rules scripts rely on: an
-    unknown or unenrolled speaker is ``not_enrolled``, under 0.1 s of audio is an ``error``
-    (and fails enrolment), a verified caller scores ``score``, a rejected one at most 0.2."""
-
-    def __init__(self, enrolled: set[str] | None = None, outcome: str = "verified",
-                 score: float = 0.9, enroll_ok: bool = True) -> None:
-        self.outcome = outcome
-        self.score = score
-        self.enroll_ok = enroll_ok
-        self.verifier = ScriptedVerifier(default=_SCRIPTED_DECISION.get(outcome, "reject"),
-                                         enrolled=sorted(enrolled or ()))
-
-    def verify(self, speaker: str, audio: bytes) -> tuple[str, float | None]:
-        if not speaker or not self.verifier.is_enrolled(speaker):
-            return "not_enrolled", None
-        if len(audio) < 1600:
-            return "error", None
-        try:
-            result = self.verifier.verify(speaker, audio)
-        except VoiceVerificationError:
-            return "error", None
-        if result.accepted:
-            return "verified", self.score
-        return self.outcome, min(self.score, 0.2)
-
-    def enroll(self, speaker: str, audio: bytes) -> str:
-        if not speaker or len(audio) < 1600 or not self.enroll_ok:
-            return "failed"
-        return "enrolled" if self.verifier.enroll(speaker, audio).complete else "failed"
 
 
 def run_hook(path: str, args: dict[str, str], timeout: float) -> tuple[bool, Any]:

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from ivr_flows.errors import FlowProblem, FlowValidationError
 from ivr_flows.model import (
     BranchNode,
     CallbackNode,
@@ -37,7 +38,6 @@ from ivr_flows.model import (
 )
 from ivr_flows.prompts import PromptCatalogue
 from ivr_flows.yaml_lines import line_at, load_text
-from telephony.errors import FlowProblem, FlowValidationError
 
 _NODE_ADAPTER: TypeAdapter[Any] = TypeAdapter(Node)
 BUILTIN_KEYS = frozenset({"beep"})

@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from ivr_flows.harness import CallerSide, EventCaller, FlowHarness, RunResult
+from ivr_flows.harness import CallerSide, FlowHarness, RunResult
 from ivr_flows.loader import LoadedFlow, load_flow
 from ivr_flows.scripts import CallerScript, load_script, parse_script
+from ivr_flows.testing import EventCaller
 
 
 class HarnessCache:
@@ -49,7 +50,7 @@ def make_harness(loaded: LoadedFlow, *, media: bool = True, **kw: Any) -> FlowHa
     """A harness whose caller side is the real media path (``media``) or event level."""
     factory: Callable[[], CallerSide] = EventCaller
     if media:
-        from ivr_flows.media_caller import MediaCaller
+        from ivr_flows.testing import MediaCaller
 
         factory = MediaCaller
     return FlowHarness(loaded, caller_factory=factory, **kw)

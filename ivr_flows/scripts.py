@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from telephony.errors import FlowError
+from ivr_flows.errors import FlowError
 
 HEADER_KEYS = ("clock", "caller", "called", "voice", "agents", "hooks", "transfer_ok",
                "agent_returns", "agent_seconds")

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from uuid import UUID
 
 from routing.contract import AgentState, CallEventMessage, HandoffOffer, RouteDecision
+from routing.errors import RoutingError
 from routing.router_config import RouterConfig
 from routing.router_core import ReferenceRouter
-from telephony.errors import RoutingError
 
 log = logging.getLogger(__name__)
 

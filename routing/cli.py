@@ -23,12 +23,12 @@ from typing import Any
 
 import aiomqtt
 
+from dialtone_errors import DialtoneError
 from routing.contract import AGENTS_FILTER, AgentState, agent_topic, decode_agent_state
 from routing.mqtt import MqttRouterService
 from routing.mqtt_link import MqttSettings
 from routing.router_config import RouterConfig
 from routing.router_core import ReferenceRouter
-from telephony.errors import DialtoneError
 
 DEFAULT_CONFIG = Path(__file__).parent / "examples" / "router.yaml"
 log = logging.getLogger(__name__)

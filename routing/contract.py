@@ -28,7 +28,7 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from telephony.errors import RoutingError
+from routing.errors import RoutingError
 
 SCHEMA_VERSION = "v1"
 TOPIC_ROOT = "dialtone/v1"

@@ -46,10 +46,10 @@ from routing.contract import (
     offer_topic,
     shared_offer_subscription,
 )
+from routing.errors import RoutingError
 from routing.mqtt_link import MqttLink, MqttSettings
 from routing.outbox import open_outbox
 from routing.router_core import ReferenceRouter
-from telephony.errors import RoutingError
 
 log = logging.getLogger(__name__)
 

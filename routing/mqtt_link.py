@@ -32,8 +32,9 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from dialtone_errors import ConfigError
+from routing.errors import RoutingError
 from routing.outbox import Outbox, OutboxItem
-from telephony.errors import ConfigError, RoutingError
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from telephony.errors import RoutingError
+from routing.errors import RoutingError
 
 _metadata = MetaData()
 

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import ValidationError
 
+from dialtone_errors import ConfigError
 from routing.contract import AgentState
-from telephony.errors import ConfigError
 
 _DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 ClosedKind = Literal["transfer", "callback", "reject"]

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Installs the Debian tools the tests talk to, when missing and when we may (root on Debian/Ubuntu).
-# Elsewhere it names what is missing; the tests that need a missing tool skip with that reason
-# (in CI, with CI=true, they fail instead).
+# Installs the Debian packages Dialtone needs, when missing and when we may (root on Debian/Ubuntu).
+#
+#   scripts/system-deps.sh serve   what serving the example flow needs (espeak-ng); elsewhere it
+#                                  names what is missing and the command, and exits 1
+#   scripts/system-deps.sh test    what the tests talk to (SIPp, baresip, Kamailio, ...); elsewhere
+#                                  it names what is missing and exits 0: those tests skip with that
+#                                  reason (in CI, with CI=true, they fail instead)
 set -u
+set_name=${1:-test}
+if [ "$set_name" = serve ]; then
+  declare -A TOOLS=([espeak-ng]=espeak-ng)
+  declare -A FILES=()
+else
 # command -> Debian package
 declare -A TOOLS=(
   [sipp]=sip-tester
@@ -22,6 +31,7 @@ declare -A FILES=(
   [/usr/share/asterisk/moh/macroform-cold_day.wav]=asterisk-moh-opsound-wav
   [/usr/include/*/spandsp.h]=libspandsp-dev
 )
+fi
 missing=()
 for t in "${!TOOLS[@]}"; do
   command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] || missing+=("${TOOLS[$t]}")
@@ -37,8 +47,14 @@ mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "system-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || { echo "system-deps: apt-get failed; tests needing ${missing[*]} will skip" >&2; exit 0; }
+  if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }; then
+    if [ "$set_name" = serve ]; then
+      echo "system-deps: apt-get failed to install ${missing[*]}; serving needs them" >&2
+      exit 1
+    fi
+    echo "system-deps: apt-get failed; tests needing ${missing[*]} will skip" >&2
+    exit 0
+  fi
   # Debian starts daemons on install; the tests start their own on free ports.
   for svc in kamailio; do
     command -v systemctl >/dev/null 2>&1 && systemctl disable --now "$svc" >/dev/null 2>&1 || true
@@ -46,5 +62,6 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 else
   echo "system-deps: missing Debian packages: ${missing[*]}" >&2
   echo "system-deps: install them with: sudo apt-get install ${missing[*]}" >&2
+  [ "$set_name" = serve ] && exit 1
 fi
 exit 0

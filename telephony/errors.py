@@ -8,9 +8,7 @@ of crashing (compare h11's ``ProtocolError.error_status_hint``).
 from __future__ import annotations
 
 # the root lives in dialtone_errors (no dependencies); re-exported for this layer's users
-from dialtone_errors import ConfigError as ConfigError
-from dialtone_errors import DialtoneError as DialtoneError
-
+from dialtone_errors import ConfigError, DialtoneError
 
 # --- SIP -------------------------------------------------------------------------------------
 
@@ -114,51 +112,24 @@ class CallFailed(CallError):
 class TransferFailed(CallError):
     """A transfer (REFER or bridge) did not succeed."""
 
-
-# --- Flows, dialer, routing ------------------------------------------------------------------
-
-
-class FlowError(DialtoneError):
-    """Anything that went wrong with an IVR flow."""
-
-
-class FlowValidationError(FlowError):
-    """A flow file with problems; ``problems`` lists every one (file, line, node, message)."""
-
-    def __init__(self, problems: list[FlowProblem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
-class FlowProblem:
-    """One problem in a flow file, located by file, line and node."""
-
-    __slots__ = ("file", "line", "message", "node")
-
-    def __init__(self, file: str, line: int | None, node: str | None, message: str) -> None:
-        self.file = file
-        self.line = line
-        self.node = node
-        self.message = message
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        node = f" [node {self.node}]" if self.node else ""
-        return f"{where}{node}: {self.message}"
-
-    def __repr__(self) -> str:
-        return f"FlowProblem({self.file!r}, {self.line!r}, {self.node!r}, {self.message!r})"
-
-
-class ListImportError(DialtoneError):
-    """A bad row in an imported list; names the line.  Good rows are kept."""
-
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(f"line {line}: {message}")
-        self.line = line
-        self.message = message
-
-
-class RoutingError(DialtoneError):
-    """The hand-off to the routing core failed (no decision, malformed message, broker down)."""
-
+__all__ = [
+    "AudioFileError",
+    "AuthenticationError",
+    "CallEnded",
+    "CallError",
+    "CallFailed",
+    "CodecError",
+    "ConfigError",
+    "DialtoneError",
+    "LocalProtocolError",
+    "MediaError",
+    "MessageTooLarge",
+    "RemoteProtocolError",
+    "RtpError",
+    "SdpError",
+    "SipError",
+    "SipParseError",
+    "SipProtocolError",
+    "TransactionTimeout",
+    "TransferFailed",
+]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -74,6 +75,33 @@ class _StreamProtocol(asyncio.Protocol):
             del self.owner.streams[self.peer]
 
 
+def bind_ephemeral(host: str, *, tcp: bool) -> tuple[socket.socket, socket.socket | None]:
+    """A UDP socket on a port the OS chose (``port 0``) and, with ``tcp``, a TCP listening
+    socket on the same port; both stay bound, so no one can take the port before we serve on
+    it (the race of asking for a free port, closing it, then binding it again)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(64):
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            udp.bind((host, 0))
+        except OSError:
+            udp.close()
+            raise
+        if not tcp:
+            return udp, None
+        stream = socket.socket(family, socket.SOCK_STREAM)
+        stream.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            stream.bind((host, udp.getsockname()[1]))
+            stream.listen(128)
+        except OSError:  # that port is taken for TCP: ask the OS for another
+            stream.close()
+            udp.close()
+            continue
+        return udp, stream
+    raise OSError(f"no port on {host} free for both UDP and TCP")
+
+
 class SipTransportLayer:
     """Sockets and the timer for one SIP endpoint."""
 
@@ -94,18 +122,29 @@ class SipTransportLayer:
     def now(self) -> float:
         return self.loop.time()
 
-    async def listen_udp(self, host: str, port: int) -> Addr:
-        transport, proto = await self.loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self), local_addr=(host, port))
+    async def listen_udp(self, host: str, port: int, *, sock: socket.socket | None = None
+                         ) -> Addr:
+        """Listen for UDP on ``host:port``, or on ``sock`` already bound (see
+        :func:`bind_ephemeral`)."""
+        if sock is not None:
+            transport, proto = await self.loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self), sock=sock)
+        else:
+            transport, proto = await self.loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self), local_addr=(host, port))
         self.udp = proto
-        sock = transport.get_extra_info("sockname")
-        return sock[0], sock[1]
+        bound = transport.get_extra_info("sockname")
+        return bound[0], bound[1]
 
-    async def listen_tcp(self, host: str, port: int) -> Addr:
-        server = await self.loop.create_server(lambda: _StreamProtocol(self), host, port)
+    async def listen_tcp(self, host: str, port: int, *, sock: socket.socket | None = None
+                         ) -> Addr:
+        if sock is not None:
+            server = await self.loop.create_server(lambda: _StreamProtocol(self), sock=sock)
+        else:
+            server = await self.loop.create_server(lambda: _StreamProtocol(self), host, port)
         self._servers.append(server)
-        sock = server.sockets[0].getsockname()
-        return sock[0], sock[1]
+        bound = server.sockets[0].getsockname()
+        return bound[0], bound[1]
 
     # --- the drive loop -----------------------------------------------------------------
 
@@ -172,6 +211,10 @@ class SipTransportLayer:
         except OSError as exc:
             log.info("SIP %s connect to %s failed: %s", transport, addr, exc)
             self._pending_connects.pop(addr, None)
+            # RFC 3261 8.1.3.1: a transport error fails the transactions to that address
+            # (an outbound INVITE ends in 503 now, not at timer B)
+            self.endpoint.connection_failed(addr, transport, self.now())
+            self.flush()
             return
         for data in self._pending_connects.pop(addr, []):
             assert proto.transport is not None

@@ -19,7 +19,7 @@ from typing import Any
 
 from telephony.aio.call import Call, CallState
 from telephony.aio.media_engine import MediaEngine, MediaEngineConfig
-from telephony.aio.sip_transport import SipTrace, SipTransportLayer
+from telephony.aio.sip_transport import SipTrace, SipTransportLayer, bind_ephemeral
 from telephony.errors import CallFailed, LocalProtocolError, SdpError
 from telephony.eventlog import EventSink, NullEventLog
 from telephony.events import (
@@ -95,13 +95,20 @@ class UserAgent:
 
     async def start(self) -> tuple[str, int]:
         self.loop = asyncio.get_running_loop()
+        udp_sock = tcp_sock = None
+        if self.config.sip.port == 0:
+            # the OS picks the port and we hold it; Via and Contact carry the real one
+            udp_sock, tcp_sock = bind_ephemeral(self.config.sip.host,
+                                                tcp=self.config.listen_tcp)
+            port = udp_sock.getsockname()[1]
+            self.config = replace(self.config, sip=replace(self.config.sip, port=port))
         self.endpoint = SipEndpoint(self.config.sip, rng=self.rng)
         self.transport = SipTransportLayer(self.endpoint, self._on_sip_event,
                                            trace=self.config.sip_trace)
         cfg = self.config.sip
-        self.local_addr = await self.transport.listen_udp(cfg.host, cfg.port)
+        self.local_addr = await self.transport.listen_udp(cfg.host, cfg.port, sock=udp_sock)
         if self.config.listen_tcp:
-            await self.transport.listen_tcp(cfg.host, self.local_addr[1])
+            await self.transport.listen_tcp(cfg.host, self.local_addr[1], sock=tcp_sock)
         self.media = MediaEngine(self.config.media)
         self.media.after_tick.append(self._drain_media_events)
         return self.local_addr

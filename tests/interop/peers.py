@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dialtone.events import validate_event
 from tests.conftest import REPO, free_port
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -223,11 +224,11 @@ class DialtoneProcess:
                  limit: float = 120.0, name: str = "dialtone") -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = 0  # the node binds a port the OS picks and holds it: read from node_started
         self.rtp = rtp_range()
         self.events_path = workdir / f"{name}-events.jsonl"
         self.trace_path = workdir / f"{name}-sip.trace"
-        cmd = [str(DIALTONE), "serve", "--sip", f"127.0.0.1:{self.port}",
+        cmd = [str(DIALTONE), "serve", "--sip", "127.0.0.1:0",
                "--events", str(self.events_path), "--rtp-ports", f"{self.rtp[0]}-{self.rtp[1]}",
                "--sip-trace", str(self.trace_path), "--media-timeout", str(media_timeout),
                "--db", f"sqlite:///{workdir / (name + '.db')}", "--no-tcp", *extra]
@@ -237,6 +238,7 @@ class DialtoneProcess:
             out = self.proc.output()
             self.proc.stop()
             raise RuntimeError(f"dialtone serve did not start: {out[-2000:]}")
+        self.port = int(self.of_type("node_started")[0]["sip"].rsplit(":", 1)[1])
 
     @property
     def addr(self) -> str:
@@ -248,7 +250,11 @@ class DialtoneProcess:
         out = []
         for line in self.events_path.read_text().splitlines():
             if line.strip():
-                out.append(json.loads(line))
+                event = json.loads(line)
+                # every event the node writes matches the schema tools outside read
+                problem = validate_event(event)
+                assert problem is None, f"{self.events_path}: {problem}"
+                out.append(event)
         return out
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -16,18 +17,47 @@ from telephony.errors import CallFailed, TransferFailed
 from telephony.eventlog import MemoryEventLog
 from telephony.events import HoldChanged, RemoteHangup
 from telephony.sip.endpoint import SipConfig
-from tests.conftest import free_port
 
 pytestmark = pytest.mark.asyncio
 
 Handler = Callable[[Call], Awaitable[None]]
 
 
-def ua_config(port: int, rtp_base: int) -> UserAgentConfig:
+def ua_config(*, t1: float = 0.1) -> UserAgentConfig:
+    """SIP on a port the OS picks (held from bind to serve); RTP from the engine's range,
+    which skips ports already taken."""
     return UserAgentConfig(
-        sip=SipConfig(host="127.0.0.1", port=port, t1=0.1),  # timer B = 6.4 s
-        media=MediaEngineConfig(host="127.0.0.1", port_min=rtp_base, port_max=rtp_base + 200),
+        sip=SipConfig(host="127.0.0.1", port=0, t1=t1),  # timer B = 64 * T1
+        media=MediaEngineConfig(host="127.0.0.1", port_min=40000, port_max=48000),
     )
+
+
+async def wait_for_event(log: MemoryEventLog, kind: str, count: int = 1,
+                         timeout: float = 5.0) -> list[dict[str, object]]:
+    """Wait (polling the log every 10 ms) until ``count`` events of ``kind`` were logged."""
+    async def poll() -> list[dict[str, object]]:
+        while len(log.of_type(kind)) < count:
+            await asyncio.sleep(0.01)
+        return log.of_type(kind)
+
+    return await asyncio.wait_for(poll(), timeout)
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def media_flowing(call: Call, packets: int = 5, timeout: float = 5.0) -> None:
+    """Wait until ``call`` has received ``packets`` RTP packets from its peer."""
+    async def poll() -> None:
+        while call.media.rx_stats.received < packets:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
 
 
 class Pair:
@@ -48,11 +78,9 @@ class Pair:
             await call.wait_ended()
 
     async def start(self) -> None:
-        sport, cport = free_port(), free_port()
-        self.server = UserAgent(ua_config(sport, 21000), handler=self._handle,
-                                events=self.server_log)
-        self.client = UserAgent(ua_config(cport, 22000), events=self.client_log)
-        await self.server.start()
+        self.server = UserAgent(ua_config(), handler=self._handle, events=self.server_log)
+        self.client = UserAgent(ua_config(), events=self.client_log)
+        _, sport = await self.server.start()
         await self.client.start()
         self.target = f"sip:ivr@127.0.0.1:{sport}"
 
@@ -75,7 +103,7 @@ async def test_call_answer_and_remote_hangup(pair: Pair) -> None:
     call = await asyncio.wait_for(pair.client.dial(pair.target), 5)
     server_call = await asyncio.wait_for(pair.server_calls.get(), 5)
     assert server_call.direction == "inbound"
-    await asyncio.sleep(0.2)
+    await media_flowing(server_call)
     await call.hangup()
     assert await server_call.wait_ended(5) == "remote_bye"
     types = [e["type"] for e in pair.server_log.events]
@@ -95,7 +123,7 @@ async def test_digits_by_rfc4733_info_and_inband_reach_collect_digits(pair: Pair
 
     pair.handler = app
     call = await pair.client.dial(pair.target)
-    await asyncio.sleep(0.3)
+    await media_flowing(call)
     for method, digits in (("rfc4733", "12"), ("info", "34"), ("inband", "56")):
         await call.send_dtmf(digits, method=method, duration_ms=100, gap_ms=100)
         r = await asyncio.wait_for(results.get(), 5)
@@ -142,7 +170,7 @@ async def test_barge_in_stops_prompt_on_digit(pair: Pair) -> None:
 
     pair.handler = app
     call = await pair.client.dial(pair.target)
-    await asyncio.sleep(0.5)
+    await wait_for_event(pair.server_log, "prompt_started")
     await call.send_dtmf("9")
     r, d = await asyncio.wait_for(outcome.get(), 5)  # type: ignore[misc]
     assert r.interrupted and d.digits == "9"
@@ -168,12 +196,36 @@ async def test_server_hangup_reaches_client(pair: Pair) -> None:
     assert isinstance(events[-1], RemoteHangup)
 
 
-async def test_dial_failure_carries_sip_status(pair: Pair) -> None:
-    # nobody listens there: the INVITE times out (timer B) or ICMP makes it fail fast
-    port = free_port()
+async def test_dial_refused_over_tcp_fails_with_503(pair: Pair) -> None:
+    # connection refused is a transport error (RFC 3261 8.1.3.1): 503 at once, from SIP
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    started = asyncio.get_running_loop().time()
     with pytest.raises(CallFailed) as info:
-        await pair.client.dial(f"sip:nobody@127.0.0.1:{port}", timeout=3)
-    assert info.value.status in (408, 503)
+        await pair.client.dial(f"sip:nobody@127.0.0.1:{port};transport=tcp", timeout=5)
+    assert info.value.status == 503
+    assert asyncio.get_running_loop().time() - started < 4  # SIP's answer, not dial's timeout
+
+
+async def test_dial_to_a_silent_peer_fails_with_408_at_timer_b() -> None:
+    # a peer that takes the datagrams and never answers: timer B (64 * T1) ends the INVITE
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    client = UserAgent(ua_config(t1=0.02))  # timer B = 1.28 s
+    await client.start()
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(CallFailed) as info:
+            await client.dial(f"sip:nobody@127.0.0.1:{silent.getsockname()[1]}", timeout=10)
+        elapsed = loop.time() - started
+        assert info.value.status == 408 and info.value.reason != "no answer"  # not dial's own
+        assert 1.2 < elapsed < 5
+    finally:
+        silent.close()
+        await client.close()
 
 
 async def test_hold_and_unhold_reinvite(pair: Pair) -> None:
@@ -186,11 +238,10 @@ async def test_hold_and_unhold_reinvite(pair: Pair) -> None:
 
     pair.handler = app
     call = await pair.client.dial(pair.target)
-    await asyncio.sleep(0.2)
     await pair.client.hold(call, True)
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: len(seen) >= 1)
     await pair.client.hold(call, False)
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: len(seen) >= 2)
     assert seen == [True, False]
     await call.hangup()
 
@@ -203,12 +254,10 @@ async def test_transfer_by_refer_places_the_new_call(pair: Pair) -> None:
         third_calls.put_nowait(call)
         await call.wait_ended()
 
-    tport = free_port()
-    third = UserAgent(ua_config(tport, 23000), handler=third_app)
-    await third.start()
+    third = UserAgent(ua_config(), handler=third_app)
+    _, tport = await third.start()
     try:
         call = await pair.client.dial(pair.target)
-        await asyncio.sleep(0.2)
         await call.transfer(f"sip:agent@127.0.0.1:{tport}")
         transferred = await asyncio.wait_for(third_calls.get(), 5)
         assert transferred.direction == "inbound"
@@ -219,9 +268,12 @@ async def test_transfer_by_refer_places_the_new_call(pair: Pair) -> None:
 
 async def test_transfer_to_nowhere_fails(pair: Pair) -> None:
     call = await pair.client.dial(pair.target)
-    await asyncio.sleep(0.2)
+    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
     with pytest.raises(TransferFailed):
-        await call.transfer(f"sip:agent@127.0.0.1:{free_port()}", timeout=15)
+        await call.transfer(f"sip:agent@127.0.0.1:{port}", timeout=15)
     await call.hangup()
 
 

@@ -9,9 +9,9 @@ import pytest
 
 from routing.bus import InMemoryBus
 from routing.contract import AgentState, CallEventMessage, HandoffOffer
+from routing.errors import RoutingError
 from routing.router_config import RouterConfig
 from routing.router_core import ReferenceRouter
-from telephony.errors import RoutingError
 
 
 class FakeClock:

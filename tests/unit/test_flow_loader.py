@@ -9,10 +9,11 @@ import pytest
 
 from ivr_flows.actions import PromptItem
 from ivr_flows.cli import main as flow_cli
+from ivr_flows.errors import FlowValidationError
 from ivr_flows.loader import flow_schema, load_flow, used_prompt_keys
 from ivr_flows.prompts import PromptRenderer, read_wav_8k
 from ivr_flows.yaml_lines import line_at, load_text
-from telephony.errors import AudioFileError, FlowValidationError
+from telephony.errors import AudioFileError
 
 FIX = Path(__file__).parents[1] / "fixtures" / "flows"
 EXAMPLE = Path(__file__).parents[2] / "ivr_flows" / "examples" / "contact_centre" / "flow.yaml"

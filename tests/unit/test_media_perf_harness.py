@@ -1,19 +1,15 @@
-"""The faster flow-harness caller sees what the two-sided mixer saw; the engine's pacing."""
+"""The faster flow-harness caller sees what the two-sided mixer saw (no I/O)."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from ivr_flows.media_caller import CALLER_ADDR, IVR_ADDR, MediaCaller
-from telephony.aio.media_engine import MediaEngine, MediaEngineConfig
+from ivr_flows.testing import CALLER_ADDR, IVR_ADDR, MediaCaller
 from telephony.dsp.wavio import read_wav_8k
 from telephony.events import CallEvent
-from telephony.media import CallMedia, MediaConfig, MediaMixer
+from telephony.media import MediaMixer
 from telephony.rtp.packet import is_rtcp
 
 SOUNDS = Path("/usr/share/asterisk/sounds/en")
@@ -75,35 +71,3 @@ def test_one_sided_caller_gives_the_same_events() -> None:
     assert fast.packets == ref.packets
     kinds = {type(ev).__name__ for _, ev in got}
     assert {"DtmfReceived", "SpeechStarted", "SpeechEnded", "PromptFinished"} <= kinds
-
-
-async def test_engine_sends_on_the_20ms_grid() -> None:
-    """Packets leave at their deadline (never before), one per leg per 20 ms."""
-    engine = MediaEngine(MediaEngineConfig(port_min=46800, port_max=46900))
-    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rx.bind(("127.0.0.1", 0))
-    rx.setblocking(False)
-    try:
-        legs = []
-        for _ in range(3):
-            m = CallMedia(MediaConfig(media_timeout=0.0), now=engine.clock(),
-                          remote=rx.getsockname())
-            await engine.open(m)
-            m.play("p", np.zeros(8000 * 5, np.int16), now=engine.clock())
-            legs.append(m)
-        engine.record_lateness = True
-        await asyncio.sleep(0.5)
-        arrivals = []
-        while True:
-            try:
-                rx.recv(2048)
-            except BlockingIOError:
-                break
-            arrivals.append(1)
-        lateness = np.array(engine.tick_lateness)
-        assert len(lateness) >= 20
-        assert (lateness >= 0).all()  # sent at or after the deadline, never early
-        assert 3 * 20 <= len(arrivals) <= 3 * 27
-    finally:
-        await engine.close()
-        rx.close()

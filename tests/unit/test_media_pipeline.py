@@ -192,7 +192,7 @@ def test_mixer_reuses_detector_slots() -> None:
 
 
 def test_simulated_caller_keeps_the_order_of_presses_across_methods() -> None:
-    from telephony.media import SimulatedCaller
+    from telephony.testing import SimulatedCaller
 
     caller = SimulatedCaller()
     mixer = MediaMixer()

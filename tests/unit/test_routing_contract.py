@@ -32,7 +32,7 @@ from routing.contract import (
     offer_topic,
     shared_offer_subscription,
 )
-from telephony.errors import RoutingError
+from routing.errors import RoutingError
 
 REPO = Path(__file__).resolve().parents[2]
 

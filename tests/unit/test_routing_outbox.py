@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from routing.errors import RoutingError
 from routing.outbox import MemoryOutbox, Outbox, SqlOutbox, open_outbox
-from telephony.errors import RoutingError
 
 
 @pytest.fixture(params=["memory", "sqlite-memory", "sqlite-file"])

@@ -1,4 +1,5 @@
-"""The IVR application ``dialtone serve --flow FLOW`` runs on every call.
+"""The IVR application ``dialtone serve --flow FLOW`` runs on every call (node wiring: it
+joins the flow engine to the speech engines, the routing bus, the callback store and the log).
 
 It loads and validates the flow before the first call (a broken flow never serves), builds
 the services a :class:`FlowSession` needs (prompt renderer, recogniser, voice verifier, the
@@ -16,18 +17,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ivr_flows.loader import load_flow
+from dialtone.config import NodeConfig
+from ivr_flows.loader import LoadedFlow, load_flow
 from ivr_flows.prompts import PromptRenderer
 from ivr_flows.session import FlowServices, FlowSession
+from routing.bus import RoutingBus
+from telephony.aio.call import Call
 from telephony.eventlog import EventSink
 
 if TYPE_CHECKING:
-    from routing.contract import CallEventKind
+    from dialtone.node import CallEventPublisher
 
 log = logging.getLogger(__name__)
+
 
 class VerifierAdapter:
     """Presents a :class:`telephony.speech.voice.VoiceVerifier` the way flows ask: enrolment
@@ -84,21 +90,31 @@ def _warm_up(warm: Callable[..., None], loaded: Any) -> None:
         warm(language, sorted(set(phrases)), digits=digits)
 
 
-async def build_app(options: Any, ua_ref: list[Any], events: EventSink
-                    ) -> tuple[Callable[[Any], Awaitable[None]], Callable[[], Awaitable[None]]]:
-    """``(handler, close)`` for ``dialtone serve``; raises FlowValidationError on a bad flow."""
-    loaded = load_flow(options.flow)
-    var_dir = Path(options.db[len("sqlite:///"):]).parent if options.db.startswith(
+@dataclass(frozen=True, slots=True)
+class IvrApp:
+    """The per-call handler of a node serving a flow."""
+
+    handler: Callable[[Call], Awaitable[None]]
+    flow: LoadedFlow
+
+
+async def build_ivr(config: NodeConfig, *, node_id: str, bus: RoutingBus, events: EventSink,
+                    publisher: CallEventPublisher) -> IvrApp:
+    """Load and validate the flow (raises FlowValidationError: a broken flow never serves),
+    build the services a :class:`FlowSession` needs and return the per-call handler."""
+    assert config.flow.path is not None
+    loaded = load_flow(config.flow.path)
+    var_dir = Path(config.db[len("sqlite:///"):]).parent if config.db.startswith(
         "sqlite:///") else Path("var")
     var_dir.mkdir(parents=True, exist_ok=True)
 
     renderer = PromptRenderer(loaded.catalogue)
     from telephony.speech.base import create_recognizer
 
-    engine = getattr(options, "recognizer", "template")
+    engine = config.flow.recognizer
     engine_options: dict[str, object] = {}
     if engine == "vosk":
-        engine_options["model_path"] = getattr(options, "vosk_model", None)
+        engine_options["model_path"] = config.flow.vosk_model
     # a missing model or engine fails here, before the first call, with a clear message
     recognizer = create_recognizer(engine, **engine_options)
     warm = getattr(recognizer, "warm_up", None)
@@ -107,38 +123,17 @@ async def build_app(options: Any, ua_ref: list[Any], events: EventSink
         await asyncio.to_thread(_warm_up, warm, loaded)
     verifier = await asyncio.to_thread(_make_verifier, var_dir)
 
-    from routing.factory import open_bus
-
-    # --mqtt: the routing core over the broker (outbox in the node's database);
-    # otherwise the reference router in process (the embedded default).
-    bus = open_bus(options.mqtt, node_id=options.node_id or "local",
-                   router_config=getattr(options, "router_config", None), db_url=options.db)
-    await bus.start()
-
     from sqlalchemy import create_engine
 
     from dialer.callbacks import CallbackStore
 
-    callback_store = CallbackStore(create_engine(options.db))
+    callback_store = CallbackStore(create_engine(config.db))
 
     def survey_store(call_id: str, answers: dict[str, int]) -> None:
         events.emit({"type": "survey", "call_id": call_id, "answers": answers})
 
     loop = asyncio.get_running_loop()
-    node_id = options.node_id or "local"
-    pending: set[asyncio.Task[None]] = set()
-
-    def publish(kind: CallEventKind, call_id: str, **fields: Any) -> None:
-        """A call event for CDR and workforce tools on the routing bus (the outbox keeps it
-        while the broker is away)."""
-        from routing.contract import CallEventMessage
-
-        msg = CallEventMessage(kind=kind, call_id=call_id, node_id=node_id, at=time.time(),
-                               **fields)
-        task = loop.create_task(bus.publish_event(msg))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-
+    publish = publisher.publish
     queued: set[str] = set()
 
     def log_and_publish(event: dict[str, Any]) -> None:
@@ -165,17 +160,7 @@ async def build_app(options: Any, ua_ref: list[Any], events: EventSink
         recordings_dir=var_dir / "recordings",
     )
 
-    async def handler(call: Any) -> None:
-        publish("answered", call.call_id)
-
-        async def when_ended() -> None:
-            # after the flow the call may live on (a bridge to an agent): report its real end
-            await call.wait_ended()
-            publish("ended", call.call_id, detail={"cause": str(call.end_cause)})
-
-        watcher = loop.create_task(when_ended())
-        pending.add(watcher)
-        watcher.add_done_callback(pending.discard)
+    async def handler(call: Call) -> None:
         cdr = await FlowSession(call, loaded, services).run()
         if cdr is not None:
             # one record per call for CDR tools: the flow's view plus the SIP leg's
@@ -184,9 +169,4 @@ async def build_app(options: Any, ua_ref: list[Any], events: EventSink
                           direction=call.direction, end_cause=call.end_cause)
             events.emit(record)
 
-    async def close() -> None:
-        if pending:
-            await asyncio.wait(pending, timeout=2.0)
-        await bus.close()
-
-    return handler, close
+    return IvrApp(handler=handler, flow=loaded)
