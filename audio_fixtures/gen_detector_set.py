@@ -46,8 +46,8 @@ from scipy.signal import resample_poly
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from telephony.dsp.dtmf import KEYS  # noqa: E402
-from telephony.dsp.testsignals import dtmf_tone, g711_round_trip  # noqa: E402
+from telephony.dsp.dtmf import KEYS
+from telephony.dsp.testsignals import dtmf_tone, g711_round_trip
 
 OUT = ROOT / "generated" / "detectors"
 SOUNDS = Path("/usr/share/asterisk/sounds")
@@ -174,7 +174,7 @@ def dtmf_file(seed: int, index: int) -> DtmfFile:
     """File ``index`` of the digit-string set: 3-8 keys, each 40-200 ms at -23 to -3 dBm0
     per tone, twist from 4 dB forward to 8 dB reverse (a third of the keys weak with
     reverse twist, the issue's hard case), frequency within +-1.5 %, pauses 40-300 ms;
-    under prompts of one language at 4-16 dB below the tones (music under a quarter of
+    under prompts of one language 3-15 dB below the weakest digit's tones (music under a quarter of
     the files), line noise, one G.711 law."""
     rng = np.random.default_rng([seed, index, 1])
     law = law_of(rng)
@@ -198,7 +198,9 @@ def dtmf_file(seed: int, index: int) -> DtmfFile:
         parts += [tone, np.zeros(int(float(rng.choice([40, 45, 60, 100, 200, 300])) * 8))]
     parts.append(np.zeros(int(0.4 * RATE)))
     x = np.concatenate(parts)
-    bed_level = float(np.mean(levels)) - rng.uniform(4, 16)
+    # Speech under the weakest digit by 3 to 15 dB (on a lossy line the caller's voice and
+    # the digits lose alike; the digits are sent louder than speech).
+    bed_level = min(levels) - rng.uniform(3, 15)
     bed = at_level(speech(rng, len(x) / RATE + 1), bed_level)[: len(x)]
     if rng.random() < 0.25:
         bed = bed + at_level(music(rng, len(x) / RATE), bed_level - rng.uniform(3, 12))
@@ -303,8 +305,8 @@ def talk_off_chunk(seed: int, index: int, seconds: float = 60.0) -> tuple[I16, s
     x = np.pad(x[:n], (0, max(0, n - len(x))))
     law = law_of(rng)
     x = x + line_noise(rng, len(x))
-    return g711_round_trip(x, law), f"{kind} {lang if kind != 'music' else ''} {law} " \
-        f"{level:.0f} dBm0"
+    return g711_round_trip(x, law), (f"{kind} {lang if kind != 'music' else ''} {law} " \
+        f"{level:.0f} dBm0")
 
 
 # ----------------------------------------------------------------------------- AMD set
@@ -326,14 +328,14 @@ HELLOS = {"en": ["Hello?", "Yes?", "Hi.", "Hello, who's this?", "Yeah, hello?", 
           "es": ["¿Hola?", "¿Diga?", "¿Sí?", "Bueno."],
           "fr": ["Allô ?", "Oui ?", "Allô, oui ?", "Bonjour."]}
 OPENERS = {"en": ["Hello.", "Hi.", "Hey."], "es": ["Hola."], "fr": ["Bonjour."]}
-REST = {"en": ["You've reached the voicemail of Sarah. I can't take your call right now. "
-               "Please leave a message after the tone.",
-               "This is Mark. Sorry I missed you. Leave your name and number and I'll call "
-               "you back."],
-        "es": ["Has llamado a María. Ahora no puedo atenderte. Deja tu mensaje después de la "
-               "señal."],
-        "fr": ["Vous êtes bien sur la messagerie de Pierre. Je ne suis pas disponible. "
-               "Laissez un message après le bip."]}
+REST = {"en": [("You've reached the voicemail of Sarah. I can't take your call right now. "
+               "Please leave a message after the tone."),
+               ("This is Mark. Sorry I missed you. Leave your name and number and I'll call "
+               "you back.")],
+        "es": [("Has llamado a María. Ahora no puedo atenderte. Deja tu mensaje después de la "
+               "señal.")],
+        "fr": [("Vous êtes bien sur la messagerie de Pierre. Je ne suis pas disponible. "
+               "Laissez un message après le bip.")]}
 
 
 def _beep(rng: np.random.Generator) -> F64:

@@ -29,13 +29,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "audio_fixtures"))
 
-import gen_detector_set as gen  # noqa: E402
-from bench_dsp import AsteriskAmdReference  # noqa: E402
-from hostinfo import machine  # noqa: E402
-from spandsp_ref import load_spandsp, spandsp_digits  # noqa: E402
+import gen_detector_set as gen
+from bench_dsp import AsteriskAmdReference
+from hostinfo import machine
+from spandsp_ref import load_spandsp, spandsp_digits
 
-from telephony.dsp.amd import classify_recording  # noqa: E402
-from telephony.dsp.dtmf import KEYS, detect_file_digits  # noqa: E402
+from telephony.dsp.amd import classify_recording
+from telephony.dsp.dtmf import KEYS, detect_file_digits
 
 SEED = 17
 RESULTS = ROOT / "benchmarks" / "results"
@@ -109,7 +109,7 @@ def battery(trials: int, lib: Any) -> list[dict[str, Any]]:
 
 
 def talk_off(hours: float, lib: Any) -> dict[str, Any]:
-    chunks = int(round(hours * 60))
+    chunks = round(hours * 60)
     found: list[dict[str, Any]] = []
     sp_found: list[dict[str, Any]] = []
     spent = 0.0
@@ -142,8 +142,9 @@ def amd(n_each: int) -> dict[str, Any]:
             if who == "dialtone":
                 r = classify_recording(x)
                 verdict, dec, reason = r.result, r.decision_ms, r.reason
-                first = getattr(r, "first_result", verdict)
-                first_ms = getattr(r, "first_decision_ms", dec)
+                # Before issue 17 AmdResult had no first_* fields (and never revised).
+                first = getattr(r, "first_result", None) or verdict
+                first_ms = getattr(r, "first_decision_ms", None) or dec
                 late += first != verdict
             else:
                 verdict, reason, dec = ref.run(x)
@@ -215,11 +216,11 @@ def report(res: dict[str, Any]) -> str:
         sp = "n/a" if t["spandsp"] is None else f"{len(t['spandsp'])} ({t['spandsp_per_h']:.2f}/h)"
         lines += ["", "| talk-off (no digits) | hours | Dialtone false digits | spandsp |",
                   "|---|---|---|---|",
-                  f"| prompts 5 languages + hold music, varied | {t['hours']:.2f} | "
-                  f"{len(t['dialtone'])} ({t['dialtone_per_h']:.2f}/h) | {sp} |"]
+                  (f"| prompts 5 languages + hold music, varied | {t['hours']:.2f} | "
+                  f"{len(t['dialtone'])} ({t['dialtone_per_h']:.2f}/h) | {sp} |")]
     a = res["amd"]
-    lines += ["", "| AMD (labelled set) | correct | live called machine | late machine | "
-              "live decision p50 (ms after the greeting) |", "|---|---|---|---|---|"]
+    lines += ["", ("| AMD (labelled set) | correct | live called machine | late machine | "
+              "live decision p50 (ms after the greeting) |"), "|---|---|---|---|---|"]
     for who, r in a.items():
         p50 = "n/a" if r["live_decision_p50_ms"] is None else f"{r['live_decision_p50_ms']:.0f}"
         lines.append(f"| {who} | {r['correct']} / {r['n']} | {r['live_called_machine']} | "
