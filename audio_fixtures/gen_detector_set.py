@@ -170,7 +170,7 @@ class DtmfFile:
         return "".join(str(d["digit"]) for d in self.digits)
 
 
-def dtmf_file(seed: int, index: int) -> DtmfFile:
+def dtmf_file(seed: int, index: int, hard: bool = False) -> DtmfFile:
     """File ``index`` of the digit-string set: 3-8 keys, each 40-200 ms at -23 to -3 dBm0
     per tone, twist from 4 dB forward to 8 dB reverse (a third of the keys weak with
     reverse twist, the issue's hard case), frequency within +-1.5 %, pauses 40-300 ms;
@@ -183,9 +183,9 @@ def dtmf_file(seed: int, index: int) -> DtmfFile:
     levels = []
     for _ in range(int(rng.integers(3, 9))):
         key = KEYS[int(rng.integers(16))]
-        hard = rng.random() < 0.33
-        level = rng.uniform(-23, -17) if hard else rng.uniform(-23, -3)
-        twist = rng.uniform(4, 8) if hard else rng.uniform(-4, 8)
+        weak = rng.random() < 0.33
+        level = rng.uniform(-23, -17) if weak else rng.uniform(-23, -3)
+        twist = rng.uniform(4, 8) if weak else rng.uniform(-4, 8)
         ms = float(rng.choice([40, 45, 50, 60, 80, 100, 150, 200]))
         dev = rng.uniform(-0.015, 0.015)
         tone = dtmf_tone(key, ms, level=level, twist=twist, dev=dev,
@@ -201,17 +201,20 @@ def dtmf_file(seed: int, index: int) -> DtmfFile:
     # Speech under the weakest digit by 3 to 15 dB (on a lossy line the caller's voice and
     # the digits lose alike; the digits are sent louder than speech).
     bed_level = min(levels) - rng.uniform(3, 15)
+    if hard:  # the harsh variant: 4-16 dB under the *mean* digit (weak digits under speech)
+        bed_level = float(np.mean(levels)) - rng.uniform(4, 16)
     bed = at_level(speech(rng, len(x) / RATE + 1), bed_level)[: len(x)]
     if rng.random() < 0.25:
-        bed = bed + at_level(music(rng, len(x) / RATE), bed_level - rng.uniform(3, 12))
+        m = np.resize(music(rng, len(x) / RATE + 0.1), len(x))
+        bed = bed + at_level(m, bed_level - rng.uniform(3, 12))
     x = x + bed + line_noise(rng, len(x))
     return DtmfFile(f"dtmf_{index:03d}.wav", g711_round_trip(x, law), digits, law,
                     {"bed_dbm0": round(bed_level, 1)})
 
 
-def dtmf_files(seed: int, n: int) -> Iterator[DtmfFile]:
+def dtmf_files(seed: int, n: int, hard: bool = False) -> Iterator[DtmfFile]:
     for i in range(n):
-        yield dtmf_file(seed, i)
+        yield dtmf_file(seed, i, hard)
 
 
 # ----------------------------------------------------------------------------- Q.24 battery

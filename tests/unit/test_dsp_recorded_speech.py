@@ -26,11 +26,12 @@ def keys(x: np.ndarray) -> str:
     return "".join(str(d["digit"]) for d in detect_file_digits(x))
 
 
-@pytest.mark.parametrize("index", [34, 40, 55, 62, 84, 103, 106])
+@pytest.mark.parametrize("index", [9, 23])
 def test_digit_under_speech_is_not_split(index: int) -> None:
     """Files where speech over a weak digit broke it for a window or two: each was read
-    with one key twice ("50229" for "5029") before the hold test."""
-    f = gen.dtmf_file(SEED, index)
+    with one key twice ("**92" for "*92", "0D*555" for "0D*55") before the hold test (the harsh variant:
+    speech 4-16 dB under the files' mean digit level)."""
+    f = gen.dtmf_file(SEED, index, hard=True)
     assert keys(f.pcm) == f.keys
 
 
@@ -73,7 +74,7 @@ def test_no_talk_off_on_a_speech_and_music_excerpt() -> None:
 
 def test_bank_matches_single_detectors_on_speech() -> None:
     """The hold test runs per channel: a bank reports what single detectors do."""
-    signals = [gen.dtmf_file(SEED, i).pcm for i in (55, 103, 84)]
+    signals = [gen.dtmf_file(SEED, i, hard=True).pcm for i in (9, 23, 3)]
     n = min(len(s) for s in signals) // 160 * 160
     frames = np.stack([s[:n] for s in signals])
     bank = DtmfDetectorBank(3)
