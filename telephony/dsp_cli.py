@@ -5,7 +5,10 @@ and is read by outside tools, so its keys are stable:
 
 * dtmf: ``{"file": ..., "digits": [{"digit": "5", "start_ms": 1234, "duration_ms": 80}]}``
 * amd: ``{"file": ..., "result": "human"|"machine"|"unknown", "decision_ms": 1234,
-  "reason": "...", "beep_ms": 5678 or null}``
+  "reason": "...", "beep_ms": 5678 or null}``, plus (added by issue 17, additions only)
+  ``"late_machine_ms"`` (when a human verdict was revised to machine, its time, else null),
+  ``"first_result"`` and ``"first_decision_ms"`` (the verdict first reached and its time;
+  equal to ``result`` / ``decision_ms`` unless revised)
 
 A file that cannot be read gets ``{"file": ..., "error": "..."}``; the others are still
 processed and the command exits 1 at the end.
@@ -68,8 +71,12 @@ def _dtmf(name: str) -> dict[str, Any]:
 
 def _amd(name: str) -> dict[str, Any]:
     r = classify_recording(read_wav_8k(name))
+    revised = r.first_result is not None
     return {"result": r.result, "decision_ms": r.decision_ms, "reason": r.reason,
-            "beep_ms": r.beep_ms}
+            "beep_ms": r.beep_ms,
+            "late_machine_ms": r.decision_ms if revised else None,
+            "first_result": r.first_result if revised else r.result,
+            "first_decision_ms": r.first_decision_ms if revised else r.decision_ms}
 
 
 def run_dtmf(files: list[str], *, json_out: bool, stdout: TextIO) -> int:

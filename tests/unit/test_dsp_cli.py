@@ -95,8 +95,13 @@ def test_errors_do_not_stop_the_others(tmp_path: Path) -> None:
     out = io.StringIO()
     assert run_amd([str(good), str(tmp_path / "nope.wav")], json_out=True, stdout=out) == 1
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert set(rows[0]) == {"file", "result", "decision_ms", "reason", "beep_ms"}
+    # The original keys exactly, plus issue 17's additions (late machine).
+    assert set(rows[0]) == {"file", "result", "decision_ms", "reason", "beep_ms",
+                            "late_machine_ms", "first_result", "first_decision_ms"}
     assert rows[0]["result"] in ("human", "machine", "unknown")
+    if rows[0]["late_machine_ms"] is None:
+        assert rows[0]["first_result"] == rows[0]["result"]
+        assert rows[0]["first_decision_ms"] == rows[0]["decision_ms"]
     assert set(rows[1]) == {"file", "error"}
 
 
