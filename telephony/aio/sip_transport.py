@@ -172,6 +172,10 @@ class SipTransportLayer:
         except OSError as exc:
             log.info("SIP %s connect to %s failed: %s", transport, addr, exc)
             self._pending_connects.pop(addr, None)
+            # RFC 3261 17.1.4: a transport error fails the transactions at once (an outbound
+            # INVITE ends in CallFailed 503 and frees its ports) instead of waiting timer B.
+            self.endpoint.connection_failed(addr, transport, self.now())
+            self.flush()
             return
         for data in self._pending_connects.pop(addr, []):
             assert proto.transport is not None

@@ -941,8 +941,12 @@ class CallHandling(EndpointCore):
         d = leg.dialog
         assert d is not None
         leg.refer_out = True
+        # RFC 3515 2.1: Refer-To may hold any URI; tel: (RFC 3966) goes as written.
+        stripped = target.strip().strip("<>")
+        refer_to = SipUri.parse(stripped) if stripped[:4].lower() == "tel:" else \
+            parse_target(target)
         self._send_in_dialog(leg, "REFER", now, headers=[
-            ("Refer-To", f"<{parse_target(target)}>"),
+            ("Refer-To", f"<{refer_to}>"),
             ("Referred-By", f"<{d.local_uri.uri}>"),
             ("Contact", self.contact_value(leg.transport))])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from telephony.errors import CallFailed, TransferFailed
 from telephony.eventlog import MemoryEventLog
 from telephony.events import HoldChanged, RemoteHangup
 from telephony.sip.endpoint import SipConfig
+from telephony.sip.transfer_policy import TransferPolicy
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.asyncio
@@ -206,6 +208,9 @@ async def test_transfer_by_refer_places_the_new_call(pair: Pair) -> None:
     tport = free_port()
     third = UserAgent(ua_config(tport, 23000), handler=third_app)
     await third.start()
+    # inbound REFER is refused (403) unless the node's transfer policy enables it (issue 12)
+    pair.server.config = replace(pair.server.config, transfer_policy=TransferPolicy.from_patterns(
+        [f"sip:agent@127.0.0.1:{tport}"], inbound_refer=True))
     try:
         call = await pair.client.dial(pair.target)
         await asyncio.sleep(0.2)
