@@ -6,6 +6,7 @@ RFC 3311 (UPDATE), RFC 4028 (session timers), RFC 3515 (REFER), RFC 2976 INFO DT
 
 from __future__ import annotations
 
+import logging
 from itertools import count
 from typing import Any, Literal
 
@@ -35,6 +36,8 @@ from .events import (
 from .headers import NameAddr, SipUri, uint
 from .message import REASON_PHRASES, Headers, SipRequest, SipResponse
 from .transaction import ClientTransaction, ServerTransaction, TxState
+
+log = logging.getLogger(__name__)
 
 SUPPORTED_VALUE = ", ".join(sorted(SUPPORTED_OPTIONS))
 _DTMF_SIGNALS = {"10": "*", "11": "#", "12": "A", "13": "B", "14": "C", "15": "D"}
@@ -367,15 +370,33 @@ class CallHandling(EndpointCore):
         if server is None:
             self.respond(tx, 403, now=now, to_tag=self.new_tag())
             return False
+        source = addr[0]
+        if server.locked_out(source, now=now):
+            # Too many failures from this address: 403 without looking at the password
+            # (issue 12 finding 6; RFC 3261 21.4.4 "understood, but refused").
+            self.stats["auth_locked_out"] += 1
+            self.respond(tx, 403, "Too many authentication failures", now=now,
+                         to_tag=self.new_tag())
+            return False
         header = req.headers.get("Authorization")
         stale = False
         if header is not None:
-            result = server.verify(header, method=req.method, uri=str(req.uri), now=now)
+            # the nonce must come back from the address it was sent to, with a fresh nc
+            result = server.verify(header, method=req.method, uri=str(req.uri), now=now,
+                                   body=req.body, source=source)
             if result.ok:
                 return True
             stale = result.status.value == "stale"
             self.stats["auth_failures"] += 1
-        challenges = server.challenge(now=now, stale=stale)
+            if server.locked_out(source, now=now):
+                log.warning("SIP digest: %s locked out for %.0f s after %d failures (last: %s)",
+                            source, server.limiter.lockout, server.limiter.max_failures,
+                            result.reason)
+                self.stats["auth_lockouts"] += 1
+                self.respond(tx, 403, "Too many authentication failures", now=now,
+                             to_tag=self.new_tag())
+                return False
+        challenges = server.challenge(now=now, stale=stale, source=source)
         self.respond(tx, 401, now=now, to_tag=self.new_tag(),
                      headers=[("WWW-Authenticate", c) for c in challenges])
         return False
