@@ -117,7 +117,12 @@ class UserAgent:
             await self.transport.listen_tcp(cfg.host, self.local_addr[1])
         self.media = MediaEngine(self.config.media)
         self.media.after_tick.append(self._drain_media_events)
+        self.media.after_tick.append(self._observe_tick)
         return self.local_addr
+
+    def _observe_tick(self, due: float) -> None:
+        """Admission's live load signal: how late the media tick ran (issue 12 finding 4)."""
+        self.endpoint.admission.observe_lateness(self.media.clock() - due, now=self.now())
 
     async def close(self) -> None:
         for call in list(self.calls.values()):
