@@ -164,6 +164,11 @@ class SipTransportLayer:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
+            # A bigger kernel queue rides out loop stalls under a burst instead of dropping
+            # OPTIONS and BYEs with the INVITEs (capped by net.core.rmem_max).
+            want = self.limits.udp_receive_buffer
+            if want and sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < want:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
             sock.bind(sockaddr)
         except OSError:
             sock.close()

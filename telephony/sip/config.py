@@ -61,6 +61,8 @@ class SipConfig:
     udp_read_batch: int = 64
     """Datagrams read from the SIP UDP socket per readiness event (drains the kernel queue
     faster than one per loop iteration, so OPTIONS are not stuck behind an INVITE flood)."""
+    udp_receive_buffer: int = 4 * 1024 * 1024
+    """SO_RCVBUF asked for the SIP UDP socket (the kernel caps it at net.core.rmem_max)."""
     new_request_budget: int = 32
     """New INVITEs processed per pass of the loop; in-dialog requests, responses and OPTIONS
     go first and are not limited."""
