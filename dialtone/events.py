@@ -129,6 +129,18 @@ class Transferred(_CallEvent):
     new_call_id: str
 
 
+class TransferRefused(_Event):
+    """A transfer target outside the node's transfer policy (issue 12): an inbound REFER
+    answered 403, or a transfer the flow or the Call API asked for, refused before dialling."""
+
+    type: Literal["transfer_refused"]
+    call_id: str | None = None
+    target: str
+    reason: str
+    refer: bool
+    """True for an inbound REFER."""
+
+
 class Bridged(_CallEvent):
     type: Literal["bridged"]
     other_call_id: str
@@ -353,7 +365,7 @@ class ServiceError(_CallEvent):
 
 EVENT_MODELS: tuple[type[_Event], ...] = (
     CallStarted, CallAnswered, CallEnded, CallFailed, CallRejected, CallProgress, Dtmf,
-    PromptStarted, PromptFinished, Registration, Hold, Transferred, Bridged,
+    PromptStarted, PromptFinished, Registration, Hold, Transferred, TransferRefused, Bridged,
     NodeStarted, NodeStopped, Survey, CdrRecord,
     FlowStarted, FlowEnded, RemoteHangupEvent, FlowAction, FlowError, NodeEntered, Input,
     InputIgnored, Recognition, Result, Retry, NoMatchReason, Choice, LanguageChosen, Collect,
@@ -368,7 +380,8 @@ for _model in EVENT_MODELS:
 
 EventLine = Annotated[
     CallStarted | CallAnswered | CallEnded | CallFailed | CallRejected | CallProgress | Dtmf
-    | PromptStarted | PromptFinished | Registration | Hold | Transferred | Bridged
+    | PromptStarted | PromptFinished | Registration | Hold | Transferred | TransferRefused
+    | Bridged
     | NodeStarted | NodeStopped | Survey | CdrRecord
     | FlowStarted | FlowEnded | RemoteHangupEvent | FlowAction | FlowError | NodeEntered | Input
     | InputIgnored | Recognition | Result | Retry | NoMatchReason | Choice | LanguageChosen

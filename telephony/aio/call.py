@@ -329,8 +329,14 @@ class Call:
 
     async def transfer(self, target: str, *, timeout: float = 10.0) -> None:
         """Blind transfer (REFER); raises :class:`TransferFailed` if the peer refuses or the
-        transfer fails (the caller can then bridge with :meth:`UserAgent.bridge`)."""
+        transfer fails (the caller can then bridge with :meth:`UserAgent.bridge`).
+
+        The node's transfer policy (``UserAgentConfig.transfer_policy``) is asked first: a
+        target outside it raises :class:`TransferFailed` at once, before any REFER or call."""
         self._check_live()
+        decision = self._ua.check_transfer(target, call_ref=self.ref)
+        if not decision.allowed:
+            raise TransferFailed(f"transfer to {target} refused: {decision.reason}")
         self._refer_result = self._ua.loop.create_future()
         self._ua._refer(self, target)
         try:
@@ -340,7 +346,7 @@ class Call:
         if self._refer_rejected and status != 408:
             # The peer will not do REFER: bridge a new leg to the target ourselves.
             try:
-                other = await self._ua.dial(target, timeout=timeout)
+                other = await self._ua.dial(target, timeout=timeout, transfer=True)
             except CallFailed as exc:
                 raise TransferFailed(f"transfer to {target} failed with {exc.status}") from exc
             self._ua.bridge(self, other)

@@ -20,7 +20,13 @@ from typing import Any
 from telephony.aio.call import Call, CallState
 from telephony.aio.media_engine import MediaEngine, MediaEngineConfig
 from telephony.aio.sip_transport import SipTrace, SipTransportLayer, bind_ephemeral
-from telephony.errors import CallFailed, LocalProtocolError, SdpError
+from telephony.errors import (
+    CallFailed,
+    LocalProtocolError,
+    MediaError,
+    SdpError,
+    SipParseError,
+)
 from telephony.eventlog import EventSink, NullEventLog
 from telephony.events import (
     CallEvent,
@@ -37,6 +43,7 @@ from telephony.sdp import NegotiatedMedia, SdpSession, SessionDescription, parse
 from telephony.sip import events as sev
 from telephony.sip.auth import DigestCredentials
 from telephony.sip.endpoint import SipConfig, SipEndpoint
+from telephony.sip.transfer_policy import TransferDecision, TransferPolicy, normalise_number
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,12 @@ class UserAgentConfig:
     """With ``auto_answer``: ring (180) for this many seconds before answering (0: at once)."""
     sip_trace: SipTrace | None = None
     """Called with every SIP message received and sent (debugging, capture tests)."""
+    transfer_policy: TransferPolicy = field(default_factory=TransferPolicy)
+    """Which targets transfers may call (inbound REFER, ``Call.transfer``, its bridge
+    fallback, ``dial(..., transfer=True)``); inbound REFER is refused (403) by default."""
+    tel_gateway: str | None = None
+    """``host[:port]`` that ``tel:`` targets are sent to as ``sip:NUMBER@gateway`` (RFC 3966
+    has no host); None: a ``tel:`` target fails with 416."""
 
 
 def _uri_user(uri: str) -> str:
@@ -111,7 +124,12 @@ class UserAgent:
             await self.transport.listen_tcp(cfg.host, self.local_addr[1], sock=tcp_sock)
         self.media = MediaEngine(self.config.media)
         self.media.after_tick.append(self._drain_media_events)
+        self.media.after_tick.append(self._observe_tick)
         return self.local_addr
+
+    def _observe_tick(self, due: float) -> None:
+        """Admission's live load signal: how late the media tick ran (issue 12 finding 4)."""
+        self.endpoint.admission.observe_lateness(self.media.clock() - due, now=self.now())
 
     async def close(self) -> None:
         for call in list(self.calls.values()):
@@ -206,7 +224,7 @@ class UserAgent:
             if call is not None:
                 call._refer_done(ev.status, rejected=True)
         elif isinstance(ev, sev.ReferReceived):
-            self._spawn(self._refer_received(ev))
+            self._refer_received(ev)
         elif isinstance(ev, sev.ReinviteResult):
             reinvite = self._reinvites.pop(ev.call, None)
             call = self.calls.get(ev.call)
@@ -393,51 +411,114 @@ class UserAgent:
         else:
             self.endpoint.answer_reinvite(ref, body, now=self.now())
 
-    async def _refer_received(self, ev: sev.ReferReceived) -> None:
-        """We are asked to transfer: call the target, report progress by NOTIFY."""
-        now = self.now()
-        self.endpoint.accept_refer(ev.call, now=now)
-        self.endpoint.notify_refer_progress(ev.call, 100, now=now)
-        self.transport.flush()
+    def check_transfer(self, target: str, *, call_ref: str | None = None,
+                       refer: bool = False) -> TransferDecision:
+        """Ask the node's transfer policy about ``target``; a refusal is logged and emitted
+        as a ``transfer_refused`` event (the caller then answers 403 or raises)."""
+        policy = self.config.transfer_policy
+        decision = policy.permits_refer(target) if refer else policy.permits(target)
+        if not decision.allowed:
+            log.warning("transfer to %r refused (%s)%s", target[:200], decision.reason,
+                        " [inbound REFER]" if refer else "")
+            self.events.emit({"type": "transfer_refused", "call_id": call_ref,
+                              "target": target[:200], "reason": decision.reason,
+                              "refer": refer})
+        return decision
+
+    def _refer_received(self, ev: sev.ReferReceived) -> None:
+        """A peer asks us to transfer (RFC 3515): only to targets the policy permits."""
         target = str(ev.refer_to.uri)
-        try:
-            new_call = await self.dial(target, timeout=30.0)
-        except CallFailed as exc:
-            self.endpoint.notify_refer_progress(ev.call, exc.status or 503, now=self.now())
+        decision = self.check_transfer(target, call_ref=ev.call, refer=True)
+        if not decision.allowed:
+            # RFC 3515 2.4.2: a REFER the UA will not act on is refused (403 Forbidden).
+            self.endpoint.reject_refer(ev.call, 403, now=self.now())
             self.transport.flush()
             return
-        self.endpoint.notify_refer_progress(ev.call, 200, now=self.now())
+        self._spawn(self._obey_refer(ev, target))
+
+    async def _obey_refer(self, ev: sev.ReferReceived, target: str) -> None:
+        """Call the REFER's target and report progress by NOTIFY (RFC 3515 2.4.4)."""
+        now = self.now()
+        self.endpoint.accept_refer(ev.call, now=now)
         self.transport.flush()
+        try:
+            new_call = await self.dial(target, timeout=30.0, transfer=True)
+        except CallFailed as exc:
+            self._notify_refer(ev.call, exc.status or 503)
+            return
+        self._notify_refer(ev.call, 200)
         old = self.calls.get(ev.call)
         if old is not None:
             self.events.emit({"type": "transferred", "call_id": old.ref, "to": target,
                               "new_call_id": new_call.ref})
+
+    def _notify_refer(self, ref: sev.CallRef, status: int) -> None:
+        try:
+            self.endpoint.notify_refer_progress(ref, status, now=self.now())
+        except LocalProtocolError as exc:  # the referring call is gone (reaped)
+            log.info("no NOTIFY for the REFER on %s: %s", ref, exc.reason)
+        self.transport.flush()
+
+    def _sip_target(self, target: str) -> str:
+        """``tel:`` targets go to the configured gateway (RFC 3966 19.1 / RFC 3261 19.1.6);
+        raises :class:`CallFailed` (416) without one, or for a target that does not parse."""
+        text = target.strip()
+        if text.startswith("<") and text.endswith(">"):
+            text = text[1:-1]
+        if text[:4].lower() == "tel:":
+            gateway = self.config.tel_gateway
+            number = normalise_number(text[4:].split(";", 1)[0])
+            if gateway is None or not number:
+                raise CallFailed(f"cannot call {text[:80]!r}: no tel: gateway configured", 416)
+            return f"sip:{number}@{gateway};user=phone"
+        return text
 
     # --- outbound ------------------------------------------------------------------------------
 
     async def dial(self, target: str, *, timeout: float = 60.0, caller: str | None = None,
                    credentials: DigestCredentials | None = None,
                    headers: tuple[tuple[str, str], ...] = (),
-                   outbound_proxy: tuple[str, int] | None = None) -> Call:
+                   outbound_proxy: tuple[str, int] | None = None,
+                   transfer: bool = False) -> Call:
         """Place a call; returns the answered :class:`Call` or raises :class:`CallFailed`
-        (status 486 busy, 408/480 no answer, 487 cancelled at our timeout, 503 failure...)."""
+        (status 486 busy, 408/480 no answer, 487 cancelled at our timeout, 503 failure...).
+
+        ``transfer=True`` (a REFER being obeyed, a transfer's bridge leg) first checks the
+        node's transfer policy: a target outside it fails with 403 before anything is
+        opened.  Whatever fails, the RTP/RTCP ports opened for the call are closed.
+        """
+        if transfer and not (decision := self.check_transfer(target)).allowed:
+            raise CallFailed(f"transfer target refused: {decision.reason}", decision.status)
+        sip_target = self._sip_target(target)
         now = self.now()
         media = CallMedia(self.config.media_defaults, now=now, rng=self.rng,
                           wallclock_offset=time.time() - now)
-        port = await self.media.open(media)
-        session = SdpSession(session_id=self.rng.getrandbits(48) or 1, username="dialtone")
-        offer = session.build_offer(address=self.media.advertised_host, port=port,
-                                    codecs=self.config.codecs)
-        from_uri = None
-        if caller is not None:
-            host, sport = self.local_addr
-            from_uri = caller if ":" in caller else f"sip:{caller}@{host}:{sport}"
-        ref = self.endpoint.invite(target, body=offer.serialize().encode(), now=now,
-                                   from_uri=from_uri, headers=headers, credentials=credentials,
-                                   outbound_proxy=outbound_proxy)
+        try:
+            port = await self.media.open(media)
+        except (MediaError, OSError) as exc:  # no RTP port: no media, no call
+            raise CallFailed(f"no RTP port: {exc}", 503) from exc
+        try:
+            session = SdpSession(session_id=self.rng.getrandbits(48) or 1, username="dialtone")
+            offer = session.build_offer(address=self.media.advertised_host, port=port,
+                                        codecs=self.config.codecs)
+            from_uri = None
+            if caller is not None:
+                host, sport = self.local_addr
+                from_uri = caller if ":" in caller else f"sip:{caller}@{host}:{sport}"
+            ref = self.endpoint.invite(sip_target, body=offer.serialize().encode(), now=now,
+                                       from_uri=from_uri, headers=headers,
+                                       credentials=credentials, outbound_proxy=outbound_proxy)
+        except (SipParseError, LocalProtocolError, SdpError) as exc:
+            # RFC 3261 8.1.3.1-like local failure: nothing was sent; free the ports now.
+            self.media.close_media(media)
+            raise CallFailed(f"cannot call {target[:80]!r}: {exc}",
+                             416 if isinstance(exc, SipParseError) else 500) from exc
+        except BaseException:
+            self.media.close_media(media)
+            raise
         info = self.endpoint.call_info(ref)
         call = Call(self, ref, media, direction="outbound", caller=caller or "dialtone",
-                    called=_uri_user(target), sip_call_id=str(info.get("sip_call_id", "")),
+                    called=_uri_user(sip_target), sip_call_id=str(info.get("sip_call_id", "")),
                     remote=("", 0))
         call.vars["_offer"] = offer
         self.calls[ref] = call
@@ -457,6 +538,14 @@ class UserAgent:
             fut.cancel()
             self._hangup(call, "no_answer")
             raise CallFailed("no answer", 408) from None
+        except BaseException:
+            # cancelled by our caller (or anything unexpected): the call must not live on
+            # holding its ports (issue 12 finding 2)
+            self._pending_dials.pop(ref, None)
+            fut.cancel()
+            if not call.ended:
+                self._hangup(call, "cancelled")
+            raise
         finally:
             self._pending_dials.pop(ref, None)
 

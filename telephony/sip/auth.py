@@ -6,6 +6,11 @@ with an ``Authorization``/``Proxy-Authorization`` value; the server issues state
 nonces (timestamp + salt + HMAC) and verifies credentials.  Time comes in as ``now``;
 randomness through injectable sources so tests are deterministic.
 
+The server side also defends itself (issue 12 finding 6): nonces are bound to the source
+address they were issued to, each (nonce, cnonce) must count up (a replayed Authorization
+is refused, RFC 7616 3.4 / 5.5), and a source that fails too often is locked out for a while
+(:class:`AuthFailureLimiter`).
+
 Malformed header syntax raises :class:`~telephony.errors.SipParseError` (status hint
 400); refusing to authenticate (unsupported algorithm, loop) raises
 :class:`~telephony.errors.AuthenticationError`.
@@ -19,6 +24,7 @@ import hashlib
 import hmac
 import secrets
 import struct
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -27,6 +33,7 @@ from telephony.errors import AuthenticationError, SipParseError
 
 __all__ = [
     "SUPPORTED_ALGORITHMS",
+    "AuthFailureLimiter",
     "AuthParam",
     "DigestAuthorization",
     "DigestChallenge",
@@ -610,18 +617,29 @@ _NONCE_LEN = 8 + 8 + 16  # timestamp (ms) + salt + truncated HMAC-SHA-256
 class DigestServer:
     """Challenges and verifies requests with stateless nonces (RFC 7616 3.3, 5.5).
 
-    A nonce is ``base64url(ms timestamp | salt | HMAC(secret, timestamp | salt | realm))``:
-    nothing is stored, forged nonces fail the HMAC, and a nonce older than
-    ``nonce_ttl`` seconds yields STALE when the password was right.  Replays within
-    the TTL are not detected (that would need per-nonce nc state).
+    A nonce is ``base64url(ms timestamp | salt | HMAC(secret, timestamp | salt | realm |
+    source))``: forged nonces fail the HMAC, a nonce presented from another address than the
+    one it was issued to fails too (``source``), and a nonce older than ``nonce_ttl`` seconds
+    yields STALE when the password was right.
+
+    Replays: RFC 7616 3.4 has the client count its uses of a nonce in ``nc``; the server
+    remembers, for each (nonce, cnonce) it accepted, the highest ``nc`` seen (for at most
+    ``nonce_ttl``, at most ``max_tracked_nonces`` entries) and refuses a count that does not
+    go up, so a captured Authorization cannot be sent again.  Without qop (RFC 2069) there is
+    no count: such a nonce is accepted once.
+
+    Failures: :attr:`limiter` counts BAD verifications per source (when ``source`` is given).
     """
 
     __slots__ = (
         "_lookup",
+        "_nc_seen",
         "_salt_source",
         "_secret",
         "algorithms",
         "check_uri",
+        "limiter",
+        "max_tracked_nonces",
         "nonce_ttl",
         "opaque",
         "qop",
@@ -640,6 +658,10 @@ class DigestServer:
         opaque: str | None = None,
         salt_source: Callable[[int], bytes] = secrets.token_bytes,
         check_uri: bool = True,
+        max_failures: int = 10,
+        failure_window: float = 60.0,
+        lockout: float = 300.0,
+        max_tracked_nonces: int = 100_000,
     ) -> None:
         if not nonce_secret:
             raise AuthenticationError("DigestServer needs a non-empty nonce_secret")
@@ -655,15 +677,22 @@ class DigestServer:
         self.opaque = opaque
         self._salt_source = salt_source
         self.check_uri = check_uri
+        self.limiter = AuthFailureLimiter(max_failures=max_failures, window=failure_window,
+                                          lockout=lockout)
+        self.max_tracked_nonces = max_tracked_nonces
+        # (nonce, cnonce) -> (highest nc accepted, nonce issue time); oldest first
+        self._nc_seen: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()
 
-    def make_nonce(self, *, now: float) -> str:
-        """A fresh stateless nonce stamped with ``now``."""
+    def make_nonce(self, *, now: float, source: str = "") -> str:
+        """A fresh stateless nonce stamped with ``now``, valid only from ``source``."""
         head = struct.pack(">q", int(now * 1000)) + self._salt_source(8)[:8].ljust(8, b"\0")
-        return base64.urlsafe_b64encode(head + self._mac(head)).decode("ascii").rstrip("=")
+        mac = self._mac(head, source)
+        return base64.urlsafe_b64encode(head + mac).decode("ascii").rstrip("=")
 
-    def challenge(self, *, now: float, stale: bool = False) -> list[str]:
-        """Header values for a 401/407, one per algorithm in preference order (RFC 8760 2.4)."""
-        nonce = self.make_nonce(now=now)
+    def challenge(self, *, now: float, stale: bool = False, source: str = "") -> list[str]:
+        """Header values for a 401/407, one per algorithm in preference order (RFC 8760 2.4);
+        the nonce is bound to ``source`` (the address the challenge is sent to)."""
+        nonce = self.make_nonce(now=now, source=source)
         return [
             DigestChallenge.create(
                 realm=self.realm,
@@ -676,10 +705,30 @@ class DigestServer:
             for algorithm in self.algorithms
         ]
 
+    def locked_out(self, source: str, *, now: float) -> bool:
+        """True while ``source`` is cooling down after too many failures (answer 403)."""
+        return self.limiter.locked(source, now=now)
+
     def verify(
-        self, authorization: str, *, method: str, uri: str, now: float, body: bytes = b""
+        self,
+        authorization: str,
+        *,
+        method: str,
+        uri: str,
+        now: float,
+        body: bytes = b"",
+        source: str = "",
     ) -> VerifyResult:
-        """Check credentials for a request; never raises on bad input (BAD instead)."""
+        """Check credentials for a request from ``source``; never raises on bad input (BAD
+        instead).  A BAD result from a named source counts towards its lockout."""
+        result = self._verify(authorization, method, uri, now, body, source)
+        if result.status is VerifyStatus.BAD and source:
+            self.limiter.failure(source, now=now)
+        return result
+
+    def _verify(
+        self, authorization: str, method: str, uri: str, now: float, body: bytes, source: str
+    ) -> VerifyResult:
         try:
             creds = DigestAuthorization.parse(authorization)
         except SipParseError as exc:
@@ -702,9 +751,9 @@ class DigestServer:
             return bad("qop not offered")
         if self.opaque is not None and creds.opaque != self.opaque:
             return bad("opaque does not match")
-        issued = self._nonce_time(creds.nonce)
+        issued = self._nonce_time(creds.nonce, source)
         if issued is None:
-            return bad("nonce not issued by us")
+            return bad("nonce not issued by us")  # or issued to another source
         password = self._lookup(user)
         if password is None:
             return bad("unknown user")
@@ -728,15 +777,35 @@ class DigestServer:
             return bad("wrong response")
         if not 0 <= now - issued <= self.nonce_ttl:
             return VerifyResult(VerifyStatus.STALE, user, "nonce expired")
+        if not self._count_up(creds.nonce, creds.cnonce or "", creds.nc, issued, now):
+            return bad("replayed credentials (nonce count did not increase)")
         return VerifyResult(VerifyStatus.OK, user, "")
 
-    def _mac(self, head: bytes) -> bytes:
-        return hmac.new(self._secret, head + self.realm.encode("utf-8"), hashlib.sha256).digest()[
-            :16
-        ]
+    def _count_up(self, nonce: str, cnonce: str, nc: int | None, issued: float,
+                  now: float) -> bool:
+        """Record a use of (nonce, cnonce); False if ``nc`` is not above every count seen
+        (RFC 7616 3.4: "the server ... can detect a replay by watching nc")."""
+        seen = self._nc_seen
+        # forget nonces past their lifetime (they are STALE anyway), oldest first
+        while seen:
+            key, (_, born) = next(iter(seen.items()))
+            if now - born <= self.nonce_ttl and len(seen) < self.max_tracked_nonces:
+                break
+            del seen[key]
+        count = 1 if nc is None else nc  # RFC 2069: no nc, so a nonce is good once
+        key = (nonce, cnonce)
+        last = seen.get(key)
+        if last is not None and count <= last[0]:
+            return False
+        seen[key] = (count, issued)
+        return True
 
-    def _nonce_time(self, nonce: str) -> float | None:
-        """The issue time of one of our nonces, None if it is not ours."""
+    def _mac(self, head: bytes, source: str = "") -> bytes:
+        data = head + self.realm.encode("utf-8") + b"\0" + source.encode("utf-8")
+        return hmac.new(self._secret, data, hashlib.sha256).digest()[:16]
+
+    def _nonce_time(self, nonce: str, source: str = "") -> float | None:
+        """The issue time of one of our nonces issued to ``source``, None if it is not."""
         try:
             raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
         except (binascii.Error, ValueError):
@@ -744,7 +813,61 @@ class DigestServer:
         if len(raw) != _NONCE_LEN:
             return None
         head, mac = raw[:16], raw[16:]
-        if not hmac.compare_digest(mac, self._mac(head)):
+        if not hmac.compare_digest(mac, self._mac(head, source)):
             return None
         (millis,) = struct.unpack(">q", head[:8])
         return float(millis) / 1000.0
+
+
+class AuthFailureLimiter:
+    """Per-source failed-authentication limiting (issue 12 finding 6), sans-IO.
+
+    After ``max_failures`` failures within ``window`` seconds a source is locked out for
+    ``lockout`` seconds: its requests are answered 403 without trying the password, so a
+    guesser gets ``max_failures`` tries per ``lockout`` instead of a thousand a second.
+    At most ``max_sources`` sources are remembered (the oldest forgotten first), so a
+    spoofed-address flood costs bounded memory.
+    """
+
+    __slots__ = ("_failures", "_locked", "lockout", "max_failures", "max_sources", "window")
+
+    def __init__(self, *, max_failures: int = 10, window: float = 60.0, lockout: float = 300.0,
+                 max_sources: int = 10_000) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self.lockout = lockout
+        self.max_sources = max_sources
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._locked: dict[str, float] = {}
+
+    def failure(self, source: str, *, now: float) -> bool:
+        """Count a failure from ``source``; True if this one locks it out."""
+        times = self._failures.pop(source, None)
+        if times is None:
+            times = deque(maxlen=self.max_failures)
+            while len(self._failures) >= self.max_sources:
+                self._failures.popitem(last=False)
+        self._failures[source] = times  # most recent last
+        times.append(now)
+        full = len(times) >= self.max_failures and now - times[0] <= self.window
+        if not full or source in self._locked:
+            return False
+        if len(self._locked) >= self.max_sources:
+            self._locked = {s: t for s, t in self._locked.items() if t > now}
+        self._locked[source] = now + self.lockout
+        times.clear()
+        return True
+
+    def locked(self, source: str, *, now: float) -> bool:
+        """True while ``source`` is locked out."""
+        until = self._locked.get(source)
+        if until is None:
+            return False
+        if now >= until:
+            del self._locked[source]
+            return False
+        return True
+
+    def locked_sources(self, *, now: float) -> list[str]:
+        """Sources locked out at ``now`` (for metrics and the log)."""
+        return [src for src, until in self._locked.items() if until > now]

@@ -6,11 +6,13 @@ RFC 3311 (UPDATE), RFC 4028 (session timers), RFC 3515 (REFER), RFC 2976 INFO DT
 
 from __future__ import annotations
 
+import logging
 from itertools import count
 from typing import Any, Literal
 
 from telephony.errors import LocalProtocolError, SipParseError
 
+from .admission import AdmissionControl
 from .call_leg import CallLeg, CallState
 from .config import SUPPORTED_OPTIONS
 from .core import ALLOW_VALUE, EndpointCore
@@ -35,6 +37,8 @@ from .events import (
 from .headers import NameAddr, SipUri, uint
 from .message import REASON_PHRASES, Headers, SipRequest, SipResponse
 from .transaction import ClientTransaction, ServerTransaction, TxState
+
+log = logging.getLogger(__name__)
 
 SUPPORTED_VALUE = ", ".join(sorted(SUPPORTED_OPTIONS))
 _DTMF_SIGNALS = {"10": "*", "11": "#", "12": "A", "13": "B", "14": "C", "15": "D"}
@@ -61,6 +65,9 @@ class CallHandling(EndpointCore):
         self._calls: dict[CallRef, CallLeg] = {}
         self._dialog_legs: dict[tuple[str, str, str], CallLeg] = {}
         self._refs = count(1)
+        self._live: set[CallRef] = set()
+        """Calls not yet ended (for admission: ``max_calls``)."""
+        self.admission = AdmissionControl(self.config.admission)
 
     # ------------------------------------------------------------------------------------------
     # helpers
@@ -106,6 +113,7 @@ class CallHandling(EndpointCore):
         if leg.state is CallState.TERMINATED:
             return
         leg.state = CallState.TERMINATED
+        self._live.discard(leg.ref)
         if leg.dialog is not None:
             leg.dialog.state = DialogState.TERMINATED
         keep = {k: v for k, v in leg.timers.items() if k in ("2xx", "2xx_giveup", "cancel_guard")}
@@ -118,6 +126,7 @@ class CallHandling(EndpointCore):
 
     def _forget(self, leg: CallLeg) -> None:
         self._calls.pop(leg.ref, None)
+        self._live.discard(leg.ref)
         d = leg.dialog
         if d is not None and self._dialog_legs.get(d.key) is leg:
             del self._dialog_legs[d.key]
@@ -182,6 +191,7 @@ class CallHandling(EndpointCore):
         req = SipRequest("INVITE", uri, h, body)
         leg.invite = req
         self._calls[ref] = leg
+        self._live.add(ref)
         leg.invite_tx = self.send_request(req, dest, transport, now, owner=leg)
         self.timer_queue.set(leg, "C", now + self.config.timer_c)
         self.stats["calls_out"] += 1
@@ -325,6 +335,15 @@ class CallHandling(EndpointCore):
 
     def _incoming_invite(self, tx: ServerTransaction, req: SipRequest, addr: tuple[str, int],
                          now: float, transport: str) -> None:
+        # Overload control first (issue 12 finding 4): a refusal costs no digest, no leg, no
+        # RTP port.  RFC 3261 21.5.4: 503 with Retry-After.
+        decision = self.admission.admit(addr[0], now=now, active_calls=len(self._live))
+        if not decision.admitted:
+            self.stats["overload_503"] += 1
+            self.stats[f"overload_{decision.reason}"] += 1
+            self.respond(tx, 503, now=now, to_tag=self.new_tag(),
+                         headers=[("Retry-After", str(decision.retry_after))])
+            return
         if not self._check_inbound_auth(tx, req, addr, now):
             return
         if req.body:
@@ -348,6 +367,7 @@ class CallHandling(EndpointCore):
         self._bind_dialog(leg, Dialog.from_uas(req, local_tag=local_tag, transport=transport,
                                                remote_addr=addr))
         self._calls[leg.ref] = leg
+        self._live.add(leg.ref)
         self.respond(tx, 100, now=now)  # RFC 3261 17.2.1: stop the INVITE retransmissions
         # Safety net against an application that never answers (the caller's timer C would
         # have CANCELled by then): give up with 480 so the leg cannot leak.
@@ -367,15 +387,33 @@ class CallHandling(EndpointCore):
         if server is None:
             self.respond(tx, 403, now=now, to_tag=self.new_tag())
             return False
+        source = addr[0]
+        if server.locked_out(source, now=now):
+            # Too many failures from this address: 403 without looking at the password
+            # (issue 12 finding 6; RFC 3261 21.4.4 "understood, but refused").
+            self.stats["auth_locked_out"] += 1
+            self.respond(tx, 403, "Too many authentication failures", now=now,
+                         to_tag=self.new_tag())
+            return False
         header = req.headers.get("Authorization")
         stale = False
         if header is not None:
-            result = server.verify(header, method=req.method, uri=str(req.uri), now=now)
+            # the nonce must come back from the address it was sent to, with a fresh nc
+            result = server.verify(header, method=req.method, uri=str(req.uri), now=now,
+                                   body=req.body, source=source)
             if result.ok:
                 return True
             stale = result.status.value == "stale"
             self.stats["auth_failures"] += 1
-        challenges = server.challenge(now=now, stale=stale)
+            if server.locked_out(source, now=now):
+                log.warning("SIP digest: %s locked out for %.0f s after %d failures (last: %s)",
+                            source, server.limiter.lockout, server.limiter.max_failures,
+                            result.reason)
+                self.stats["auth_lockouts"] += 1
+                self.respond(tx, 403, "Too many authentication failures", now=now,
+                             to_tag=self.new_tag())
+                return False
+        challenges = server.challenge(now=now, stale=stale, source=source)
         self.respond(tx, 401, now=now, to_tag=self.new_tag(),
                      headers=[("WWW-Authenticate", c) for c in challenges])
         return False
@@ -503,6 +541,7 @@ class CallHandling(EndpointCore):
 
     def _end_keep(self, leg: CallLeg, now: float, event: Any) -> None:
         """Report the end now but keep the leg in OUT_CANCELLING until the INVITE finishes."""
+        self._live.discard(leg.ref)
         self.emit(event)
         self.timer_queue.cancel(leg, "C")
 
@@ -941,8 +980,12 @@ class CallHandling(EndpointCore):
         d = leg.dialog
         assert d is not None
         leg.refer_out = True
+        # RFC 3515 2.1: Refer-To may hold any URI; tel: (RFC 3966) goes as written.
+        stripped = target.strip().strip("<>")
+        refer_to = SipUri.parse(stripped) if stripped[:4].lower() == "tel:" else \
+            parse_target(target)
         self._send_in_dialog(leg, "REFER", now, headers=[
-            ("Refer-To", f"<{parse_target(target)}>"),
+            ("Refer-To", f"<{refer_to}>"),
             ("Referred-By", f"<{d.local_uri.uri}>"),
             ("Contact", self.contact_value(leg.transport))])
 
@@ -1088,6 +1131,19 @@ class CallHandling(EndpointCore):
             "we_refresh": leg.se_we_refresh if leg.se_interval else None,
             "transport": leg.transport,
         }
+
+    def has_calls_with(self, addr: tuple[str, int]) -> bool:
+        """True if a call not yet ended was set up with (or is sent to) ``addr``: its TCP
+        connection is not idle however long it is quiet (RFC 5923 reuse, RFC 3261 18.3)."""
+        for ref in self._live:
+            leg = self._calls.get(ref)
+            if leg is not None and addr in (leg.remote_addr, leg.dest):
+                return True
+        return False
+
+    def live_calls(self) -> int:
+        """Calls not yet ended (what admission's ``max_calls`` counts)."""
+        return len(self._live)
 
     @property
     def calls(self) -> list[CallRef]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from .admission import AdmissionConfig
 
 if TYPE_CHECKING:
     from .auth import DigestServer
@@ -44,6 +46,29 @@ class SipConfig:
     """Refresh a registration this many seconds before it expires (half-way if shorter)."""
     linger: float | None = None
     """How long a finished call's state is kept (default 64*T1)."""
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
+    """Overload control for new inbound INVITEs (503 + Retry-After beyond the limits)."""
+    # --- transport limits (issue 12 findings 4 and 5), applied by the asyncio glue ---------
+    tcp_message_timeout: float = 20.0
+    """A message on a TCP connection must be complete this long after its first byte, or
+    the connection is closed (slow-header attacks)."""
+    tcp_idle_timeout: float = 120.0
+    """A TCP connection with no traffic this long, and no call with its peer, is closed."""
+    tcp_max_per_source: int = 100
+    """Accepted TCP connections per source IP; more are closed on accept."""
+    tcp_max_buffer: int = 65535
+    """Bytes a TCP connection may hold of an incomplete message (and of unsent output)."""
+    udp_read_batch: int = 64
+    """Datagrams read from the SIP UDP socket per readiness event (drains the kernel queue
+    faster than one per loop iteration, so OPTIONS are not stuck behind an INVITE flood)."""
+    udp_receive_buffer: int = 4 * 1024 * 1024
+    """SO_RCVBUF asked for the SIP UDP socket (the kernel caps it at net.core.rmem_max)."""
+    new_request_budget: int = 32
+    """New INVITEs processed per pass of the loop; in-dialog requests, responses and OPTIONS
+    go first and are not limited."""
+    max_queued_requests: int = 4096
+    """New INVITEs waiting for their pass; beyond this the oldest are dropped (counted in
+    ``stats["dropped_overload"]``; the caller's retransmission brings them back)."""
 
     @property
     def sent_by_host(self) -> str:

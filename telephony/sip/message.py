@@ -550,6 +550,11 @@ class SipStreamParser:
         if len(self._buf) > 2 * self._limits.max_message_size:
             raise MessageTooLarge()
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held of a message not yet complete (0 between messages)."""
+        return len(self._buf)
+
     def next_message(self) -> SipMessage | None:
         """The next complete message, or None if more bytes are needed."""
         buf = self._buf

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,18 +18,19 @@ from telephony.errors import CallFailed, TransferFailed
 from telephony.eventlog import MemoryEventLog
 from telephony.events import HoldChanged, RemoteHangup
 from telephony.sip.endpoint import SipConfig
+from telephony.sip.transfer_policy import TransferPolicy
 
 pytestmark = pytest.mark.asyncio
 
 Handler = Callable[[Call], Awaitable[None]]
 
 
-def ua_config(*, t1: float = 0.1) -> UserAgentConfig:
-    """SIP on a port the OS picks (held from bind to serve); RTP from the engine's range,
-    which skips ports already taken."""
+def ua_config(port: int = 0, rtp_base: int = 40000, *, t1: float = 0.1) -> UserAgentConfig:
+    """SIP on ``port`` (0: one the OS picks, held from bind to serve); RTP from a range the
+    engine allocates in, skipping ports already taken."""
     return UserAgentConfig(
-        sip=SipConfig(host="127.0.0.1", port=0, t1=t1),  # timer B = 64 * T1
-        media=MediaEngineConfig(host="127.0.0.1", port_min=40000, port_max=48000),
+        sip=SipConfig(host="127.0.0.1", port=port, t1=t1),  # timer B = 64 * T1
+        media=MediaEngineConfig(host="127.0.0.1", port_min=rtp_base, port_max=rtp_base + 8000),
     )
 
 
@@ -256,6 +258,9 @@ async def test_transfer_by_refer_places_the_new_call(pair: Pair) -> None:
 
     third = UserAgent(ua_config(), handler=third_app)
     _, tport = await third.start()
+    # inbound REFER is refused (403) unless the node's transfer policy enables it (issue 12)
+    pair.server.config = replace(pair.server.config, transfer_policy=TransferPolicy.from_patterns(
+        [f"sip:agent@127.0.0.1:{tport}"], inbound_refer=True))
     try:
         call = await pair.client.dial(pair.target)
         await call.transfer(f"sip:agent@127.0.0.1:{tport}")
