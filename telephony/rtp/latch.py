@@ -12,11 +12,12 @@ from now on) or to reject it; the rules are a mode from a registry (``register_l
     For peers on a reachable network and trunks that send from their advertised port.
 ``strict`` (the default)
     Media from the SDP address, always (it also takes the call back if another source was
-    latched).  Another source may be latched to, once, when its packets are plausible
-    (below) and its host is the SDP's host (a NAT that rewrote the port), or the SIP peer's
-    host when the SDP address is private or unusable (RFC 1918, CGNAT, link-local,
-    0.0.0.0, none) or ``latch_nat`` says the peers are behind NAT.  A third party on
-    another host can never redirect the audio.
+    latched).  When that address is reachable (public, or private but the very host the SIP
+    came from) nothing else is accepted, as ``sdp-only``.  Behind NAT (the SDP address is
+    private or unusable: RFC 1918, RFC 6598 CGNAT, link-local, 0.0.0.0, none; or
+    ``latch_nat`` says so) another source may be latched to, once, if its packets are
+    plausible (below) and its host is the SIP peer's host (or the SDP's, from another
+    port).  A third party on another host can never redirect the audio.
 ``symmetric``
     Any host may be latched to, with the same plausibility checks, and re-latched for
     ``latch_seconds`` after the first latch (NAT rebinding).  Only for deployments where
@@ -108,11 +109,11 @@ class _Strict(LatchMode):
     name = "strict"
 
     def allowed_host(self, latch: RtpLatch, host: str) -> bool:
-        sdp = latch.sdp
-        if sdp is not None and host == sdp[0]:
-            return True  # the SDP's host from another port (a port-rewriting NAT)
-        peer = latch.signalling_host
-        return peer is not None and host == peer and (latch.nat or not _reachable(sdp, peer))
+        sdp, peer = latch.sdp, latch.signalling_host
+        if not latch.nat and _reachable(sdp, peer):
+            return False  # the SDP address works as it is: nothing else is the caller
+        # behind NAT: the SIP peer's host, or the SDP's host from another port
+        return host == peer or (sdp is not None and host == sdp[0])
 
 
 class _Symmetric(LatchMode):
@@ -130,7 +131,7 @@ register_latch_mode(_Strict())
 register_latch_mode(_Symmetric())
 
 
-def _reachable(sdp: Addr | None, signalling_host: str) -> bool:
+def _reachable(sdp: Addr | None, signalling_host: str | None) -> bool:
     """Whether the SDP address can be sent to as it is: a usable address that is public, or
     private but the very host the SIP came from (a peer on our own network)."""
     if sdp is None:
