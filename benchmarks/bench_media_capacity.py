@@ -198,7 +198,8 @@ async def serve_dialtone(n: int, deadline: bool, freeze: bool) -> None:
     engine = MediaEngine(MediaEngineConfig(host=HOST, port_min=SERVER_PORTS[0],
                                            port_max=SERVER_PORTS[1],
                                            send_on_deadline=deadline))
-    cfg = MediaConfig(media_timeout=0.0)
+    # the load generator's sources are learnt by latching (no SDP here)
+    cfg = MediaConfig(media_timeout=0.0, latch="symmetric")
     prompt = np.tile(load_speech(), 20)  # ten minutes: it never ends during a run
     legs: list[CallMedia] = []
     ports: list[int] = []

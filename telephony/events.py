@@ -70,6 +70,15 @@ class MediaTimeout(CallEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class MediaFailed(CallEvent):
+    """The call's media raised an unexpected error; the mixer took it out (the other calls
+    go on) and the call must end."""
+
+    cause: str
+    """What failed, for the log (the exception's type and message)."""
+
+
+@dataclass(frozen=True, slots=True)
 class RemoteHangup(CallEvent):
     """The peer ended the call (BYE, or CANCEL before answer)."""
 

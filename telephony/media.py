@@ -17,9 +17,10 @@ unusual by the call's own objects, with the same result either way.
 from __future__ import annotations
 
 import heapq
+import logging
 import random
 import wave
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +33,11 @@ from telephony.dsp.bank import grow_channels
 from telephony.dsp.dtmf import DtmfDetectorBank, InbandDigit
 from telephony.dsp.tones import TonalityConfig
 from telephony.dsp.vad import Endpointer, EndpointerBank, EndpointerConfig
-from telephony.errors import RtpError
+from telephony.errors import MediaError, RtpError
 from telephony.events import (
     CallEvent,
     DtmfReceived,
+    MediaFailed,
     MediaTimeout,
     PromptFinished,
     PromptStarted,
@@ -44,10 +46,13 @@ from telephony.events import (
 )
 from telephony.rtp.dtmf import DtmfEventReceiver, DtmfEventSender, DtmfStarted
 from telephony.rtp.jitter import JitterBuffer, JitterConfig
+from telephony.rtp.latch import LatchVerdict, RtpLatch
 from telephony.rtp.packet import RTP_HEADER, RtpPacket
 from telephony.rtp.rtcp import RtcpBye, RtcpSenderReport, parse_rtcp
 from telephony.rtp.rxbank import ReceiveBank
 from telephony.rtp.stream import RtcpConfig, RtcpScheduler, RtpReceiveStats, RtpSender
+
+log = logging.getLogger(__name__)
 
 Pcm = npt.NDArray[np.int16]
 Addr = tuple[str, int]
@@ -90,8 +95,17 @@ class MediaConfig:
     ptime_ms: int = FRAME_MS
     media_timeout: float = 30.0
     """Seconds without RTP before :class:`MediaTimeout` (0 disables)."""
+    latch: str = "strict"
+    """Which sources RTP is accepted from and latched to (RFC 4961 symmetric RTP):
+    ``strict`` (default), ``sdp-only`` or ``symmetric``; see :mod:`telephony.rtp.latch`."""
     latch_seconds: float = 5.0
-    """Symmetric RTP: how long after the first packet we may re-latch to a new source."""
+    """``symmetric`` mode: how long after the first latch another source may take over."""
+    latch_packets: int = 2
+    """Consecutive plausible packets (negotiated payload type, one SSRC, consecutive
+    sequence numbers) a source must send before it is latched to."""
+    latch_nat: bool = False
+    """``strict`` mode: peers are behind NAT; latch to the SIP peer's host even when the SDP
+    address looks reachable."""
     inband_dtmf: bool = True
     endpointer: EndpointerConfig = field(default_factory=EndpointerConfig)
     jitter_min_ms: int = 20
@@ -154,6 +168,12 @@ class CallMedia:
         self.codec: Codec = get_codec(config.codec)
         self.rng = rng or random.Random()
         self.remote: Addr | None = remote
+        """Where the call's RTP goes: the SDP address, or the source latched to."""
+        self._latch = RtpLatch(config.latch, sdp=remote, latch_seconds=config.latch_seconds,
+                               latch_packets=config.latch_packets, nat=config.latch_nat)
+        self._latch_open = True
+        """Packets from ``remote`` still tell the latch that the caller is at its SDP address."""
+        self._payload_types = self._negotiated_pts(config)
         self._first_rx: float | None = None
         self._last_rx = now
         self.sender = RtpSender(payload_type=config.payload_type, rng=self.rng)
@@ -201,6 +221,7 @@ class CallMedia:
         self._counters = {"rx_packets": 0, "rx_bad": 0, "rx_wrong_source": 0, "tx_packets": 0,
                          "rx_rtcp": 0, "rx_pt_changes": 0}
         self._rx_pt: int | None = None
+        self._logged_sources: set[Addr] = set()
 
     # --- state the mixer's ReceiveBank may hold in its columns --------------------------------
 
@@ -251,13 +272,22 @@ class CallMedia:
         """A datagram from the RTP port: latch, then parse and route it to the jitter buffer
         or DTMF (at once, or at the mixer's next tick with its arrival time)."""
         if self.remote != addr:
-            # RFC 4961 symmetric RTP: follow the peer's real source at call start (NAT),
-            # ignore other sources afterwards.
-            if self._first_rx is None or now - self._first_rx < self.config.latch_seconds:
-                self.remote = addr
-            else:
-                self._counters["rx_wrong_source"] += 1
+            # RFC 4961 symmetric RTP under a latch policy (telephony/rtp/latch.py): only
+            # the SDP address, or a plausible source the mode allows, ever gets our audio.
+            verdict = self._latch.judge(data, addr, self._payload_types, now=now)
+            if verdict is LatchVerdict.REJECT:
+                self._reject_source(addr)
                 return
+            if verdict is LatchVerdict.LATCH:
+                if addr != self._latch.sdp:
+                    log.info("RTP latched to %s:%d (SDP address %s)", addr[0], addr[1],
+                             self._latch.sdp)
+                self.remote = addr
+                self._latch_open = self._latch.open
+        elif self._latch_open:
+            if addr == self._latch.sdp:
+                self._latch.sdp_seen()
+            self._latch_open = False
         queue = self._rx_queue
         if queue is not None:
             queue.media.append(self)
@@ -267,53 +297,61 @@ class CallMedia:
         self.receive_now(data, now)
 
     def receive_now(self, data: bytes, now: float) -> None:
-        """A datagram from the latched source, parsed and routed now."""
-        if len(data) > 12 and data[0] == 0x80:
-            # Fast path: more audio from the current source, no CSRC, extension or padding
-            # (nearly every packet).  The general path below does the same for it.
-            _, b1, seq, ts, ssrc = _unpack_rtp_header(data)
-            if b1 & 0x7F == self._rx_pt and ssrc == self._rx_stats.ssrc \
-                    and not 192 <= b1 <= 223 and b1 & 0x7F != self.config.telephone_event_pt:
-                self._last_rx = now
-                self._counters["rx_packets"] += 1
-                self._rx_stats.update_fields(seq, ssrc, ts, len(data) - 12, now)
-                self._jitter.put_fields(ssrc, ts, b1 & 0x7F, data[12:], now)
-                return
-        if len(data) >= 2 and 192 <= data[1] <= 223:  # RFC 5761 RTCP on the RTP port (is_rtcp)
-            self.receive_rtcp(data, self.remote, now=now)  # type: ignore[arg-type]
-            return
+        """A datagram from the latched source, parsed and routed now.
+
+        Bytes that are not a valid packet (the parsers raise only
+        :class:`~telephony.errors.RtpError`/:class:`~telephony.errors.MediaError`) are
+        counted in ``rx_bad`` and dropped; nothing a peer sends makes this raise."""
         try:
-            packet = RtpPacket.parse(data)
-        except RtpError:
-            self._counters["rx_bad"] += 1
-            return
-        if self._first_rx is None:
-            self._first_rx = now
-        self._last_rx = now
-        self._counters["rx_packets"] += 1
-        pt = packet.payload_type
-        stats = self._rx_stats
-        if packet.ssrc != stats.ssrc:
-            stats = self._stats_for(packet.ssrc)
-        stats.update(packet, now=now)
-        if pt != self.config.telephone_event_pt and stats is not self._rx_stats:
-            self._rx_stats = stats
-            self.rtcp.stats = stats
-            if self._rxbank is not None:
-                self._rxbank.set_stats(self.slot, stats)  # type: ignore[arg-type]
-        if pt == self.config.telephone_event_pt:
+            if len(data) > 12 and data[0] == 0x80:
+                # Fast path: more audio from the current source, no CSRC, extension or padding
+                # (nearly every packet).  The general path below does the same for it.
+                _, b1, seq, ts, ssrc = _unpack_rtp_header(data)
+                if b1 & 0x7F == self._rx_pt and ssrc == self._rx_stats.ssrc \
+                        and not 192 <= b1 <= 223 and b1 & 0x7F != self.config.telephone_event_pt:
+                    self._last_rx = now
+                    self._counters["rx_packets"] += 1
+                    self._rx_stats.update_fields(seq, ssrc, ts, len(data) - 12, now)
+                    self._jitter.put_fields(ssrc, ts, b1 & 0x7F, data[12:], now)
+                    return
+            if len(data) >= 2 and 192 <= data[1] <= 223:  # RFC 5761 RTCP on the RTP port (is_rtcp)
+                self.receive_rtcp(data, self.remote, now=now)  # type: ignore[arg-type]
+                return
             try:
-                self._dtmf_rx.feed(packet, now=now)
+                packet = RtpPacket.parse(data)
             except RtpError:
                 self._counters["rx_bad"] += 1
                 return
-            self._drain_rfc4733(now)
-            return
-        if pt != self._rx_pt:
-            if self._rx_pt is not None:
-                self._counters["rx_pt_changes"] += 1
-            self._rx_pt = pt
-        self._jitter.put(packet, now=now)
+            if self._first_rx is None:
+                self._first_rx = now
+            self._last_rx = now
+            self._counters["rx_packets"] += 1
+            pt = packet.payload_type
+            stats = self._rx_stats
+            if packet.ssrc != stats.ssrc:
+                stats = self._stats_for(packet.ssrc)
+            stats.update(packet, now=now)
+            if pt != self.config.telephone_event_pt and stats is not self._rx_stats:
+                self._rx_stats = stats
+                self.rtcp.stats = stats
+                if self._rxbank is not None:
+                    self._rxbank.set_stats(self.slot, stats)  # type: ignore[arg-type]
+            if pt == self.config.telephone_event_pt:
+                try:
+                    self._dtmf_rx.feed(packet, now=now)
+                except RtpError:
+                    self._counters["rx_bad"] += 1
+                    return
+                self._drain_rfc4733(now)
+                return
+            if pt != self._rx_pt:
+                if self._rx_pt is not None:
+                    self._counters["rx_pt_changes"] += 1
+                self._rx_pt = pt
+            self._jitter.put(packet, now=now)
+        except MediaError:
+            # RFC 3550 leaves invalid packets to the receiver: count and drop
+            self._counters["rx_bad"] += 1
 
     def receive_rtcp(self, data: bytes, addr: Addr, *, now: float) -> None:
         """A compound RTCP packet (from the RTCP port, or multiplexed on the RTP port)."""
@@ -374,9 +412,31 @@ class CallMedia:
         self._barge(now)
         self._events.append(ev)
 
-    def set_remote(self, addr: Addr) -> None:
-        """Where SDP says to send; the first packets from the peer may re-latch it."""
-        self.remote = addr
+    def set_remote(self, addr: Addr, *, signalling_host: str | None = None) -> None:
+        """Where SDP says to send (``signalling_host``: where the peer's SIP came from, for
+        the ``strict`` latch behind NAT).  A new address starts the latch over; the same
+        address again (a re-INVITE) keeps a source already latched to."""
+        if signalling_host is not None:
+            self._latch.signalling_host = signalling_host
+        if self._latch.set_sdp(addr) or self.remote is None:
+            self.remote = addr
+            self._latch_open = True
+
+    def _reject_source(self, addr: Addr) -> None:
+        self._counters["rx_wrong_source"] += 1
+        if addr not in self._logged_sources and len(self._logged_sources) < 8:
+            # once per source, a few sources per call: a flood must not flood the log
+            self._logged_sources.add(addr)
+            log.warning("RTP from %s:%d rejected (sending to %s, SDP %s, latch %s)",
+                            addr[0], addr[1], self.remote, self._latch.sdp,
+                            self._latch.mode.name)
+
+    @staticmethod
+    def _negotiated_pts(config: MediaConfig) -> frozenset[int]:
+        pts = {config.payload_type, CN_PAYLOAD_TYPE}
+        if config.telephone_event_pt is not None:
+            pts.add(config.telephone_event_pt)
+        return frozenset(pts)
 
     def _jitter_config(self, config: MediaConfig) -> JitterConfig:
         return JitterConfig(min_delay=config.jitter_min_ms / 1000,
@@ -388,6 +448,7 @@ class CallMedia:
         if (config.codec, config.payload_type) != (self.config.codec, self.config.payload_type):
             self.jitter = JitterBuffer(self._jitter_config(config))  # (the bank follows)
         self.config = config
+        self._payload_types = self._negotiated_pts(config)
         if self._rxbank is not None:
             self._rxbank.timeout[self.slot] = config.media_timeout or np.inf
         self.codec = get_codec(config.codec)
@@ -723,6 +784,14 @@ class MediaMixer:
         self.vad_skipped = 0
         """Passes of the endpointer skipped (settled silence, no utterance)."""
         self._vad_settle = 0
+        self._retired: Counter[str] = Counter()
+        """Counters of the calls that left the mixer (for the node-wide :attr:`counters`)."""
+        self._failed: dict[CallMedia, str] = {}
+        """Calls whose media raised during this tick, with the cause."""
+        self.calls_failed = 0
+        """Calls taken out of the mixer because their media raised."""
+        self.tick_errors = 0
+        """Batched passes that raised (the tick went on without them)."""
 
     @property
     def channels(self) -> int:
@@ -765,15 +834,22 @@ class MediaMixer:
         self.calls.append(media)
 
     def remove(self, media: CallMedia) -> None:
+        """Take ``media`` out of the mixer (its state goes back into its own objects)."""
         if media in self.calls:
             self.calls.remove(media)
             ch = media.slot
             if ch is not None and self._bank is not None:
                 bank = self._bank
                 if media._rxbank is not None:
-                    # its queued datagrams are handled now; the bank's counts folded in
-                    media.counters  # noqa: B018
-                    bank.rx.detach(ch)
+                    try:
+                        # its queued datagrams are handled now; the bank's counts folded in
+                        media.counters  # noqa: B018
+                        bank.rx.detach(ch)
+                    except Exception as exc:  # noqa: BLE001 - a broken call still leaves
+                        log.error("media of channel %d failed to leave the mixer: %r", ch, exc)
+                        bank.rx.jitters[ch] = None
+                        bank.rx.stats[ch] = None
+                        bank.rx.j_fast[ch] = bank.rx.s_fast[ch] = False
                     media._rxbank = None
                     media._rx_queue = None
                 bank.used[ch] = False
@@ -782,10 +858,51 @@ class MediaMixer:
                 bank.users[ch] = None
                 heapq.heappush(self._free, ch)
                 media.slot = None
+            self._retired.update(media._counters)
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Node-wide counters: every call's packet counters (live calls and those that left)
+        summed, plus the mixer's own (``calls_failed``, ``tick_errors``)."""
+        total: Counter[str] = Counter(self._retired)
+        for m in self.calls:
+            total.update(m.counters)
+        total["calls_failed"] = self.calls_failed
+        total["tick_errors"] = self.tick_errors
+        return dict(total)
+
+    def _fail(self, media: CallMedia, exc: BaseException, step: str) -> None:
+        """A call's media raised: it leaves the mixer at the end of this tick and gets
+        :class:`MediaFailed`; the other calls go on (one call must not silence the node)."""
+        if media in self._failed:
+            return
+        cause = f"{step}: {type(exc).__name__}: {exc}"
+        self._failed[media] = cause
+        log.error("media of call on channel %s failed (%s); ending that call", media.slot, cause,
+                  exc_info=exc)
+
+    def _evict_failed(self) -> None:
+        failed, self._failed = self._failed, {}
+        for media, cause in failed.items():
+            self.calls_failed += 1
+            self.remove(media)
+            media.sending = False
+            media._events.append(MediaFailed(cause))
 
     def tick(self, *, now: float) -> list[tuple[CallMedia, bytes, Addr]]:
-        """One 20 ms tick of every call; returns ``(media, packet, addr)`` to send."""
+        """One 20 ms tick of every call; returns ``(media, packet, addr)`` to send.
+
+        An exception from one call's code fails that call alone (:meth:`_fail`: it leaves
+        the mixer with :class:`MediaFailed`); an exception of a batched pass is logged and
+        counted in ``tick_errors``, and the tick carries on without that pass."""
         self.ticks += 1
+        try:
+            return self._tick(now)
+        finally:
+            if self._failed:
+                self._evict_failed()
+
+    def _tick(self, now: float) -> list[tuple[CallMedia, bytes, Addr]]:
         calls = self.calls
         bank = self._bank
         if not calls or bank is None:
@@ -793,56 +910,97 @@ class MediaMixer:
         # step 1: every call's received frame, into its row of the bank
         frames = bank.frames
         if self.batch_receive:
-            self._receive_step(bank, now)
+            try:
+                self._receive_step(bank, now)
+            except Exception:  # a batched pass: log, and each call's objects
+                self.tick_errors += 1
+                log.exception("batched receive failed; this tick's frames by each call")
+                self._receive_each(bank, now)
         else:
             for m in calls:
-                frames[m.slot] = m.rx_frame(now=now)
+                try:
+                    frames[m.slot] = m.rx_frame(now=now)
+                except Exception as exc:  # noqa: BLE001 - that call fails, not the tick
+                    frames[m.slot] = 0
+                    self._fail(m, exc, "receive")
         rx = [frames[m.slot] for m in calls]
         # step 2a: in-band DTMF, one pass
-        found = self._dtmf_pass(bank, now)
+        try:
+            found = self._dtmf_pass(bank, now)
+        except Exception:  # a batched pass: skip it this tick
+            self.tick_errors += 1
+            log.exception("in-band DTMF pass failed")
+            found = {}
         if found:
             users = bank.users
             for ch, digits in found.items():
                 user = users[ch]
                 if user is not None and user.config.inband_dtmf:
-                    user.apply_digits(digits, now=now)
+                    try:
+                        user.apply_digits(digits, now=now)
+                    except Exception as exc:  # noqa: BLE001 - that call fails, not the tick
+                        self._fail(user, exc, "dtmf")
         # step 2b: the endpointer, one pass if some call is heard; then per call its events
         # and recording taps
         active = [m.vad_active for m in calls]
-        heard, own = self._vad_pass(bank, calls, rx, active, now)
+        try:
+            heard, own = self._vad_pass(bank, calls, rx, active, now)
+        except Exception:  # a batched pass: skip it this tick
+            self.tick_errors += 1
+            log.exception("endpointer pass failed")
+            heard, own = {}, {}
         for i, m in enumerate(calls):
             # (rx[i] is a row of the bank, rewritten next tick: what is kept is a copy)
-            events = own.get(i, ()) if m._own_vad else heard.get(m.slot, ())  # type: ignore[arg-type]
-            if events or m._recordings:
-                m.apply_vad(rx[i].copy(), events, active[i], now=now)
-            elif m.bridged_to is not None:
-                m._last_rx_pcm = rx[i].copy()
+            try:
+                events = own.get(i, ()) if m._own_vad else heard.get(m.slot, ())  # type: ignore[arg-type]
+                if events or m._recordings:
+                    m.apply_vad(rx[i].copy(), events, active[i], now=now)
+                elif m.bridged_to is not None:
+                    m._last_rx_pcm = rx[i].copy()
+            except Exception as exc:  # noqa: BLE001 - that call fails, not the tick
+                self._fail(m, exc, "endpointer")
         # step 3: every outgoing frame into its row, encoded in one lookup per codec
         tx = bank.tx
         for m in calls:
-            tx[m.slot] = m.tx_frame(now=now)
+            try:
+                tx[m.slot] = m.tx_frame(now=now)
+            except Exception as exc:  # noqa: BLE001 - that call fails, not the tick
+                tx[m.slot] = 0
+                self._fail(m, exc, "playout")
         first = calls[0].codec
         blob = first.encode_batch(tx).tobytes()
         out: list[tuple[CallMedia, bytes, Addr]] = []
+        failed = self._failed
         for m in calls:
+            if failed and m in failed:
+                continue
             row: int = m.slot  # type: ignore[assignment]  # set while in the mixer
-            if m.codec.name == first.name:
-                payload = blob[row * FRAME:(row + 1) * FRAME]
-            else:
-                payload = m.codec.encode_batch(tx[row:row + 1]).tobytes()
-            remote = m.remote
-            for pkt in m.packets(payload, now=now):
-                if remote is not None:
-                    out.append((m, pkt, remote))
+            try:
+                if m.codec.name == first.name:
+                    payload = blob[row * FRAME:(row + 1) * FRAME]
+                else:
+                    payload = m.codec.encode_batch(tx[row:row + 1]).tobytes()
+                remote = m.remote
+                for pkt in m.packets(payload, now=now):
+                    if remote is not None:
+                        out.append((m, pkt, remote))
+            except Exception as exc:  # noqa: BLE001 - that call fails, not the tick
+                self._fail(m, exc, "send")
         # step 4: RTCP reports that are due (the engine sends them from the RTCP port)
         for m in calls:
             due = m.rtcp.get_timer()
             if due is not None and now >= due and m.remote_rtcp is not None:
-                if m._rxbank is not None:
-                    m._rxbank.sync_stats(m.slot)  # type: ignore[arg-type]
-                report = m.rtcp.handle_timer(now=now)
+                try:
+                    if m._rxbank is not None:
+                        m._rxbank.sync_stats(m.slot)  # type: ignore[arg-type]
+                    report = m.rtcp.handle_timer(now=now)
+                except Exception as exc:  # noqa: BLE001 - that call fails, not the tick
+                    self._fail(m, exc, "rtcp")
+                    continue
                 if report is not None:
                     out.append((m, report, m.remote_rtcp))
+        if failed:
+            out = [o for o in out if o[0] not in failed]
         return out
 
     def _receive_step(self, bank: _Bank, now: float) -> None:
@@ -871,7 +1029,12 @@ class MediaMixer:
         for ch in np.nonzero(slow)[0].tolist():
             m = users[ch]
             assert m is not None
-            frames[ch] = m.rx_frame(now=now, check_timeout=False)
+            try:
+                frames[ch] = m.rx_frame(now=now, check_timeout=False)
+            except Exception as exc:  # noqa: BLE001 - that call fails, not the tick
+                frames[ch] = 0
+                self._fail(m, exc, "receive")
+                continue
             if budget <= 0:
                 continue
             if not rx.s_fast[ch] and self._try_enter_stats(rx, m, ch):
@@ -892,7 +1055,11 @@ class MediaMixer:
             if rx.last_rx[ch] > last:
                 last = float(rx.last_rx[ch])
             m.check_media_timeout(last, now=now)
-            frames[ch] = m.rx_frame(now=now, check_timeout=False)
+            try:
+                frames[ch] = m.rx_frame(now=now, check_timeout=False)
+            except Exception as exc:  # noqa: BLE001 - that call fails, not the tick
+                frames[ch] = 0
+                self._fail(m, exc, "receive")
 
     @staticmethod
     def _try_enter_stats(rx: ReceiveBank, m: CallMedia, ch: int) -> bool:
@@ -925,7 +1092,11 @@ class MediaMixer:
             owners, datas, nows = queue.media, queue.data, queue.now
             queue.media, queue.data, queue.now = [], [], []
             for m, data, at in zip(owners, datas, nows):
-                m.receive_now(data, at)
+                try:
+                    m.receive_now(data, at)
+                except Exception as exc:  # noqa: BLE001 - that call fails, not the tick
+                    self._fail(m, exc, "receive")
+                    continue
                 if m._rxbank is rx and m.slot is not None:
                     rx.last_rx[m.slot] = max(m._last_rx, float(rx.last_rx[m.slot]))
 
@@ -982,20 +1153,26 @@ class MediaMixer:
                 scalar.setdefault(slots_l[k], []).append(k)
             for k in idx[st_ok & ~j_ok].tolist():
                 data = datas[k]
-                owners[k]._jitter.put_fields(int(ssrc[k]), int(ts[k]), data[1] & 0x7F,
-                                             data[12:], float(nows[k]))
+                try:
+                    owners[k]._jitter.put_fields(int(ssrc[k]), int(ts[k]), data[1] & 0x7F,
+                                                 data[12:], float(nows[k]))
+                except MediaError:  # e.g. a malformed CN payload: counted and dropped
+                    owners[k]._counters["rx_bad"] += 1
         for ch, ks in scalar.items():
-            if ch < 0:  # the call left the mixer meanwhile: its datagrams go to it directly
+            try:
+                if ch < 0:  # the call left the mixer meanwhile: its datagrams go to it directly
+                    for k in ks:
+                        owners[k].receive_now(datas[k], float(nows[k]))
+                    continue
+                rx.exit_stats(ch)
+                rx.exit_jitter(ch)
+                rx.pt[ch] = -1
+                m = owners[ks[0]]
                 for k in ks:
-                    owners[k].receive_now(datas[k], float(nows[k]))
-                continue
-            rx.exit_stats(ch)
-            rx.exit_jitter(ch)
-            rx.pt[ch] = -1
-            m = owners[ks[0]]
-            for k in ks:
-                m.receive_now(datas[k], float(nows[k]))
-            rx.last_rx[ch] = max(m._last_rx, float(rx.last_rx[ch]))
+                    m.receive_now(datas[k], float(nows[k]))
+                rx.last_rx[ch] = max(m._last_rx, float(rx.last_rx[ch]))
+            except Exception as exc:  # noqa: BLE001 - that call fails, not the tick
+                self._fail(owners[ks[0]], exc, "receive")
 
     def _dtmf_pass(self, bank: _Bank, now: float) -> dict[int, list[InbandDigit]]:
         det = bank.dtmf

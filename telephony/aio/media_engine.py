@@ -46,6 +46,10 @@ class MediaEngineConfig:
     """Compute each tick ahead and send its packets at the deadline (see the module doc)."""
     max_lead: float = 0.016
     """Longest head start of a tick's work before its deadline, seconds."""
+    watchdog_interval: float = 0.5
+    """How often the watchdog checks that the tick is alive, seconds (0 disables it)."""
+    watchdog_stall: float = 2.0
+    """A tick task that has not ticked for this long while calls exist is restarted."""
 
 
 class _RtpProtocol(asyncio.DatagramProtocol):
@@ -94,6 +98,14 @@ class MediaEngine:
         self.tick_lateness: list[float] = []
         self.record_lateness = False
         self.after_tick: list[Any] = []
+        self.tick_restarts = 0
+        """Times the watchdog restarted the tick (it died or stalled)."""
+        self.tick_errors = 0
+        """Ticks whose mixer work or after-tick callbacks raised (the tick went on)."""
+        self.last_tick = self.clock()
+        """Media clock of the latest tick (the watchdog's liveness signal)."""
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._closing = False
 
     @property
     def advertised_host(self) -> str:
@@ -146,8 +158,55 @@ class MediaEngine:
             proto.transport.close()
 
     def _ensure_running(self) -> None:
+        if self._closing:
+            return
         if self._task is None or self._task.done():
-            self._task = self.loop.create_task(self._run())
+            self.last_tick = self.clock()
+            task = self._task = self.loop.create_task(self._run())
+            task.add_done_callback(self._tick_done)
+        if self._watchdog is None and self.config.watchdog_interval > 0:
+            self._watchdog = self.loop.call_later(self.config.watchdog_interval, self._watch)
+
+    def _tick_done(self, task: asyncio.Task[None]) -> None:
+        """The tick task ended: normal when no call is left; otherwise it died (an exception,
+        or cancelled by someone else): log it and start it again at once."""
+        if self._closing or task is not self._task and self._task is not None:
+            return
+        if task.cancelled():
+            cause = "cancelled"
+        else:
+            exc = task.exception()
+            if exc is None:
+                return  # no calls left (``_run`` returned)
+            cause = f"{type(exc).__name__}: {exc}"
+            log.error("media tick died", exc_info=exc)
+        self._task = None
+        if self.mixer.calls:
+            self.tick_restarts += 1
+            log.error("media tick stopped (%s) with %d calls: restarting it", cause,
+                      len(self.mixer.calls))
+            self._ensure_running()
+
+    def _watch(self) -> None:
+        """The watchdog: a tick task that stopped ticking (stuck on an await that never
+        ends) is cancelled, and :meth:`_tick_done` starts a new one."""
+        self._watchdog = None
+        if self._closing or not self.mixer.calls:
+            return
+        task = self._task
+        if task is None or task.done():
+            self.tick_restarts += 1
+            log.error("media tick not running with %d calls: restarting it",
+                      len(self.mixer.calls))
+            self._task = None
+            self._ensure_running()
+            return
+        stalled = self.clock() - self.last_tick
+        if stalled > self.config.watchdog_stall:
+            log.error("media tick stalled for %.1f s: restarting it", stalled)
+            self.last_tick = self.clock()
+            task.cancel()  # _tick_done restarts it
+        self._watchdog = self.loop.call_later(self.config.watchdog_interval, self._watch)
 
     async def _sleep_until(self, when: float) -> None:
         # uvloop's timers count from its cached time, which may lag: check and sleep again
@@ -177,7 +236,13 @@ class MediaEngine:
             if behind > cfg.max_catch_up:
                 self.late_resets += 1
                 start = began - k * TICK
-            out = self.mixer.tick(now=due)
+            try:
+                out = self.mixer.tick(now=due)
+            except Exception:  # the mixer isolates calls; this is a last resort
+                self.tick_errors += 1
+                log.exception("media tick failed; the next tick goes on")
+                out = []
+            self.last_tick = clock()
             if cfg.send_on_deadline:
                 work.append(clock() - began)
                 # the slowest recent tick plus a margin for timer granularity (1 ms)
@@ -186,15 +251,21 @@ class MediaEngine:
             if self.record_lateness:
                 self.tick_lateness.append(clock() - due)
             self._send(out)
-            for cb in self.after_tick:
-                cb(due)
+            self._after_tick(due)
         self._task = None
+
+    def _after_tick(self, now: float) -> None:
+        for cb in self.after_tick:
+            try:
+                cb(now)
+            except Exception:  # a callback's bug must not stop the tick
+                self.tick_errors += 1
+                log.exception("after-tick callback %r failed", cb)
 
     def _tick(self, now: float) -> None:
         """One tick at once: work and send (tests drive the engine with this)."""
         self._send(self.mixer.tick(now=now))
-        for cb in self.after_tick:
-            cb(now)
+        self._after_tick(now)
 
     def _send(self, out: list[tuple[CallMedia, bytes, Any]]) -> None:
         sockets = self._sockets
@@ -206,6 +277,10 @@ class MediaEngine:
                 proto.transport.sendto(packet, addr)
 
     async def close(self) -> None:
+        self._closing = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         for media in list(self.mixer.calls):
             self.close_media(media)
         if self._task is not None:

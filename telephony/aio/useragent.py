@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,6 +33,7 @@ from telephony.events import (
     CallEvent,
     DtmfReceived,
     HoldChanged,
+    MediaFailed,
     MediaTimeout,
     PromptFinished,
     PromptStarted,
@@ -98,6 +100,10 @@ class UserAgent:
         # Inbound calls between IncomingCall and their Call object (the RTP port is being
         # opened), with the CallTerminated that arrived meanwhile, if any.
         self._setting_up: dict[str, sev.CallTerminated | None] = {}
+        # Calls to end, drained by one loop (_run_teardown): never ended re-entrantly.
+        self._teardown: deque[_Teardown] = deque()
+        self._tearing_down = False
+        self._teardown_hold = 0
         self.endpoint: SipEndpoint
         self.transport: SipTransportLayer
         self.media: MediaEngine
@@ -154,12 +160,25 @@ class UserAgent:
     # --- media events --------------------------------------------------------------------------
 
     def _drain_media_events(self, now: float) -> None:
-        for call in list(self.calls.values()):
-            media = call.media
-            while (event := media.next_event()) is not None:
-                self._deliver(call, event)
-                if isinstance(event, MediaTimeout) and not call.ended:
-                    self._hangup(call, "media_timeout")
+        """Every call's media events, delivered; calls whose media timed out or failed are
+        queued for teardown and ended together after the loop (see :meth:`_run_teardown`)."""
+        self._teardown_hold += 1
+        try:
+            for call in list(self.calls.values()):
+                media = call.media
+                while (event := media.next_event()) is not None:
+                    self._deliver(call, event)
+                    if call.ended:
+                        continue
+                    if isinstance(event, MediaTimeout):
+                        self._hangup(call, "media_timeout")
+                    elif isinstance(event, MediaFailed):
+                        log.error("call %s: media failed (%s): hanging up", call.ref,
+                                  event.cause)
+                        self._hangup(call, "media_error")
+        finally:
+            self._teardown_hold -= 1
+        self._run_teardown()
 
     def _deliver(self, call: Call, event: CallEvent) -> None:
         if isinstance(event, DtmfReceived):
@@ -370,7 +389,8 @@ class UserAgent:
                       telephone_event_pt=neg.telephone_event_pt)
         media.reconfigure(cfg)
         if neg.remote_port and neg.remote_address not in ("0.0.0.0", "::"):
-            media.set_remote((neg.remote_address, neg.remote_port))
+            media.set_remote((neg.remote_address, neg.remote_port),
+                             signalling_host=call.remote[0] or None)
             media.set_remote_rtcp((neg.remote_rtcp_address or neg.remote_address,
                                    neg.remote_rtcp_port))
         was_sending = media.sending
@@ -600,14 +620,12 @@ class UserAgent:
     # --- call control used by Call -----------------------------------------------------------
 
     def _hangup(self, call: Call, reason: str) -> None:
+        """End ``call`` from our side (BYE, CANCEL or 480): queued, see :meth:`_run_teardown`."""
         if call.ended:
             return
-        try:
-            self.endpoint.hangup(call.ref, now=self.now(), reason=reason)
-        except LocalProtocolError as exc:
-            log.info("hangup of %s: %s", call.ref, exc.reason)
-        self.transport.flush()
-        self._ended(call, reason, by_remote=False, status=None)
+        self._teardown.append(_Teardown(call, reason, by_remote=False, status=None,
+                                        send_bye=True))
+        self._run_teardown()
 
     def _send_info(self, call: Call, digit: str, duration_ms: int) -> None:
         self.endpoint.send_info_dtmf(call.ref, digit, duration_ms, now=self.now())
@@ -643,18 +661,63 @@ class UserAgent:
         self.events.emit({"type": "bridged", "call_id": a.ref, "other_call_id": b.ref})
 
     def _ended(self, call: Call, cause: str, *, by_remote: bool, status: int | None) -> None:
+        """``call`` has ended (the peer's BYE, a failure, or our hangup): queued, see
+        :meth:`_run_teardown`."""
+        if call.ended:
+            return
+        self._teardown.append(_Teardown(call, cause, by_remote=by_remote, status=status,
+                                        send_bye=False))
+        self._run_teardown()
+
+    # --- teardown: a queue drained in one loop ---------------------------------------------
+    #
+    # Ending a call sends a BYE (transport.flush), and flushing dispatches the endpoint's
+    # events, which may end other calls (their CallTerminated, a bridge's other leg, media
+    # timeouts found meanwhile).  Done on the stack, each of those nested the next: with a
+    # few hundred calls ending in one tick the recursion overflowed and left calls
+    # half-ended, streaming RTP for ever.  So every end is queued, and one loop (the
+    # outermost caller's) ends them all, flushing once per round.
+
+    def _run_teardown(self) -> None:
+        """End every queued call, unless a loop further up the stack is already doing it."""
+        if self._teardown_hold or self._tearing_down:
+            return
+        self._tearing_down = True
+        try:
+            while self._teardown:
+                while self._teardown:
+                    self._end_one(self._teardown.popleft())
+                # this round's BYEs leave; the events they cause queue more ends (or none)
+                self.transport.flush()
+        finally:
+            self._tearing_down = False
+
+    def _end_one(self, item: _Teardown) -> None:
+        call = item.call
         if call.ended:
             return
         now = self.now()
-        self._drain_media_events(now)
-        if by_remote:
-            call._dispatch(RemoteHangup(cause))
-        call._mark_ended(cause)
-        self.media.close_media(call.media)
+        try:
+            if item.send_bye:
+                try:
+                    self.endpoint.hangup(call.ref, now=now, reason=item.cause)
+                except LocalProtocolError as exc:
+                    log.info("hangup of %s: %s", call.ref, exc.reason)
+            # the call's own pending media events (a last digit...) before it ends
+            while (event := call.media.next_event()) is not None:
+                self._deliver(call, event)
+            if item.by_remote:
+                call._dispatch(RemoteHangup(item.cause))
+        except Exception:  # whatever failed, the call must still end
+            log.exception("error while ending call %s", call.ref)
+        finally:
+            call._mark_ended(item.cause)
+            # the sockets close and the mixer forgets the call: nothing is sent after this
+            self.media.close_media(call.media)
         started = self._started_at.pop(call.ref, now)
         stats = call.media.rx_stats
-        self.events.emit({"type": "call_ended", "call_id": call.ref, "cause": cause,
-                          "status": status, "by_remote": by_remote,
+        self.events.emit({"type": "call_ended", "call_id": call.ref, "cause": item.cause,
+                          "status": item.status, "by_remote": item.by_remote,
                           "duration_s": round(now - started, 3),
                           "rtp": {"received": stats.received, "lost": stats.lost,
                                   "jitter_ms": round(stats.jitter_ms, 2),
@@ -670,6 +733,18 @@ class UserAgent:
             other_call = self.calls.get(other_ref)
             if other_call is not None and not other_call.ended:
                 self._hangup(other_call, "bridge_ended")
+
+
+@dataclass(frozen=True, slots=True)
+class _Teardown:
+    """One queued end of a call."""
+
+    call: Call
+    cause: str
+    by_remote: bool
+    status: int | None
+    send_bye: bool
+    """We end it (BYE/CANCEL/480 through the endpoint); False: it has ended already."""
 
 
 def _failure_cause(status: int) -> str:

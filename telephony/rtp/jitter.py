@@ -40,7 +40,7 @@ import numpy as np
 
 from telephony.codecs.base import Codec, Pcm, codec_for_payload_type
 from telephony.codecs.plc import G711Plc, PlcConfig
-from telephony.errors import CodecError, ConfigError
+from telephony.errors import CodecError, ConfigError, RtpError
 from telephony.rtp.cn import CN_PAYLOAD_TYPE, ComfortNoise, comfort_noise
 from telephony.rtp.packet import RtpPacket
 
@@ -92,6 +92,9 @@ class JitterConfig:
     """Dynamic payload-type map from SDP; static types are looked up in the registry."""
 
 
+_MAX_CN_PENDING = 64
+"""RFC 3389 CN packets kept ahead of the playout point (more is a flood: the oldest go)."""
+
 _EPSILON = 0.002
 """Tolerance on delays, seconds (timers and float rounding)."""
 
@@ -137,6 +140,8 @@ class JitterStats:
     inserted_frames: int = 0
     """Silent frames inserted to grow the delay."""
     unknown_payload: int = 0
+    oversize: int = 0
+    """Packets dropped because their audio is longer than the buffer."""
 
 
 class JitterBuffer:
@@ -255,7 +260,15 @@ class JitterBuffer:
 
     def put_fields(self, ssrc: int, raw: int, pt: int, payload: bytes, now: float) -> None:
         """:meth:`put` from the packet's SSRC, timestamp, payload type and payload (the
-        receive hot path parses no object)."""
+        receive hot path parses no object).
+
+        Raises :class:`~telephony.errors.RtpError` (and changes nothing) for a payload that
+        is not valid: a malformed RFC 3389 CN payload, or audio longer than the buffer.
+        """
+        cn_level = -1
+        if pt == CN_PAYLOAD_TYPE:
+            # parsed before any state changes: a malformed CN payload is dropped whole
+            cn_level = ComfortNoise.parse(payload).level
         self.stats.received += 1
         if ssrc != self._ssrc:
             if self._ssrc is not None:
@@ -302,12 +315,14 @@ class JitterBuffer:
                 self._retarget()
         self._last_transit = transit
 
-        if pt == CN_PAYLOAD_TYPE:
-            level = ComfortNoise.parse(payload).level
+        if cn_level >= 0:
             if self._next is None or ts >= self._next:
-                self._cn.append((ts, level))
+                if len(self._cn) >= _MAX_CN_PENDING:
+                    # a flood of CN packets ahead of playout: keep the latest levels only
+                    del self._cn[0]
+                self._cn.append((ts, cn_level))
                 if self._next is None and self._pending is None:
-                    self._cn_level = level
+                    self._cn_level = cn_level
             return
         codec = self._codecs.get(pt)
         if codec is None:
@@ -340,6 +355,11 @@ class JitterBuffer:
                 if ts + n > self._high:  # noqa: PLR1730 - hot path: no max() call
                     self._high = ts + n
                 return
+        n = codec.samples_for_payload(len(payload))
+        if n > self._size - self.frame_samples:
+            # longer than the ring can hold ahead of playout (a 64 KB datagram of G.711)
+            self.stats.oversize += 1
+            raise RtpError(f"RTP payload of {n} samples exceeds the jitter buffer")
         pcm = codec.decode(payload)
         n = pcm.shape[0]
         if n == 0:
