@@ -40,8 +40,8 @@ def gb_mobile(r: random.Random) -> str:
 def gb_land(r: random.Random) -> str:
     return r.choice([f"020 7{r.randrange(10**3):03d} {r.randrange(10**4):04d}",
                      f"0161 {r.randrange(2, 10)}{r.randrange(10**2):02d} {r.randrange(10**4):04d}",
-                     f"+44 113 {r.randrange(2, 10)}{r.randrange(10**2):02d} "
-                     f"{r.randrange(10**4):04d}"])
+                     (f"+44 113 {r.randrange(2, 10)}{r.randrange(10**2):02d} "
+                     f"{r.randrange(10**4):04d}")])
 
 
 def us(r: random.Random) -> str:
@@ -137,21 +137,21 @@ def main() -> None:
     lines = [
         "## Contact list import (dialer)",
         "",
-        f"Command: `.venv/bin/python benchmarks/bench_dialer_import.py --rows {args.rows}"
-        f" --runs {args.runs}`",
-        f"Machine: {machine()} (2 vCPU shared with other engineers' work during this session;"
-        " the import pinned to one core with taskset).",
+        (f"Command: `.venv/bin/python benchmarks/bench_dialer_import.py --rows {args.rows}"
+        f" --runs {args.runs}`"),
+        (f"Machine: {machine()} (2 vCPU shared with other engineers' work during this session;"
+        " the import pinned to one core with taskset)."),
         "",
-        "| rows | wall s (median) | CPU s | rows/s | peak RSS MB | imported | merged | bad |"
-        " goal |",
+        ("| rows | wall s (median) | CPU s | rows/s | peak RSS MB | imported | merged | bad |"
+        " goal |"),
         "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-        f"| {args.rows:,} | {med['wall_s']:.1f} | {med['cpu_s']:.1f} | "
+        (f"| {args.rows:,} | {med['wall_s']:.1f} | {med['cpu_s']:.1f} | "
         f"{args.rows / med['wall_s']:,.0f} | {med['peak_rss_mb']:.0f} | {med['imported']:,} | "
-        f"{med['merged']:,} | {med['bad_rows']:,} | < 60 s, < 500 MB |",
+        f"{med['merged']:,} | {med['bad_rows']:,} | < 60 s, < 500 MB |"),
         "",
-        f"Numbers: GB mobiles and landlines, US and FR, mixed formats; {args.dup:.0%} repeat an"
+        (f"Numbers: GB mobiles and landlines, US and FR, mixed formats; {args.dup:.0%} repeat an"
         f" earlier number (merged), {args.bad:.0%} broken (reported by row). Three phone"
-        " columns, SQLite in WAL mode, batches of 5,000 rows.",
+        " columns, SQLite in WAL mode, batches of 5,000 rows."),
         "",
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -275,17 +275,29 @@ class DialerStore:
 
     def _import_batch(self, cid: int, batch: list[ImportedContact], report: ImportReport,
                       known_zones: set[str], now: float) -> None:
-        groups: list[_Group] = []
+        groups: list[_Group | None] = []
         by_number: dict[str, int] = {}
         for c in batch:
-            hit = next((by_number[p.e164] for p in c.phones if p.e164 in by_number), None)
-            if hit is None:
+            hits = sorted({by_number[p.e164] for p in c.phones if p.e164 in by_number})
+            if not hits:
                 groups.append(_Group.of(c))
                 hit = len(groups) - 1
             else:
-                groups[hit].merge(c)
+                hit = hits[0]
+                target = groups[hit]
+                assert target is not None
+                target.merge(c)
                 report.merged += 1
-            for p in groups[hit].phones:
+                for other in hits[1:]:
+                    # This row joins two earlier contacts (it shares a number with each):
+                    # they are one person, merged into the first.
+                    g = groups[other]
+                    assert g is not None
+                    target.merge(g)
+                    groups[other] = None
+            live = groups[hit]
+            assert live is not None
+            for p in live.phones:
                 by_number[p.e164] = hit
         with write_session(self.engine) as s:
             existing: dict[str, int] = {}
@@ -297,6 +309,8 @@ class DialerStore:
                                 .all())
             new: list[_Group] = []
             for g in groups:
+                if g is None:
+                    continue
                 old = next((existing[p.e164] for p in g.phones if p.e164 in existing), None)
                 if old is None:
                     new.append(g)

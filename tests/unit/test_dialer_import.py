@@ -141,3 +141,13 @@ def test_import_progress_callback_and_batches(tmp_path: Path) -> None:
                                 batch_size=1000, progress=seen.append)
     assert rep.imported == 9000 and rep.bad_rows == 0
     assert seen and seen == sorted(seen)
+
+
+def test_row_joining_two_contacts_merges_them(tmp_path: Path) -> None:
+    store = new_store(tmp_path, region="GB")
+    data = (b"a,b\n07400 100001,07400 100002\n07400 100003,07400 100004\n"
+            b"07400 100002,07400 100003\n")
+    rep = store.import_contacts("c1", io.BytesIO(data), ColumnMapping(("a", "b")), now=0.0)
+    assert rep.imported == 1
+    (c,) = list(store.contact_report("c1"))
+    assert sorted(c["phones"]) == [f"+4474001000{i:02d}" for i in range(1, 5)]

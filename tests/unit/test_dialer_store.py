@@ -105,7 +105,7 @@ def test_release_and_renew(tmp_path: Path) -> None:
     assert store.lease("c1", now=NOON_NY + 40, count=1, owner="d2") == []
     store.release(a2)
     (b,) = store.lease("c1", now=NOON_NY + 41, count=1, owner="d2")
-    assert b.attempt == 1 and list(store.ledger("c1"))[0]["attempt"] == b.attempt_id
+    assert b.attempt == 1 and next(iter(store.ledger("c1")))["attempt"] == b.attempt_id
 
 
 def test_retry_policy_delays_next_number_and_max_attempts(tmp_path: Path) -> None:

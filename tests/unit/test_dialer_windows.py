@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -48,7 +48,7 @@ def test_weekdays_and_holidays_in_local_date() -> None:
     assert not w.is_open(tokyo, at("Asia/Tokyo", 2026, 12, 26, 10))   # Saturday
     # Friday 25 Dec 10:00 in Tokyo is still Thursday 24 Dec in UTC: the local date counts.
     t = at("Asia/Tokyo", 2026, 12, 25, 10)
-    assert datetime.fromtimestamp(t, timezone.utc).date() == date(2026, 12, 25)
+    assert datetime.fromtimestamp(t, UTC).date() == date(2026, 12, 25)
     assert w.is_open(("Europe/London",), at("Europe/London", 2026, 12, 24, 10))
 
 
@@ -56,15 +56,15 @@ def test_dst_transitions() -> None:
     ny = ("America/New_York",)
     # 2026-03-08: clocks go 02:00 EST -> 03:00 EDT.  08:00 local is 12:00 UTC after the
     # change and 13:00 UTC the day before.
-    before = datetime(2026, 3, 7, 12, 30, tzinfo=timezone.utc).timestamp()  # 07:30 EST
-    after = datetime(2026, 3, 8, 12, 30, tzinfo=timezone.utc).timestamp()   # 08:30 EDT
+    before = datetime(2026, 3, 7, 12, 30, tzinfo=UTC).timestamp()  # 07:30 EST
+    after = datetime(2026, 3, 8, 12, 30, tzinfo=UTC).timestamp()   # 08:30 EDT
     assert not DEFAULT_WINDOW.is_open(ny, before)
     assert DEFAULT_WINDOW.is_open(ny, after)
     # Autumn: 2026-11-01 01:30 happens twice; 21:00 EST is 02:00 UTC next day.
     assert not DEFAULT_WINDOW.is_open(ny, datetime(2026, 11, 2, 2, 0,
-                                                   tzinfo=timezone.utc).timestamp())
+                                                   tzinfo=UTC).timestamp())
     assert DEFAULT_WINDOW.is_open(ny, datetime(2026, 11, 2, 1, 59,
-                                               tzinfo=timezone.utc).timestamp())
+                                               tzinfo=UTC).timestamp())
 
 
 def test_per_day_spans_round_trip_and_aware_datetimes() -> None:
@@ -72,8 +72,8 @@ def test_per_day_spans_round_trip_and_aware_datetimes() -> None:
     assert CallingWindow.parse(w.to_spec()) == w
     assert CallingWindow.parse("always") is ALWAYS
     lon = ("Europe/London",)
-    assert not w.is_open(lon, datetime(2026, 3, 2, 13, 0, tzinfo=timezone.utc))  # Mon lunch
-    assert w.is_open(lon, datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc))
+    assert not w.is_open(lon, datetime(2026, 3, 2, 13, 0, tzinfo=UTC))  # Mon lunch
+    assert w.is_open(lon, datetime(2026, 3, 2, 15, 0, tzinfo=UTC))
     with pytest.raises(DialerError):
         w.is_open(lon, datetime(2026, 3, 2, 15, 0))  # naive: refused
     with pytest.raises(DialerError):
