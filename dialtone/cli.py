@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from dialer import cli as dialer_cli
 from dialtone.config import SERVE_FLAGS, NodeConfig, load_config
 from dialtone_errors import DialtoneError
 from ivr_flows import cli as flow_cli
@@ -25,9 +26,20 @@ from telephony import dsp_cli
 
 log = logging.getLogger("dialtone")
 
+
+def _add_dialer_parsers(subparsers: Any) -> None:
+    """``campaign`` and ``dnc``: their handlers take (args, console) and are run through
+    :func:`dialer.cli.run`, which turns a DialerError into a message and exit 2."""
+    before = set(subparsers.choices)
+    dialer_cli.add_parsers(subparsers)
+    for name in set(subparsers.choices) - before:
+        subparsers.choices[name].set_defaults(runner=dialer_cli.run)
+
+
 # Each registers its subcommands on the top-level subparsers; the order is the order of --help.
 REGISTRARS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("flow", flow_cli.add_parsers),
+    ("campaign/dnc", _add_dialer_parsers),
     ("router/agent", routing_cli.add_parsers),
     ("dtmf/amd", dsp_cli.add_parsers),
 )
@@ -180,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    func: Any = args.func
+    func: Any = getattr(args, "runner", None) or args.func
     try:
         return int(func(args) or 0)
     except DialtoneError as exc:  # ConfigError included: a message, never a traceback

@@ -47,7 +47,7 @@ from pydantic import (
     model_validator,
 )
 
-from dialtone_errors import ConfigError
+from dialtone_errors import ConfigError, DialtoneError
 
 ENV_PREFIX = "DIALTONE_"
 MASK = "**********"
@@ -97,6 +97,24 @@ class SipSection(_Section):
     """user -> password: INVITEs from untrusted sources must authenticate as one of these."""
     auth_algorithms: list[Literal["SHA-256", "MD5"]] = Field(
         default_factory=lambda: list(_DEFAULT_ALGORITHMS))
+    transfer_allow: list[str] | None = None
+    """Transfer targets the node may dial (patterns such as ``sip:queue-*@pbx:5060`` or
+    ``tel:+4420*``); None: a flow's own allow-list decides (see docs/security.md)."""
+    accept_refer: bool = False
+    """Honour inbound REFER (to ``transfer_allow`` targets only); off: REFER gets 403."""
+    tel_gateway: str | None = None
+    """host[:port] that ``tel:`` transfer targets are sent to (None: they are refused)."""
+    max_calls: int | None = Field(default=2000, ge=1)
+    """Concurrent calls; new INVITEs beyond get 503 with Retry-After (None: no cap)."""
+    max_cps: float | None = Field(default=500.0, gt=0)
+    """New calls per second, node-wide (None: no limit)."""
+    max_cps_per_source: float | None = Field(default=None, gt=0)
+    """New calls per second from one source address (None: off; a trunk sends all from one)."""
+    max_tick_lateness: float | None = Field(default=0.010, gt=0)
+    """Refuse new calls while the media tick runs this late (s, smoothed); None: ignore."""
+    tcp_message_timeout: float = Field(default=20.0, gt=0)
+    tcp_idle_timeout: float = Field(default=120.0, gt=0)
+    tcp_max_per_source: int = Field(default=100, ge=1)
     registrar: str | None = None
     """Register to this registrar URI (with ``user`` and ``password``)."""
     user: str | None = None
@@ -109,6 +127,18 @@ class SipSection(_Section):
             parse_hostport(value)
         except ConfigError as exc:  # as ValueError, pydantic names the field
             raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("transfer_allow")
+    @classmethod
+    def _transfer_rules(cls, value: list[str] | None) -> list[str] | None:
+        from telephony.sip.transfer_policy import TransferRule
+
+        for pattern in value or ():
+            try:
+                TransferRule.parse(pattern)
+            except DialtoneError as exc:
+                raise ValueError(f"{pattern!r}: {exc}") from None
         return value
 
     @property
@@ -127,6 +157,9 @@ class MediaSection(_Section):
     """End a call after this many seconds without RTP (0: never)."""
     answer_delay: float = Field(default=0.0, ge=0)
     """Ring (180) this long before answering."""
+    latch: Literal["strict", "sdp-only", "symmetric"] = "strict"
+    """Whose RTP a call accepts (docs/security.md, Media): strict (the SDP address, or behind
+    NAT the SIP peer's host sending plausible packets), sdp-only, symmetric (first sender)."""
 
     @field_validator("rtp_ports")
     @classmethod
@@ -195,6 +228,8 @@ class NodeConfig(_Section):
             for name in ("user", "password"):
                 if getattr(sip, name) is not None:
                     refuse(f"sip.{name}", "applies only with --register")
+        if sip.accept_refer and not sip.transfer_allow:
+            refuse("sip.accept_refer", "needs --transfer-allow (which targets REFER may name)")
         if sip.trusted is None:
             if sip.auth_users:
                 refuse("sip.auth_users", "applies only with --trusted (who is challenged)")
@@ -264,12 +299,26 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     Flag("--auth-algorithm", "sip.auth_algorithms", "digest algorithms offered, strongest "
          "first (default SHA-256 and MD5; SIPp fails on SHA-256)", kind="append",
          choices=("SHA-256", "MD5")),
+    Flag("--transfer-allow", "sip.transfer_allow", "a transfer target pattern the node may "
+         "dial, e.g. sip:queue-*@pbx.example:5060 or tel:+4420* (repeatable)", kind="append",
+         metavar="PATTERN"),
+    Flag("--accept-refer", "sip.accept_refer", "honour inbound REFER to --transfer-allow targets "
+         "(default: 403)", kind="true"),
+    Flag("--tel-gateway", "sip.tel_gateway", "HOST[:PORT] that tel: transfer targets go to"),
+    Flag("--max-calls", "sip.max_calls", "concurrent calls before 503 (default 2000)",
+         convert=int),
+    Flag("--max-cps", "sip.max_cps", "new calls per second, node-wide (default 500)",
+         convert=float),
+    Flag("--max-cps-per-source", "sip.max_cps_per_source",
+         "new calls per second from one source address (default: off)", convert=float),
     Flag("--register", "sip.registrar", "register to this registrar URI (with --user/--password)"),
     Flag("--user", "sip.user", "registration user"),
     Flag("--password", "sip.password", "registration password"),
     Flag("--rtp-ports", "media.rtp_ports", "RTP port range LOW-HIGH (default 20000-30000)"),
     Flag("--media-timeout", "media.timeout",
          "end a call after this many seconds without RTP (0: never; default 30)", convert=float),
+    Flag("--latch", "media.latch", "whose RTP a call accepts: strict (default), sdp-only, "
+         "symmetric", choices=("strict", "sdp-only", "symmetric")),
     Flag("--answer-delay", "media.answer_delay", "ring (180) this many seconds before answering",
          convert=float),
     Flag("--flow", "flow.path", "IVR flow file (YAML/JSON) to run on calls"),

@@ -31,8 +31,10 @@ from telephony.aio.media_engine import MediaEngineConfig
 from telephony.aio.useragent import UserAgent, UserAgentConfig
 from telephony.eventlog import EventSink, JsonLinesEventLog, NullEventLog
 from telephony.media import MediaConfig
+from telephony.sip.admission import AdmissionConfig
 from telephony.sip.auth import DigestCredentials, DigestServer
 from telephony.sip.endpoint import SipConfig
+from telephony.sip.transfer_policy import TransferPolicy
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +76,29 @@ def user_agent_config(config: NodeConfig, sip_trace: SipTraceFile | None = None
         inbound_auth = DigestServer(sip_section.auth_realm, passwords.get,
                                     nonce_secret=secrets.token_bytes(32),
                                     algorithms=tuple(sip_section.auth_algorithms))
+    admission = AdmissionConfig(max_calls=sip_section.max_calls,
+                                calls_per_second=sip_section.max_cps,
+                                source_calls_per_second=sip_section.max_cps_per_source,
+                                max_tick_lateness=sip_section.max_tick_lateness)
     sip = SipConfig(host=sip_section.host, port=sip_section.port,
                     advertised_host=sip_section.advertise, t1=sip_section.t1,
                     inbound_auth=inbound_auth,
                     trusted_sources=(frozenset(sip_section.trusted)
-                                     if sip_section.trusted is not None else None))
+                                     if sip_section.trusted is not None else None),
+                    admission=admission, tcp_message_timeout=sip_section.tcp_message_timeout,
+                    tcp_idle_timeout=sip_section.tcp_idle_timeout,
+                    tcp_max_per_source=sip_section.tcp_max_per_source)
     lo, hi = config.media.port_range
     media = MediaEngineConfig(host=sip_section.host, advertised_host=sip_section.advertise,
                               port_min=lo, port_max=hi)
-    defaults = replace(MediaConfig(), media_timeout=config.media.timeout)
+    defaults = replace(MediaConfig(), media_timeout=config.media.timeout,
+                       latch=config.media.latch)
+    policy = TransferPolicy.from_patterns(sip_section.transfer_allow,
+                                          inbound_refer=sip_section.accept_refer)
     return UserAgentConfig(sip=sip, media=media, media_defaults=defaults,
                            listen_tcp=sip_section.tcp, answer_delay=config.media.answer_delay,
-                           sip_trace=sip_trace)
+                           sip_trace=sip_trace, transfer_policy=policy,
+                           tel_gateway=sip_section.tel_gateway)
 
 
 def raise_fd_limit() -> int:

@@ -19,7 +19,8 @@ from dialtone.config import NodeConfig, load_config, mask_url
 from dialtone.events import check_event_log, event_log_schema, event_types, validate_event
 from dialtone_errors import ConfigError
 
-EXPECTED = {"serve", "config", "events", "flow", "router", "agent", "dtmf", "amd"}
+EXPECTED = {"serve", "config", "events", "flow", "campaign", "dnc", "router", "agent", "dtmf",
+            "amd"}
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -172,3 +173,23 @@ def test_events_check_reports_file_and_line(tmp_path: Path) -> None:
     problems = check_event_log(log)
     assert [p.split(":")[1] for p in problems] == ["2", "3"]
     assert cli.main(["events", "check", str(log)]) == 1
+
+
+def test_defence_options_reach_the_library() -> None:
+    from dialtone.node import user_agent_config
+
+    config = cli.config_from_args(parse(
+        "--transfer-allow", "sip:agent@127.0.0.1:5090", "--accept-refer", "--latch", "sdp-only",
+        "--max-calls", "7", "--max-cps", "3", "--max-cps-per-source", "1"))
+    ua = user_agent_config(config)
+    assert ua.transfer_policy.inbound_refer
+    assert ua.transfer_policy.permits("sip:agent@127.0.0.1:5090").allowed
+    assert not ua.transfer_policy.permits("sip:+900123456@127.0.0.1:5999").allowed
+    assert ua.media_defaults.latch == "sdp-only"
+    assert (ua.sip.admission.max_calls, ua.sip.admission.calls_per_second,
+            ua.sip.admission.source_calls_per_second) == (7, 3.0, 1.0)
+    # the defaults: inbound REFER refused, strict latching
+    default = user_agent_config(load_config(env={}))
+    assert not default.transfer_policy.inbound_refer and default.media_defaults.latch == "strict"
+    with pytest.raises(ConfigError, match="must name a host"):
+        load_config(env={}, flags={"sip.transfer_allow": ["sip:*@*"]})

@@ -1,0 +1,788 @@
+"""The campaign store: campaigns, contacts, leases, outcomes, callbacks and the ledger.
+
+Every method that decides takes ``now`` (epoch seconds); nothing here reads a clock.
+
+Leasing (:meth:`DialerStore.lease`) is the dial path: it returns contacts that are dialable
+now (not on a DNC list, checked here in the lease's transaction; inside the calling window in
+every zone of the number; not locked out; due; under the attempt limit), due callbacks first.
+On PostgreSQL the candidates are locked with ``SELECT ... FOR UPDATE SKIP LOCKED`` so several
+dialer processes share a campaign without ever leasing one contact twice; on SQLite the whole
+lease runs in a ``BEGIN IMMEDIATE`` transaction (the database's single writer lock).  A lease
+expires after ``lease_s``; its attempt stays in the ledger as ``lease_expired`` when another
+dialer takes the contact over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import IO, Any, cast
+
+from sqlalchemy import Engine, Table, and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from dialer.callbacks import CallbackStore
+from dialer.db import make_engine, read_session, write_session
+from dialer.dnc import DncList, blocked
+from dialer.errors import CampaignNotFound, DialerError, LeaseLost, ListImportError
+from dialer.lists import ColumnMapping, ImportedContact, NumberParser, Phone, read_contacts
+from dialer.models import Attempt, Campaign, CampaignZone, Contact, ContactPhone, DialerBase
+from dialer.policy import CampaignSettings, Disposition, decide, is_live_answer
+from dialer.windows import CallingWindow, zones_from_key
+
+__all__ = ["AbandonmentReport", "CampaignInfo", "DialerStore", "ImportReport", "Lease"]
+
+PERIOD_S = 30 * 86400.0
+"""FTC 16 CFR 310.4(b)(4)(i): abandonment is measured per campaign over each successive
+30-day period (or the campaign, if shorter)."""
+DAY_S = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignInfo:
+    """A campaign as read from the store."""
+
+    id: int
+    name: str
+    status: str
+    created_at: float
+    settings: CampaignSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A contact handed to one dialer for one call attempt."""
+
+    campaign: str
+    campaign_id: int
+    contact_id: int
+    attempt_id: int
+    """The ledger row of this attempt; also the lease's token."""
+    e164: str
+    label: str
+    zones: tuple[str, ...]
+    fields: dict[str, str]
+    language: str | None
+    attempt: int
+    """1 for the first attempt on this contact."""
+    callback: bool
+    owner: str
+    until: float
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """What an import did.  ``problems`` keeps the first ``max_problems`` row errors (all are
+    counted in ``bad_rows``/``warnings``) so memory stays bounded on a bad file."""
+
+    rows: int = 0
+    imported: int = 0
+    merged: int = 0
+    bad_rows: int = 0
+    warnings: int = 0
+    unknown_zone: int = 0
+    problems: list[ListImportError] = field(default_factory=list)
+    unknown_zone_rows: list[int] = field(default_factory=list)
+    max_problems: int = 1000
+
+    def problem(self, err: ListImportError) -> None:
+        """Keep ``err`` if there is room."""
+        if len(self.problems) < self.max_problems:
+            self.problems.append(err)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {"rows": self.rows, "imported": self.imported, "merged": self.merged,
+                "bad_rows": self.bad_rows, "warnings": self.warnings,
+                "unknown_zone": self.unknown_zone,
+                "unknown_zone_rows": self.unknown_zone_rows,
+                "problems": [{"row": p.row, "reason": p.reason, "column": p.column,
+                              "value": p.value} for p in self.problems]}
+
+
+@dataclass(frozen=True, slots=True)
+class AbandonmentReport:
+    """Abandoned calls over live answers, per window, and the budget left."""
+
+    target: float
+    live: int
+    abandoned: int
+    period_start: float | None
+    period_live: int
+    period_abandoned: int
+    live_24h: int
+    abandoned_24h: int
+
+    @staticmethod
+    def _rate(a: int, n: int) -> float:
+        return a / n if n else 0.0
+
+    @property
+    def rate(self) -> float:
+        """Over the whole campaign."""
+        return self._rate(self.abandoned, self.live)
+
+    @property
+    def period_rate(self) -> float:
+        """Over the current 30-day period (FTC)."""
+        return self._rate(self.period_abandoned, self.period_live)
+
+    @property
+    def rate_24h(self) -> float:
+        """Over the last 24 h (Ofcom reports it)."""
+        return self._rate(self.abandoned_24h, self.live_24h)
+
+    @property
+    def budget_left(self) -> float:
+        """Abandoned calls the current period can still take and stay at the target
+        (negative: over it).  What the pacer is told."""
+        return self.target * self.period_live - self.period_abandoned
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {"target": self.target, "live": self.live, "abandoned": self.abandoned,
+                "rate": self.rate, "period_start": self.period_start,
+                "period_live": self.period_live, "period_abandoned": self.period_abandoned,
+                "period_rate": self.period_rate, "live_24h": self.live_24h,
+                "abandoned_24h": self.abandoned_24h, "rate_24h": self.rate_24h,
+                "budget_left": self.budget_left}
+
+
+@dataclass(slots=True)
+class _Group:
+    row: int
+    phones: list[Phone]
+    fields: dict[str, str]
+    timezone: str | None
+    language: str | None
+    priority: int
+
+    @classmethod
+    def of(cls, c: ImportedContact) -> _Group:
+        return cls(c.row, list(c.phones), dict(c.fields), c.timezone, c.language, c.priority)
+
+    def merge(self, c: ImportedContact | _Group) -> None:
+        have = {p.e164 for p in self.phones}
+        self.phones.extend(p for p in c.phones if p.e164 not in have)
+        for k, v in c.fields.items():
+            if not self.fields.get(k):
+                self.fields[k] = v
+        self.timezone = self.timezone or c.timezone
+        self.language = self.language or c.language
+        self.priority = max(self.priority, c.priority)
+
+
+class DialerStore:
+    """The dialer's repository on one engine (``create_all`` on first use)."""
+
+    def __init__(self, engine: Engine | str) -> None:
+        self.engine = make_engine(engine) if isinstance(engine, str) else engine
+        DialerBase.metadata.create_all(self.engine)
+        self.dnc = DncList(self.engine)
+        self._is_pg = self.engine.dialect.name == "postgresql"
+
+    # -- campaigns ---------------------------------------------------------------------------
+
+    def create_campaign(self, name: str, settings: CampaignSettings | None = None, *,
+                        now: float) -> CampaignInfo:
+        """A new campaign; raises DialerError if the name is taken."""
+        settings = settings or CampaignSettings()
+        with write_session(self.engine) as s:
+            if s.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:
+                raise DialerError(f"campaign {name!r} already exists")
+            row = Campaign(name=name, status="created", created_at=now,
+                           settings_json=settings.to_json())
+            s.add(row)
+            s.flush()
+            return self._info(row)
+
+    @staticmethod
+    def _info(row: Campaign) -> CampaignInfo:
+        return CampaignInfo(row.id, row.name, row.status, row.created_at,
+                            CampaignSettings.from_json(row.settings_json))
+
+    def _campaign(self, s: Session, name: str) -> Campaign:
+        row = s.scalar(select(Campaign).where(Campaign.name == name))
+        if row is None:
+            raise CampaignNotFound(f"no campaign named {name!r}")
+        return row
+
+    def campaign(self, name: str) -> CampaignInfo:
+        """The campaign called ``name`` (CampaignNotFound if none)."""
+        with read_session(self.engine) as s:
+            return self._info(self._campaign(s, name))
+
+    def campaigns(self) -> list[CampaignInfo]:
+        """Every campaign, by name."""
+        with read_session(self.engine) as s:
+            return [self._info(r) for r in s.scalars(select(Campaign).order_by(Campaign.name))]
+
+    def update_settings(self, name: str, settings: CampaignSettings) -> CampaignInfo:
+        """Replace a campaign's settings."""
+        with write_session(self.engine) as s:
+            row = self._campaign(s, name)
+            row.settings_json = settings.to_json()
+            return self._info(row)
+
+    def set_status(self, name: str, status: str) -> None:
+        """``created``, ``running``, ``paused``, ``done`` (the engine's business)."""
+        with write_session(self.engine) as s:
+            self._campaign(s, name).status = status
+
+    # -- import ------------------------------------------------------------------------------
+
+    def import_contacts(self, name: str,
+                        source: str | os.PathLike[str] | IO[bytes] | IO[str],
+                        mapping: ColumnMapping | None = None, *, now: float,
+                        encoding: str = "utf-8", delimiter: str = ",",
+                        batch_size: int = 5000,
+                        progress: Callable[[int], None] | None = None) -> ImportReport:
+        """Stream ``source`` into the campaign in batches of ``batch_size`` rows.
+
+        Bad rows are reported (row and reason) and the good ones kept; a number already in
+        the campaign (from this file or an earlier import) merges the row into that contact:
+        its new numbers are added, fields it lacks filled in, the higher priority kept.
+        """
+        mapping = mapping or ColumnMapping()
+        info = self.campaign(name)
+        region = info.settings.region
+        report = ImportReport()
+        with read_session(self.engine) as s:
+            known_zones = set(s.scalars(select(CampaignZone.zones)
+                                        .where(CampaignZone.campaign_id == info.id)))
+        batch: list[ImportedContact] = []
+        for item in read_contacts(source, mapping, region, encoding=encoding,
+                                  delimiter=delimiter, progress=progress,
+                                  parser=NumberParser(region)):
+            report.rows += 1
+            if isinstance(item, ListImportError):
+                report.bad_rows += 1
+                report.problem(item)
+                continue
+            for w in item.warnings:
+                report.warnings += 1
+                report.problem(w)
+            batch.append(item)
+            if len(batch) >= batch_size:
+                self._import_batch(info.id, batch, report, known_zones, now)
+                batch = []
+        if batch:
+            self._import_batch(info.id, batch, report, known_zones, now)
+        return report
+
+    def _import_batch(self, cid: int, batch: list[ImportedContact], report: ImportReport,
+                      known_zones: set[str], now: float) -> None:
+        groups: list[_Group | None] = []
+        by_number: dict[str, int] = {}
+        for c in batch:
+            hits = sorted({by_number[p.e164] for p in c.phones if p.e164 in by_number})
+            if not hits:
+                groups.append(_Group.of(c))
+                hit = len(groups) - 1
+            else:
+                hit = hits[0]
+                target = groups[hit]
+                assert target is not None
+                target.merge(c)
+                report.merged += 1
+                for other in hits[1:]:
+                    # This row joins two earlier contacts (it shares a number with each):
+                    # they are one person, merged into the first.
+                    g = groups[other]
+                    assert g is not None
+                    target.merge(g)
+                    groups[other] = None
+            live = groups[hit]
+            assert live is not None
+            for p in live.phones:
+                by_number[p.e164] = hit
+        with write_session(self.engine) as s:
+            existing: dict[str, int] = {}
+            numbers = list(by_number)
+            for i in range(0, len(numbers), 900):
+                existing.update(s.execute(select(ContactPhone.e164, ContactPhone.contact_id)
+                                          .where(ContactPhone.campaign_id == cid,
+                                                 ContactPhone.e164.in_(numbers[i:i + 900])))
+                                .all())
+            new: list[_Group] = []
+            for g in groups:
+                if g is None:
+                    continue
+                old = next((existing[p.e164] for p in g.phones if p.e164 in existing), None)
+                if old is None:
+                    new.append(g)
+                else:
+                    report.merged += 1
+                    self._merge_into(s, cid, old, g, existing)
+            if new:
+                ids = self._insert_contacts(s, [
+                    {"campaign_id": cid, "row": g.row,
+                     "fields_json": json.dumps(g.fields, ensure_ascii=False),
+                     "timezone": g.timezone, "language": g.language, "priority": g.priority,
+                     "status": "pending", "disposition": None, "attempts": 0, "phone_pos": 0,
+                     "next_due": now, "locked_until": 0.0, "lease_owner": None,
+                     "lease_until": 0.0, "lease_attempt": None, "callback_at": None,
+                     "callback_until": None, "callback_source": None,
+                     "callback_request": None}
+                    for g in new])
+                phone_rows = []
+                for contact_id, g in zip(ids, new, strict=True):
+                    zone_key = g.timezone or ""
+                    if not (g.timezone or g.phones[0].zones):
+                        report.unknown_zone += 1
+                        if len(report.unknown_zone_rows) < report.max_problems:
+                            report.unknown_zone_rows.append(g.row)
+                    for pos, p in enumerate(g.phones):
+                        phone_rows.append({"contact_id": contact_id, "campaign_id": cid,
+                                           "position": pos, "label": p.label, "e164": p.e164,
+                                           "zones": zone_key or p.zones, "invalid": False})
+                s.execute(cast(Table, ContactPhone.__table__).insert(), phone_rows)
+                report.imported += len(new)
+                zones = {str(r["zones"]) for r in phone_rows} - known_zones
+                if zones:
+                    s.execute(insert(CampaignZone),
+                              [{"campaign_id": cid, "zones": z} for z in zones])
+                    known_zones.update(zones)
+
+    def _insert_contacts(self, s: Session, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert contact rows (Core executemany: the ORM's unit of work costs more than the
+        phone parsing on a large list); returns their ids in order."""
+        table = cast(Table, Contact.__table__)
+        if self.engine.dialect.name == "sqlite":
+            # The import's transaction holds SQLite's write lock (BEGIN IMMEDIATE): no other
+            # writer can take ids between this max() and the insert.
+            base = s.scalar(select(func.max(Contact.id))) or 0
+            for i, r in enumerate(rows, start=1):
+                r["id"] = base + i
+            s.execute(table.insert(), rows)
+            return [int(r["id"]) for r in rows]
+        return list(s.scalars(table.insert().returning(table.c.id,
+                                                       sort_by_parameter_order=True), rows))
+
+    def _merge_into(self, s: Session, cid: int, contact_id: int, g: _Group,
+                    existing: dict[str, int]) -> None:
+        row = s.get(Contact, contact_id)
+        assert row is not None
+        have = _Group(row.row, [], json.loads(row.fields_json), row.timezone, row.language,
+                      row.priority)
+        have.merge(g)
+        row.fields_json = json.dumps(have.fields, ensure_ascii=False)
+        row.timezone, row.language, row.priority = have.timezone, have.language, have.priority
+        pos = s.scalar(select(func.max(ContactPhone.position))
+                       .where(ContactPhone.contact_id == contact_id)) or 0
+        for p in g.phones:
+            if p.e164 in existing:
+                continue
+            pos += 1
+            zones = row.timezone or p.zones
+            s.add(ContactPhone(contact_id=contact_id, campaign_id=cid, position=pos,
+                               label=p.label, e164=p.e164, zones=zones, invalid=False))
+            existing[p.e164] = contact_id
+            self._ensure_zone(s, cid, zones)
+        s.flush()
+
+    @staticmethod
+    def _ensure_zone(s: Session, cid: int, zones: str) -> None:
+        if s.get(CampaignZone, (cid, zones)) is None:
+            s.add(CampaignZone(campaign_id=cid, zones=zones))
+            s.flush()
+
+    # -- leasing -----------------------------------------------------------------------------
+
+    def lease(self, name: str, *, now: float, count: int, owner: str,
+              lease_s: float | None = None, agent_reserved: bool = False) -> list[Lease]:
+        """Up to ``count`` contacts dialable at ``now``, leased to ``owner``.
+
+        Due callbacks come first (in their own window), then contacts by priority (higher
+        first), then by how long they have been due.  ``agent_reserved``: the caller has an
+        agent waiting for these calls, which lifts the 72 h lockout after an abandoned call.
+        """
+        if count <= 0:
+            return []
+        with write_session(self.engine) as s:
+            camp = self._campaign(s, name)
+            st = CampaignSettings.from_json(camp.settings_json)
+            until = now + (lease_s if lease_s is not None else st.lease_s)
+            all_zones = list(s.scalars(select(CampaignZone.zones)
+                                       .where(CampaignZone.campaign_id == camp.id)))
+            out: list[Lease] = []
+            for callback in (True, False):
+                window = st.callbacks_window if callback else st.window
+                open_zones = _open_zones(window, all_zones, now)
+                for _ in range(8):  # each round drops DNC hits; bounded
+                    need = count - len(out)
+                    if need <= 0 or (open_zones is not None and not open_zones):
+                        break
+                    rows = self._candidates(s, camp.id, st, now=now, limit=need,
+                                            callback=callback, open_zones=open_zones,
+                                            agent_reserved=agent_reserved)
+                    if not rows:
+                        break
+                    bad = blocked(s, (p.e164 for _, p in rows), camp.id)
+                    for contact, phone in rows:
+                        if phone.e164 in bad:
+                            self._skip_dnc(s, contact, camp.id, now)
+                            continue
+                        out.append(self._take(s, camp, contact, phone, owner=owner, now=now,
+                                              until=until, callback=callback))
+                    if not bad:
+                        break
+            return out
+
+    def _candidates(self, s: Session, cid: int, st: CampaignSettings, *, now: float,
+                    limit: int, callback: bool, open_zones: list[str] | None,
+                    agent_reserved: bool) -> list[tuple[Contact, ContactPhone]]:
+        conds = [Contact.campaign_id == cid, Contact.status == "pending",
+                 Contact.lease_until <= now, ContactPhone.invalid.is_(False)]
+        if open_zones is not None:
+            conds.append(ContactPhone.zones.in_(open_zones))
+        if not agent_reserved:
+            conds.append(Contact.locked_until <= now)
+        if callback:
+            conds += [Contact.callback_at.is_not(None), Contact.callback_at <= now,
+                      or_(Contact.callback_until.is_(None), Contact.callback_until > now)]
+            order = (Contact.callback_at, Contact.id)
+        else:
+            conds += [Contact.callback_at.is_(None), Contact.next_due <= now,
+                      Contact.attempts < st.max_attempts]
+            order = (Contact.priority.desc(), Contact.next_due, Contact.id)  # type: ignore[assignment]
+        q = (select(Contact, ContactPhone)
+             .join(ContactPhone, and_(ContactPhone.contact_id == Contact.id,
+                                      ContactPhone.position == Contact.phone_pos))
+             .where(*conds).order_by(*order).limit(limit))
+        if self._is_pg:
+            q = q.with_for_update(skip_locked=True, of=Contact)
+        return [(c, p) for c, p in s.execute(q)]
+
+    def _skip_dnc(self, s: Session, contact: Contact, cid: int, now: float) -> None:
+        """The number about to be dialled is on a DNC list: move to the contact's next number
+        not on one, or close the contact as ``dnc``."""
+        phones = list(s.scalars(select(ContactPhone).where(
+            ContactPhone.contact_id == contact.id, ContactPhone.invalid.is_(False))
+            .order_by(ContactPhone.position)))
+        bad = blocked(s, (p.e164 for p in phones), cid)
+        ok = [p.position for p in phones if p.e164 not in bad]
+        if ok:
+            contact.phone_pos = next((p for p in ok if p > contact.phone_pos), ok[0])
+        else:
+            contact.status, contact.disposition = "final", Disposition.DNC.value
+            contact.callback_at = contact.callback_until = None
+        s.flush()
+
+    def _take(self, s: Session, camp: Campaign, contact: Contact, phone: ContactPhone, *,
+              owner: str, now: float, until: float, callback: bool) -> Lease:
+        if contact.lease_attempt is not None:
+            # The previous holder's lease ran out without an outcome (it stopped).
+            s.execute(update(Attempt).where(Attempt.id == contact.lease_attempt,
+                                            Attempt.disposition.is_(None))
+                      .values(disposition=Disposition.LEASE_EXPIRED.value,
+                              ended_at=contact.lease_until))
+        att = Attempt(campaign_id=camp.id, contact_id=contact.id, e164=phone.e164,
+                      owner=owner, dialled_at=now, callback=callback)
+        s.add(att)
+        s.flush()
+        contact.attempts += 1
+        contact.lease_owner, contact.lease_until, contact.lease_attempt = owner, until, att.id
+        s.flush()
+        return Lease(camp.name, camp.id, contact.id, att.id, phone.e164, phone.label,
+                     zones_from_key(phone.zones), json.loads(contact.fields_json),
+                     contact.language, contact.attempts, callback, owner, until)
+
+    def renew(self, lease: Lease, *, now: float, lease_s: float) -> Lease:
+        """Extend a lease still held (a long call); raises LeaseLost otherwise."""
+        with write_session(self.engine) as s:
+            c = s.get(Contact, lease.contact_id)
+            if c is None or c.lease_attempt != lease.attempt_id or c.lease_until <= now:
+                raise LeaseLost(f"lease of contact {lease.contact_id} is no longer held")
+            c.lease_until = now + lease_s
+            return Lease(lease.campaign, lease.campaign_id, lease.contact_id, lease.attempt_id,
+                         lease.e164, lease.label, lease.zones, lease.fields, lease.language,
+                         lease.attempt, lease.callback, lease.owner, c.lease_until)
+
+    def release(self, lease: Lease) -> None:
+        """Give a lease back without dialling (the pacer changed its mind): the attempt is
+        removed from the ledger and not counted."""
+        with write_session(self.engine) as s:
+            c = s.get(Contact, lease.contact_id)
+            if c is not None and c.lease_attempt == lease.attempt_id:
+                c.attempts -= 1
+                c.lease_owner, c.lease_until, c.lease_attempt = None, 0.0, None
+            att = s.get(Attempt, lease.attempt_id)
+            if att is not None and att.disposition is None:
+                s.delete(att)
+
+    def record_outcome(self, lease: Lease, disposition: str, *, now: float,
+                       live_answer: bool | None = None, amd: str | None = None,
+                       time_to_agent_s: float | None = None,
+                       message_played: str | None = None, agent: str | None = None,
+                       sip_status: int | None = None) -> None:
+        """Write the attempt's outcome and the contact's next state in one transaction.
+
+        An ``opted_out`` outcome puts the number on the global DNC list in that same
+        transaction.  Raises LeaseLost (after writing the ledger row) if the lease had expired
+        and another dialer holds the contact now.
+        """
+        disposition = str(disposition)
+        live = is_live_answer(disposition) if live_answer is None else live_answer
+        with write_session(self.engine) as s:
+            att = s.get(Attempt, lease.attempt_id)
+            if att is None:
+                raise DialerError(f"no attempt {lease.attempt_id}")
+            if att.disposition not in (None, Disposition.LEASE_EXPIRED.value):
+                raise DialerError(f"attempt {att.id} already has outcome {att.disposition}")
+            att.ended_at, att.disposition, att.live_answer = now, disposition, live
+            att.abandoned = disposition == Disposition.ABANDONED
+            att.amd, att.time_to_agent_s, att.message_played = amd, time_to_agent_s, \
+                message_played
+            att.agent, att.sip_status = agent, sip_status
+            contact = s.get(Contact, lease.contact_id)
+            if contact is None or contact.lease_attempt != lease.attempt_id:
+                lost = True
+            else:
+                lost = False
+                self._apply(s, contact, lease, disposition, now)
+        if lost:
+            raise LeaseLost(f"contact {lease.contact_id} was leased again before the outcome")
+
+    def _apply(self, s: Session, contact: Contact, lease: Lease, disposition: str,
+               now: float) -> None:
+        camp = s.get(Campaign, contact.campaign_id)
+        assert camp is not None
+        st = CampaignSettings.from_json(camp.settings_json)
+        phones = list(s.scalars(select(ContactPhone).where(
+            ContactPhone.contact_id == contact.id).order_by(ContactPhone.position)))
+        valid = [p.position for p in phones if not p.invalid]
+        d = decide(st, disposition=disposition, attempts=contact.attempts,
+                   phone_pos=contact.phone_pos, valid_positions=valid,
+                   locked_until=contact.locked_until, now=now)
+        if d.mark_invalid:
+            for p in phones:
+                if p.e164 == lease.e164:
+                    p.invalid = True
+        if d.opt_out:
+            DncList.add_e164(s, [lease.e164], now=now, source="opt_out")
+        contact.status, contact.disposition = d.status, d.disposition
+        contact.next_due, contact.phone_pos, contact.locked_until = \
+            d.next_due, d.phone_pos, d.locked_until
+        contact.lease_owner, contact.lease_until, contact.lease_attempt = None, 0.0, None
+        if lease.callback or d.status == "final":
+            contact.callback_at = contact.callback_until = None
+            contact.callback_source = None
+
+    # -- callbacks ---------------------------------------------------------------------------
+
+    def schedule_callback(self, name: str, number: str, *, at: float, now: float,
+                          until: float | None = None, source: str = "agent",
+                          language: str | None = None, request_id: int | None = None,
+                          fields: dict[str, str] | None = None) -> int:
+        """A callback for ``number`` at ``at`` (until ``until``): from the IVR, an agent or
+        the manager.  The number's contact in the campaign is reopened (created if new);
+        returns the contact id.  Callbacks pass before other contacts and past the attempt
+        limit (the person asked), but never past a DNC list or the callback window."""
+        with write_session(self.engine) as s:
+            camp = self._campaign(s, name)
+            st = CampaignSettings.from_json(camp.settings_json)
+            parsed = NumberParser(st.region).parse(number)
+            if parsed.e164 is None:
+                raise ListImportError(0, parsed.reason or "bad number", value=number)
+            phone = s.scalar(select(ContactPhone).where(ContactPhone.campaign_id == camp.id,
+                                                        ContactPhone.e164 == parsed.e164))
+            if phone is None:
+                contact = Contact(campaign_id=camp.id, row=0,
+                                  fields_json=json.dumps(fields or {}), language=language,
+                                  priority=0, status="pending", attempts=0, phone_pos=0,
+                                  next_due=now, locked_until=0.0, lease_until=0.0)
+                s.add(contact)
+                s.flush()
+                s.add(ContactPhone(contact_id=contact.id, campaign_id=camp.id, position=0,
+                                   label="callback", e164=parsed.e164, zones=parsed.zones,
+                                   invalid=False))
+                self._ensure_zone(s, camp.id, parsed.zones)
+            else:
+                c = s.get(Contact, phone.contact_id)
+                assert c is not None
+                contact = c
+                contact.phone_pos = phone.position
+                if contact.status == "final" and contact.disposition in (
+                        Disposition.DNC, Disposition.OPTED_OUT, Disposition.INVALID_NUMBER):
+                    raise DialerError(f"{parsed.e164} is {contact.disposition}: no callback")
+                contact.status = "pending"
+            contact.callback_at, contact.callback_until = at, until
+            contact.callback_source, contact.callback_request = source, request_id
+            s.flush()
+            return contact.id
+
+    def ingest_ivr_callbacks(self, name: str, callbacks: CallbackStore, *, now: float,
+                             limit: int = 1000) -> list[int]:
+        """Take the IVR callback node's pending requests (``dialer.callbacks``) into the
+        campaign: each slot (``morning``...) becomes its next occurrence in the callee's
+        local time; requests are marked ``scheduled`` (or ``rejected``).  Returns the
+        request ids scheduled."""
+        st = self.campaign(name).settings
+        done: list[int] = []
+        for req in callbacks.pending(limit):
+            parsed = NumberParser(st.region).parse(req.number)
+            span = st.callback_slots.get(req.slot)
+            zones = zones_from_key(parsed.zones)
+            if parsed.e164 is None or span is None or not zones:
+                callbacks.mark(req.id, "rejected")
+                continue
+            at, until = _next_slot(zones[0], span, req.created_at)
+            try:
+                self.schedule_callback(name, parsed.e164, at=at, until=until, now=now,
+                                       source="ivr", language=req.language,
+                                       request_id=req.id,
+                                       fields={k: str(v) for k, v in req.context.items()
+                                               if v is not None})
+            except DialerError:
+                callbacks.mark(req.id, "rejected")
+                continue
+            callbacks.mark(req.id, "scheduled")
+            done.append(req.id)
+        return done
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def abandonment(self, name: str, *, now: float) -> AbandonmentReport:
+        """Abandonment over the campaign, its current 30-day period and the last 24 h."""
+        with read_session(self.engine) as s:
+            camp = self._campaign(s, name)
+            st = CampaignSettings.from_json(camp.settings_json)
+            base = (Attempt.campaign_id == camp.id, Attempt.disposition.is_not(None))
+            first = s.scalar(select(func.min(Attempt.dialled_at)).where(*base))
+
+            def count(*extra: Any) -> tuple[int, int]:
+                live, ab = s.execute(select(
+                    func.count().filter(Attempt.live_answer.is_(True)),
+                    func.count().filter(Attempt.abandoned.is_(True))).where(*base, *extra)).one()
+                return int(live), int(ab)
+
+            live, ab = count()
+            if first is None:
+                start = None
+                plive, pab = 0, 0
+            else:
+                start = first + ((now - first) // PERIOD_S) * PERIOD_S
+                plive, pab = count(Attempt.dialled_at >= start)
+            l24, a24 = count(Attempt.dialled_at >= now - DAY_S)
+        return AbandonmentReport(st.abandon_target, live, ab, start, plive, pab, l24, a24)
+
+    def summary(self, name: str, *, now: float) -> dict[str, Any]:
+        """Counts per state and disposition, the ledger's totals and abandonment."""
+        with read_session(self.engine) as s:
+            camp = self._campaign(s, name)
+            st = CampaignSettings.from_json(camp.settings_json)
+            by: dict[str, int] = {}
+            for status, disp, n in s.execute(
+                    select(Contact.status, Contact.disposition, func.count())
+                    .where(Contact.campaign_id == camp.id)
+                    .group_by(Contact.status, Contact.disposition)):
+                key = disp if status == "final" and disp else status
+                by[key] = by.get(key, 0) + int(n)
+            contacts = sum(by.values())
+            unknown = s.scalar(select(func.count()).select_from(Contact).join(
+                ContactPhone, and_(ContactPhone.contact_id == Contact.id,
+                                   ContactPhone.position == Contact.phone_pos))
+                .where(Contact.campaign_id == camp.id, Contact.status == "pending",
+                       ContactPhone.zones == "")) or 0
+            attempts = s.scalar(select(func.count()).select_from(Attempt)
+                                .where(Attempt.campaign_id == camp.id)) or 0
+            leased = s.scalar(select(func.count()).select_from(Contact).where(
+                Contact.campaign_id == camp.id, Contact.lease_until > now)) or 0
+            callbacks = s.scalar(select(func.count()).select_from(Contact).where(
+                Contact.campaign_id == camp.id, Contact.callback_at.is_not(None))) or 0
+        ab = self.abandonment(name, now=now)
+        return {"campaign": camp.name, "status": camp.status, "contacts": contacts,
+                "by_state": dict(sorted(by.items())), "attempts": int(attempts),
+                "leased": int(leased), "callbacks_pending": int(callbacks),
+                "unknown_timezone": int(unknown),
+                "window": st.window.to_spec(), "abandonment": ab.to_dict()}
+
+    def contact_report(self, name: str, *, batch: int = 2000) -> Iterator[dict[str, Any]]:
+        """One dict per contact, streamed (issue 14's report: phone, disposition, attempts,
+        amd, agent, wait_s of the last attempt, fields)."""
+        info = self.campaign(name)
+        last_id = 0
+        while True:
+            with read_session(self.engine) as s:
+                rows = list(s.scalars(select(Contact).where(
+                    Contact.campaign_id == info.id, Contact.id > last_id)
+                    .order_by(Contact.id).limit(batch)))
+                if not rows:
+                    return
+                ids = [r.id for r in rows]
+                phones: dict[int, list[ContactPhone]] = {}
+                for p in s.scalars(select(ContactPhone).where(ContactPhone.contact_id.in_(ids))
+                                   .order_by(ContactPhone.contact_id, ContactPhone.position)):
+                    phones.setdefault(p.contact_id, []).append(p)
+                last: dict[int, Attempt] = {}
+                for att in s.scalars(select(Attempt).where(Attempt.contact_id.in_(ids))
+                                     .order_by(Attempt.id)):
+                    last[att.contact_id] = att
+            for r in rows:
+                ph = phones.get(r.id, [])
+                cur = next((p for p in ph if p.position == r.phone_pos), ph[0] if ph else None)
+                a = last.get(r.id)
+                yield {"phone": (a.e164 if a else cur.e164 if cur else None),
+                       "phones": [p.e164 for p in ph],
+                       "row": r.row,
+                       "status": r.status,
+                       "disposition": r.disposition if r.status == "final" else
+                       (r.disposition or "pending"),
+                       "attempts": r.attempts,
+                       "amd": a.amd if a else None, "agent": a.agent if a else None,
+                       "wait_s": a.time_to_agent_s if a else None,
+                       "next_due": r.next_due if r.status == "pending" else None,
+                       "timezone": r.timezone or (cur.zones if cur else None) or None,
+                       "fields": json.loads(r.fields_json)}
+            last_id = rows[-1].id
+
+    def ledger(self, name: str, *, since: float = 0.0) -> Iterator[dict[str, Any]]:
+        """The compliance ledger's rows for the campaign, oldest first."""
+        info = self.campaign(name)
+        with read_session(self.engine) as s:
+            rows = s.scalars(select(Attempt).where(Attempt.campaign_id == info.id,
+                                                   Attempt.dialled_at >= since)
+                             .order_by(Attempt.dialled_at, Attempt.id))
+            for a in rows:
+                yield {"attempt": a.id, "contact": a.contact_id, "number": a.e164,
+                       "dialled_at": a.dialled_at, "ended_at": a.ended_at,
+                       "outcome": a.disposition, "live_answer": a.live_answer,
+                       "abandoned": a.abandoned, "amd": a.amd,
+                       "time_to_agent_s": a.time_to_agent_s,
+                       "message_played": a.message_played, "agent": a.agent,
+                       "owner": a.owner, "callback": a.callback}
+
+
+def _open_zones(window: CallingWindow, all_zones: Sequence[str], now: float) -> list[str] | None:
+    """The campaign's zone sets inside ``window`` at ``now`` (None: every one, ``always``)."""
+    if window.always:
+        return None
+    return [z for z in all_zones if z and window.is_open(zones_from_key(z), now)]
+
+
+def _next_slot(zone: str, span: tuple[str, str], after: float) -> tuple[float, float]:
+    """The next occurrence of local ``span`` (HH:MM, HH:MM) in ``zone`` that has not ended
+    at ``after``: (start, end) epoch seconds (the start no earlier than ``after``)."""
+    from zoneinfo import ZoneInfo
+    tz = ZoneInfo(zone)
+    a = time.fromisoformat(span[0])
+    b = time.fromisoformat(span[1])
+    day: date = datetime.fromtimestamp(after, tz).date()
+    for k in range(3):
+        d = day + timedelta(days=k)
+        start = datetime.combine(d, a, tz).timestamp()
+        end = datetime.combine(d, b, tz).timestamp()
+        if end > after:
+            return max(start, after), end
+    raise DialerError("no slot")  # pragma: no cover - a span always recurs within a day
+
+
+def iter_phone_numbers(values: Iterable[str], region: str) -> Iterator[str | None]:
+    """E.164 of each value or None (helper for CLIs)."""
+    parser = NumberParser(region)
+    for v in values:
+        yield parser.parse(v).e164
