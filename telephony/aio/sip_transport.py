@@ -33,6 +33,15 @@ SipTrace = Callable[[str, bytes, Addr, str], None]
 _TO_TAG = re.compile(rb"\n(?:to|t)[ \t]*:[^\n]*;[ \t]*tag[ \t]*=", re.IGNORECASE)
 
 
+_CALL_ID = re.compile(rb"\n(?:call-id|i)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+
+
+def call_id_of(data: bytes) -> bytes | None:
+    """The raw Call-ID of a message, found without parsing it (None if it has none)."""
+    match = _CALL_ID.search(data)
+    return match.group(1).strip() if match else None
+
+
 def is_new_call(data: bytes) -> bool:
     """True for an INVITE outside any dialog (RFC 3261 12.1: the To has no tag yet)."""
     return data[:7] == b"INVITE " and _TO_TAG.search(data) is None
@@ -229,6 +238,11 @@ class SipTransportLayer:
     def arrived(self, data: bytes, addr: Addr, transport: str) -> None:
         """A message from the network: new calls wait their turn, the rest is handled now."""
         if not is_new_call(data):
+            if data[:7] == b"CANCEL " and self._new_calls:
+                # RFC 3261 9.2: a CANCEL applies to its INVITE; if that INVITE still waits
+                # its turn here, it goes first, so the CANCEL finds it (487, not 481 and a
+                # call answered after its caller gave up)
+                self._take_queued_invite(call_id_of(data))
             self.receive(data, addr, transport)
             return
         queue = self._new_calls
@@ -239,6 +253,15 @@ class SipTransportLayer:
         if not self._drain_scheduled:
             self._drain_scheduled = True
             self.loop.call_soon(self._drain_new_calls)
+
+    def _take_queued_invite(self, call_id: bytes | None) -> None:
+        if call_id is None:
+            return
+        queue = self._new_calls
+        mine = [item for item in queue if call_id_of(item[0]) == call_id]
+        for item in mine:
+            queue.remove(item)
+            self.receive(*item)
 
     def _drain_new_calls(self) -> None:
         """Up to ``new_request_budget`` new INVITEs, then back to the loop (socket reads, the
