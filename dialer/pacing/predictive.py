@@ -1,0 +1,311 @@
+"""``predictive``: dial ahead as far as the expected abandonment allows.
+
+What the estimator does
+=======================
+Everything is learnt from the events of this campaign, with bounded memory (exponentially
+decayed, :mod:`dialer.pacing.estimators`); nothing about the list comes from configuration.
+
+1. **When a dial becomes a live answer.**  For every dial, the time from dial to its first
+   visible outcome goes into one decayed histogram with two series: *answered at x s* and
+   *ended unanswered at x s* (busy, failed, no answer).  AMD's decisions give the decayed
+   share of answers that AMD calls human (``h``) and its mean decision delay ``m``.  A new
+   dial is live by ``t`` with probability ``q(t) = h * A(t - m)`` (``A``: answered
+   sub-distribution).  A call still ringing after ``e`` s is live by ``now + t`` with
+   ``h * (A(e + t - m) - A(e)) / (1 - A(e) - N(e))``: the distribution conditioned on what
+   has not happened yet.  Answered calls awaiting AMD count ``h``; live calls waiting, 1.
+2. **When busy agents come free.**  Talk times (connect to hang-up) go into a decayed
+   histogram on a logarithmic grid (heavy tails up to two hours) and wrap-up times into a
+   decayed mean ``w``.  An agent talking for ``e`` s is free by ``now + t`` with
+   ``P(T <= e + t - w | T > e)``; an agent wrapping for ``e`` s when ``e + t >= w``.
+3. **The decision.**  A live call must meet an agent within ``connect_within`` (2 s) of the
+   AMD decision, so at a few instants ``t_k`` after now (the 1/6, 1/2 and 5/6 quantiles of
+   a new dial's live delay) it compares the live calls expected by ``t_k`` (demand ``D_k``:
+   calls in flight plus ``n - 1`` new dials) with the agents expected free by
+   ``t_k + connect_within`` (supply ``S_k``).  Both are sums of independent Bernoulli
+   variables; with a normal approximation the ``n``-th new dial, if it becomes live, finds
+   no agent with probability ``mean_k Phi((D_k - S_k + 0.5) / sigma_k)``.  The pacer places
+   the largest ``n`` whose marginal probability is at most ``lambda``.  Placing calls while
+   their marginal drop probability is under a threshold is the Lagrangian form of "most
+   talk time for a bounded expected abandonment".
+4. **The feedback loop.**  ``lambda`` is set by an integral controller on the abandonment
+   the pacer sees (its own ``CallAbandoned`` over live outcomes, decayed over ~150 live
+   answers) against a goal of ``margin * cap`` less the abandonment the pacer cannot see
+   (AMD false positives: the ledger's rate minus its own).  When the ledger's rate exceeds
+   the goal, ``lambda`` falls fast; when the budget is exhausted (rate over the cap), or
+   before ``min_budget`` abandons are allowed, the pacer dials only progressively.
+5. **Care with small samples and small teams.**  Until enough dials, talks and live answers
+   have been seen it is progressive; the live-answer share used for planning is an upper
+   confidence bound (more expected live calls, fewer dials); the per-team variance makes
+   small teams dial less far ahead, since the normal tails are wide for them.  It never
+   places fewer calls than ``progressive`` would.
+
+Cost per decision: O(agents + calls in flight) with fixed-size histograms, whatever the
+length of the campaign.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from dialer.pacing.base import PacerConfig, PacingStrategy
+from dialer.pacing.estimators import DecayedHistogram, DecayedMean, DecayedRate, FloatArray
+from dialer.pacing.events import (
+    AbandonBudget,
+    AgentReady,
+    AgentWrap,
+    AmdDecided,
+    CallAbandoned,
+    CallAnswered,
+    CallConnected,
+    CallDialled,
+    CallEnded,
+    PacerEvent,
+)
+from dialer.pacing.state import AgentState, CallPhase, PacerState
+
+ANSWERED, UNANSWERED = 0, 1
+QUANTILES = (1.0 / 6.0, 0.5, 5.0 / 6.0)
+MODEL_REFRESH = 5.0  # seconds between refreshes of the learnt live-delay quantiles
+REPLAN_EVERY = 2.0  # seconds after which time passing alone calls for a new plan
+# events after which more calls may be due: supply rose or expected demand fell
+_WAKING = (AgentReady, CallEnded, CallAbandoned, AmdDecided)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictiveSettings:
+    """Tuning of the predictive strategy (not facts about the list: those are learnt)."""
+
+    margin: float = 0.9
+    """Aim at ``margin * cap`` so that noise stays under the cap."""
+    dial_memory: float = 600.0
+    """Dials remembered by the answer-time estimate (effective count)."""
+    talk_memory: float = 300.0
+    """Talks remembered by the talk-time estimate."""
+    live_memory: float = 150.0
+    """Live outcomes remembered by the feedback loop's rate."""
+    gain: float = 0.003
+    """Step of the feedback loop on log(lambda), per live outcome (x 1/goal for an abandon)."""
+    initial_threshold: float = 0.05
+    """``lambda`` before any feedback."""
+    min_dials: int = 60
+    """Dials resolved before planning (progressive until then)."""
+    min_talks: int = 15
+    """Talks completed before planning."""
+    min_budget: float = 1.0
+    """Abandons the ledger must allow before any dial ahead."""
+    z: float = 1.0
+    """Standard errors of the upper confidence bound on the live-answer share."""
+    max_lines_per_agent: float = 4.0
+    """A hard ceiling on lines per agent (sanity, not pacing)."""
+
+
+def _phi(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+class PredictiveStrategy(PacingStrategy):
+    """Ours: expected-abandonment pacing with learnt distributions and a feedback loop."""
+
+    name = "predictive"
+
+    def __init__(self, config: PacerConfig, settings: PredictiveSettings | None = None) -> None:
+        super().__init__(config)
+        self.settings = s = settings or PredictiveSettings()
+        top = config.ring_timeout + 10.0
+        self.first = DecayedHistogram(np.arange(0.0, top + 0.5, 0.5), memory=s.dial_memory,
+                                      series=2)
+        self.talk = DecayedHistogram(
+            np.concatenate(([0.0], np.geomspace(1.0, 7200.0, 90))), memory=s.talk_memory)
+        self.amd_human = DecayedRate(memory=s.dial_memory / 2)
+        self.amd_delay = DecayedMean(memory=100.0, default=2.0)
+        self.wrap = DecayedMean(memory=100.0, default=0.0)
+        self.own_drops = DecayedRate(memory=s.live_memory)
+        self.own_abandoned = 0
+        self.own_live = 0
+        self.threshold = s.initial_threshold
+        self.last_reason = "cold start"
+        # per-call notes, bounded by the calls in progress
+        self._dialled: dict[str, float] = {}
+        self._answered: set[str] = set()
+        self._connected: dict[str, float] = {}
+        self._wrap_since: dict[str, float] = {}
+        self._dirty = True
+        self._planned_at = -math.inf
+        self._model_cache: tuple[float, float, FloatArray, FloatArray] | None = None
+        self._model_until = -math.inf
+        """Why the last decision was what it was (for status views and tests)."""
+
+    @classmethod
+    def from_arg(cls, config: PacerConfig, arg: str | None) -> PredictiveStrategy:
+        """``predictive`` (no argument)."""
+        return cls(config)
+
+    # -- learning -----------------------------------------------------------------------
+    def on_event(self, event: PacerEvent, state: PacerState, *, now: float) -> None:
+        if isinstance(event, _WAKING):
+            self._dirty = True
+        if isinstance(event, CallDialled):
+            self._dialled[event.call_id] = now
+        elif isinstance(event, CallAnswered):
+            dialled = self._dialled.get(event.call_id)
+            if dialled is not None:
+                self.first.add(now - dialled, ANSWERED)
+                self._answered.add(event.call_id)
+        elif isinstance(event, CallEnded):
+            dialled = self._dialled.pop(event.call_id, None)
+            if dialled is not None and event.call_id not in self._answered:
+                self.first.add(now - dialled, UNANSWERED)
+            self._answered.discard(event.call_id)
+            connected = self._connected.pop(event.call_id, None)
+            if connected is not None:
+                self.talk.add(now - connected)
+        elif isinstance(event, AmdDecided):
+            call = state.calls.get(event.call_id)
+            self.amd_human.add(event.human)
+            if event.human and call is not None and call.answered_at is not None:
+                self.amd_delay.add(now - call.answered_at)
+        elif isinstance(event, CallConnected):
+            self._connected[event.call_id] = now
+            self._live_outcome(False)
+        elif isinstance(event, CallAbandoned):
+            self._live_outcome(True)
+        elif isinstance(event, AgentWrap):
+            self._wrap_since[event.agent_id] = now
+        elif isinstance(event, AgentReady):
+            since = self._wrap_since.pop(event.agent_id, None)
+            if since is not None:
+                self.wrap.add(now - since)
+
+    def _live_outcome(self, abandoned: bool) -> None:
+        # Robbins-Monro on log(lambda): each live outcome moves it by gain * (goal - x) / goal,
+        # x = 1 for an abandon, 0 for a connect; at equilibrium the abandon rate is the goal.
+        self.own_drops.add(abandoned)
+        self.own_live += 1
+        self.own_abandoned += int(abandoned)
+        goal = self._goal()
+        step = self.settings.gain * ((goal - (1.0 if abandoned else 0.0)) / goal)
+        self.threshold = min(0.5, max(1e-4, self.threshold * math.exp(max(-1.0, step))))
+
+    def _goal(self) -> float:
+        """The abandonment rate the pacer's own drops should aim at."""
+        cap = self.config.abandon_target
+        b = self.budget
+        own_rate = self.own_abandoned / self.own_live if self.own_live else 0.0
+        unseen = max(0.0, b.rate - own_rate)  # AMD false positives, mostly
+        goal = self.settings.margin * cap - unseen
+        over = b.rate - self.settings.margin * cap
+        if over > 0.0 and b.live_answers:
+            goal -= 2.0 * over  # pull the period's rate back under the goal
+        return max(0.05 * cap, goal)
+
+    def on_budget(self, budget: AbandonBudget, *, now: float) -> None:
+        if budget.rate > self.config.abandon_target * self.settings.margin > self.budget.rate:
+            self.threshold *= 0.5  # just crossed the goal: act at once
+        super().on_budget(budget, now=now)
+
+    def next_timer(self, *, now: float) -> float | None:
+        return now + 1.0
+
+    # -- deciding -----------------------------------------------------------------------
+    def calls_to_place(self, state: PacerState, *, now: float) -> int:
+        s = self.settings
+        progressive = state.ready - state.in_flight
+        budget = self.budget
+        if budget.exhausted or budget.left < s.min_budget:
+            self.last_reason = "budget"
+            return progressive
+        if self.first.count < s.min_dials or self.talk.count < s.min_talks:
+            self.last_reason = "learning"
+            return progressive
+        if not self._dirty and now < self._planned_at + REPLAN_EVERY:
+            return progressive  # nothing changed since the last plan: its calls are placed
+        self._dirty = False
+        self._planned_at = now
+        extra = self._plan(state, now=now)
+        ceiling = int(s.max_lines_per_agent * state.logged_in) - state.in_flight - state.connected
+        self.last_reason = "planned"
+        return max(progressive, min(extra, ceiling))
+
+    def _model(self, now: float) -> tuple[float, float, FloatArray, FloatArray] | None:
+        """(h, m, checkpoints, live share of a new dial by each), refreshed every few seconds."""
+        if self._model_cache is not None and now < self._model_until:
+            return self._model_cache
+        cum = self.first.cumulative()
+        answered_share = float(cum[ANSWERED, -1])
+        if answered_share <= 0.0:
+            return None
+        h = self.amd_human.upper(self.settings.z)
+        m = self.amd_delay.value
+        ts = np.array([self.first.quantile(q, ANSWERED) + m for q in QUANTILES])
+        q_new = h * answered_share * np.array(QUANTILES)
+        self._model_cache = (h, m, ts, q_new)
+        self._model_until = now + MODEL_REFRESH
+        return self._model_cache
+
+    def _plan(self, state: PacerState, *, now: float) -> int:
+        model = self._model(now)
+        if model is None:
+            return 0
+        h, m, ts, q_new = model
+        s = self.settings
+        cw = self.config.connect_within
+        cum = self.first.cumulative()
+        edges = self.first.edges
+
+        # demand from calls in flight
+        dialling = CallPhase.DIALLING
+        ring_elapsed = [now - c.dialled_at for c in state.calls.values() if c.phase is dialling]
+        n_answered = state.call_counts[CallPhase.ANSWERED]
+        demand = np.full(len(ts), state.waiting + n_answered * h)
+        demand_var = np.full(len(ts), n_answered * h * (1.0 - h))
+        if ring_elapsed:
+            e = np.array(ring_elapsed)
+            a_e = np.interp(e, edges, cum[ANSWERED])
+            alive = np.maximum(1.0 - a_e - np.interp(e, edges, cum[UNANSWERED]), 1e-9)
+            a_t = np.interp(e[None, :] + (ts[:, None] - m), edges, cum[ANSWERED])
+            p = np.minimum(h * np.maximum(a_t - a_e, 0.0) / alive, 1.0)
+            demand += p.sum(axis=1)
+            demand_var += (p * (1.0 - p)).sum(axis=1)
+
+        # supply: agents free now, and busy agents expected free in time
+        supply = np.full(len(ts), float(state.ready))
+        supply_var = np.zeros(len(ts))
+        w = self.wrap.value
+        busy, wrap = AgentState.BUSY, AgentState.WRAP
+        talking = [now - a.since for a in state.agents.values() if a.state is busy]
+        if state.agent_counts[wrap]:
+            wrapping = np.array([now - a.since for a in state.agents.values()
+                                 if a.state is wrap])
+            supply += ((wrapping[None, :] + (ts[:, None] + cw)) >= w).sum(axis=1)
+        if talking:
+            e = np.array(talking)
+            tcum = self.talk.cumulative()[0]
+            tedges = self.talk.edges
+            f_e = np.interp(e, tedges, tcum)
+            surv = np.maximum(1.0 - f_e, 1e-9)
+            f_t = np.interp(e[None, :] + (ts[:, None] + cw - w), tedges, tcum)
+            r = np.minimum(np.maximum(f_t - f_e, 0.0) / surv, 1.0)
+            supply += r.sum(axis=1)
+            supply_var += (r * (1.0 - r)).sum(axis=1)
+
+        gap = (demand - supply + 0.5).tolist()
+        var = (demand_var + supply_var + 0.25).tolist()
+        qs = q_new.tolist()
+        qv = (q_new * (1.0 - q_new)).tolist()
+        limit = self.threshold * len(ts)
+        n_max = int(s.max_lines_per_agent * max(1, state.logged_in))
+        k_range = range(len(ts))
+        n = 0
+        while n < n_max:
+            # the (n+1)-th new dial finds no agent if the n before it and the calls in
+            # flight leave none: P(D >= S), normal approximation with continuity correction
+            total = 0.0
+            for k in k_range:
+                total += _phi((gap[k] + n * qs[k]) / math.sqrt(var[k] + n * qv[k]))
+            if total > limit:
+                break
+            n += 1
+        return n
