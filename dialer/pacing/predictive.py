@@ -49,6 +49,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtr
 
 from dialer.pacing.base import PacerConfig, PacingStrategy
 from dialer.pacing.estimators import DecayedHistogram, DecayedMean, DecayedRate, FloatArray
@@ -67,11 +68,12 @@ from dialer.pacing.events import (
 from dialer.pacing.state import AgentState, CallPhase, PacerState
 
 ANSWERED, UNANSWERED = 0, 1
-QUANTILES = (1.0 / 6.0, 0.5, 5.0 / 6.0)
-MODEL_REFRESH = 5.0  # seconds between refreshes of the learnt live-delay quantiles
+SLOT = 2.0  # seconds between the instants compared
+MODEL_REFRESH = 5.0  # seconds between refreshes of the live-answer tables
+TALK_REFRESH = 30.0  # seconds between refreshes of the talk-time table
 REPLAN_EVERY = 2.0  # seconds after which time passing alone calls for a new plan
 # events after which more calls may be due: supply rose or expected demand fell
-_WAKING = (AgentReady, CallEnded, CallAbandoned, AmdDecided)
+_WAKING = (AgentReady, CallAbandoned, AmdDecided)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,22 +90,18 @@ class PredictiveSettings:
     """Live outcomes remembered by the feedback loop's rate."""
     gain: float = 0.003
     """Step of the feedback loop on log(lambda), per live outcome (x 1/goal for an abandon)."""
-    initial_threshold: float = 0.05
+    initial_threshold: float = 0.004
     """``lambda`` before any feedback."""
     min_dials: int = 60
     """Dials resolved before planning (progressive until then)."""
     min_talks: int = 15
     """Talks completed before planning."""
-    min_budget: float = 1.0
+    min_budget: float = 0.0
     """Abandons the ledger must allow before any dial ahead."""
     z: float = 1.0
     """Standard errors of the upper confidence bound on the live-answer share."""
     max_lines_per_agent: float = 4.0
     """A hard ceiling on lines per agent (sanity, not pacing)."""
-
-
-def _phi(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
 
 
 class PredictiveStrategy(PacingStrategy):
@@ -134,7 +132,16 @@ class PredictiveStrategy(PacingStrategy):
         self._wrap_since: dict[str, float] = {}
         self._dirty = True
         self._planned_at = -math.inf
-        self._model_cache: tuple[float, float, FloatArray, FloatArray] | None = None
+        self._model_cache: tuple[float, FloatArray] | None = None
+        # instants after now at which supply and demand are compared
+        self._slots = np.arange(1.0, config.ring_timeout + 8.0, SLOT)
+        self._arrival = np.zeros(len(self._slots))
+        self._ring_grid = np.arange(0.0, config.ring_timeout + 10.0, 0.5)
+        self._talk_grid = np.concatenate((np.arange(0.0, 600.0, 1.0),
+                                          np.arange(600.0, 7200.0, 10.0)))
+        self._ring_p = self._ring_v = np.zeros((len(self._ring_grid), len(self._slots)))
+        self._talk_r = self._talk_v = np.zeros((len(self._talk_grid), len(self._slots)))
+        self._talk_until = -math.inf
         self._model_until = -math.inf
         """Why the last decision was what it was (for status views and tests)."""
 
@@ -190,20 +197,22 @@ class PredictiveStrategy(PacingStrategy):
         self.threshold = min(0.5, max(1e-4, self.threshold * math.exp(max(-1.0, step))))
 
     def _goal(self) -> float:
-        """The abandonment rate the pacer's own drops should aim at."""
+        """The abandonment rate the pacer's own drops should aim at.
+
+        ``margin * cap``, less the abandons the pacer cannot see (AMD false positives: the
+        ledger's count less its own, estimated with a small prior so that a few early ones
+        do not swing it), less twice any excess of the period's rate over ``margin * cap``
+        (which pulls the period's rate back under it, away from the cap).
+        """
         cap = self.config.abandon_target
+        s = self.settings
         b = self.budget
-        own_rate = self.own_abandoned / self.own_live if self.own_live else 0.0
-        unseen = max(0.0, b.rate - own_rate)  # AMD false positives, mostly
-        goal = self.settings.margin * cap - unseen
-        over = b.rate - self.settings.margin * cap
-        if over > 0.0 and b.live_answers:
-            goal -= 2.0 * over  # pull the period's rate back under the goal
+        unseen = max(0, b.abandoned - self.own_abandoned)
+        unseen_rate = (unseen + 0.5) / (b.live_answers + 30.0)
+        goal = s.margin * cap - unseen_rate - 2.0 * max(0.0, b.rate - s.margin * cap)
         return max(0.05 * cap, goal)
 
     def on_budget(self, budget: AbandonBudget, *, now: float) -> None:
-        if budget.rate > self.config.abandon_target * self.settings.margin > self.budget.rate:
-            self.threshold *= 0.5  # just crossed the goal: act at once
         super().on_budget(budget, now=now)
 
     def next_timer(self, *, now: float) -> float | None:
@@ -229,19 +238,47 @@ class PredictiveStrategy(PacingStrategy):
         self.last_reason = "planned"
         return max(progressive, min(extra, ceiling))
 
-    def _model(self, now: float) -> tuple[float, float, FloatArray, FloatArray] | None:
-        """(h, m, checkpoints, live share of a new dial by each), refreshed every few seconds."""
+    def _model(self, now: float) -> tuple[float, FloatArray] | None:
+        """(h, live share of a new dial by each slot); refreshes the lookup tables.
+
+        The tables hold, per elapsed time on a grid, each slot's probability that a ringing
+        call is live (``_ring_p``) and that a talking agent is free (``_talk_r``), and their
+        Bernoulli variances, so a decision costs a few array lookups whatever the team.
+        """
         if self._model_cache is not None and now < self._model_until:
             return self._model_cache
         cum = self.first.cumulative()
-        answered_share = float(cum[ANSWERED, -1])
-        if answered_share <= 0.0:
+        if float(cum[ANSWERED, -1]) <= 0.0:
             return None
-        h = self.amd_human.upper(self.settings.z)
+        s = self.settings
+        h = self.amd_human.upper(s.z)
         m = self.amd_delay.value
-        ts = np.array([self.first.quantile(q, ANSWERED) + m for q in QUANTILES])
-        q_new = h * answered_share * np.array(QUANTILES)
-        self._model_cache = (h, m, ts, q_new)
+        edges = self.first.edges
+        ts = self._slots
+        q_new = h * np.interp(ts - m, edges, cum[ANSWERED])
+        total = float(q_new[-1])
+        self._arrival = np.diff(q_new, prepend=0.0) / total if total > 0 else q_new * 0.0
+        # ringing calls: elapsed e on the grid, live by now + t_j
+        e = self._ring_grid
+        a_e = np.interp(e, edges, cum[ANSWERED])
+        alive = np.maximum(1.0 - a_e - np.interp(e, edges, cum[UNANSWERED]), 1e-9)
+        a_t = np.interp(e[:, None] + (ts[None, :] - m), edges, cum[ANSWERED])
+        p = np.minimum(h * np.maximum(a_t - a_e[:, None], 0.0) / alive[:, None], 1.0)
+        self._ring_p, self._ring_v = p, p * (1.0 - p)
+        if now >= self._talk_until:
+            # talking agents: elapsed e on the grid, free (talk over, wrap done) by t_j + cw
+            w = self.wrap.value
+            e = self._talk_grid
+            tcum = self.talk.cumulative()[0]
+            tedges = self.talk.edges
+            f_e = np.interp(e, tedges, tcum)
+            surv = np.maximum(1.0 - f_e, 1e-9)
+            f_t = np.interp(e[:, None] + (ts[None, :] + self.config.connect_within - w),
+                            tedges, tcum)
+            r = np.minimum(np.maximum(f_t - f_e[:, None], 0.0) / surv[:, None], 1.0)
+            self._talk_r, self._talk_v = r, r * (1.0 - r)
+            self._talk_until = now + TALK_REFRESH
+        self._model_cache = (h, q_new)
         self._model_until = now + MODEL_REFRESH
         return self._model_cache
 
@@ -249,63 +286,52 @@ class PredictiveStrategy(PacingStrategy):
         model = self._model(now)
         if model is None:
             return 0
-        h, m, ts, q_new = model
+        h, q_new = model
+        ts = self._slots
         s = self.settings
         cw = self.config.connect_within
-        cum = self.first.cumulative()
-        edges = self.first.edges
 
-        # demand from calls in flight
+        # demand: live calls expected by each instant now + t_j from the calls in flight
         dialling = CallPhase.DIALLING
-        ring_elapsed = [now - c.dialled_at for c in state.calls.values() if c.phase is dialling]
         n_answered = state.call_counts[CallPhase.ANSWERED]
-        demand = np.full(len(ts), state.waiting + n_answered * h)
-        demand_var = np.full(len(ts), n_answered * h * (1.0 - h))
-        if ring_elapsed:
-            e = np.array(ring_elapsed)
-            a_e = np.interp(e, edges, cum[ANSWERED])
-            alive = np.maximum(1.0 - a_e - np.interp(e, edges, cum[UNANSWERED]), 1e-9)
-            a_t = np.interp(e[None, :] + (ts[:, None] - m), edges, cum[ANSWERED])
-            p = np.minimum(h * np.maximum(a_t - a_e, 0.0) / alive, 1.0)
-            demand += p.sum(axis=1)
-            demand_var += (p * (1.0 - p)).sum(axis=1)
+        mean = np.full(len(ts), state.waiting + n_answered * h - state.ready)
+        var = np.full(len(ts), n_answered * h * (1.0 - h) + 0.25)
+        if state.call_counts[dialling]:
+            idx = np.searchsorted(self._ring_grid, np.array(
+                [now - c.dialled_at for c in state.calls.values() if c.phase is dialling]))
+            idx = np.minimum(idx, len(self._ring_grid) - 1)
+            mean += self._ring_p[idx].sum(axis=0)
+            var += self._ring_v[idx].sum(axis=0)
 
-        # supply: agents free now, and busy agents expected free in time
-        supply = np.full(len(ts), float(state.ready))
-        supply_var = np.zeros(len(ts))
-        w = self.wrap.value
+        # supply: agents free now, and busy agents expected free by now + t_j + connect_within
         busy, wrap = AgentState.BUSY, AgentState.WRAP
-        talking = [now - a.since for a in state.agents.values() if a.state is busy]
         if state.agent_counts[wrap]:
+            w = self.wrap.value
             wrapping = np.array([now - a.since for a in state.agents.values()
                                  if a.state is wrap])
-            supply += ((wrapping[None, :] + (ts[:, None] + cw)) >= w).sum(axis=1)
-        if talking:
-            e = np.array(talking)
-            tcum = self.talk.cumulative()[0]
-            tedges = self.talk.edges
-            f_e = np.interp(e, tedges, tcum)
-            surv = np.maximum(1.0 - f_e, 1e-9)
-            f_t = np.interp(e[None, :] + (ts[:, None] + cw - w), tedges, tcum)
-            r = np.minimum(np.maximum(f_t - f_e, 0.0) / surv, 1.0)
-            supply += r.sum(axis=1)
-            supply_var += (r * (1.0 - r)).sum(axis=1)
+            mean -= ((wrapping[:, None] + (ts[None, :] + cw)) >= w).sum(axis=0)
+        if state.agent_counts[busy]:
+            idx = np.searchsorted(self._talk_grid, np.array(
+                [now - a.since for a in state.agents.values() if a.state is busy]))
+            idx = np.minimum(idx, len(self._talk_grid) - 1)
+            mean -= self._talk_r[idx].sum(axis=0)
+            var += self._talk_v[idx].sum(axis=0)
 
-        gap = (demand - supply + 0.5).tolist()
-        var = (demand_var + supply_var + 0.25).tolist()
-        qs = q_new.tolist()
-        qv = (q_new * (1.0 - q_new)).tolist()
-        limit = self.threshold * len(ts)
-        n_max = int(s.max_lines_per_agent * max(1, state.logged_in))
-        k_range = range(len(ts))
-        n = 0
-        while n < n_max:
-            # the (n+1)-th new dial finds no agent if the n before it and the calls in
-            # flight leave none: P(D >= S), normal approximation with continuity correction
-            total = 0.0
-            for k in k_range:
-                total += _phi((gap[k] + n * qs[k]) / math.sqrt(var[k] + n * qv[k]))
-            if total > limit:
-                break
-            n += 1
-        return n
+        # the (n+1)-th new dial, live in slot j (with the new dial's arrival density w_j),
+        # finds no agent if the calls in flight and the n dials before it leave none by then:
+        # P(D_j - S_j >= 0), normal approximation with a continuity correction
+        n_max = max(1, int(s.max_lines_per_agent * state.logged_in) - state.in_flight
+                    - state.connected)
+        qv = q_new * (1.0 - q_new)
+        start = 0
+        while start < n_max:
+            # candidates in blocks: most decisions end within the first block
+            stop = min(n_max, start + 8 if start == 0 else 2 * start)
+            n = np.arange(start, stop, dtype=np.float64)[:, None]
+            mu = mean + 0.5 + n * q_new
+            own = ndtr(mu / np.sqrt(var + n * qv)) @ self._arrival
+            over = np.flatnonzero(own > self.threshold)
+            if len(over):
+                return start + int(over[0])
+            start = stop
+        return n_max
