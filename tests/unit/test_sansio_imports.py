@@ -1,6 +1,7 @@
 """The sans-IO cores never import asyncio, socket, threading, time (or select, selectors,
 subprocess) and never call time.time()/time.monotonic() (STYLE.md 1-2): the SIP, RTP, codec
-and DSP packages, the per-call media pipeline, the flow engine and the routing decisions."""
+and DSP packages, the per-call media pipeline, the flow engine, the routing decisions and the
+dialer's pacer."""
 
 from __future__ import annotations
 
@@ -19,8 +20,13 @@ FORBIDDEN_CALLS = {("time", "time"), ("time", "monotonic"), ("time", "perf_count
                    ("time", "sleep")}
 
 
+EXTRA_PACKAGES = (REPO / "dialer" / "pacing",)
+
+
 def modules() -> list[Path]:
-    return sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")) + list(SINGLE_MODULES)
+    return (sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))
+            + list(SINGLE_MODULES)
+            + sorted(p for pkg in EXTRA_PACKAGES for p in pkg.rglob("*.py")))
 
 
 def violations(path: Path) -> list[str]:
@@ -44,7 +50,7 @@ def violations(path: Path) -> list[str]:
 def test_there_are_modules_to_check() -> None:
     names = {p.name for p in modules()}
     assert {"endpoint.py", "transaction.py", "message.py", "jitter.py", "dtmf.py", "media.py",
-            "engine.py", "router_core.py"} <= names
+            "engine.py", "router_core.py", "predictive.py", "adaptive.py"} <= names
 
 
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(REPO)))
