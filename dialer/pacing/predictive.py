@@ -18,26 +18,32 @@ decayed, :mod:`dialer.pacing.estimators`); nothing about the list comes from con
    decayed mean ``w``.  An agent talking for ``e`` s is free by ``now + t`` with
    ``P(T <= e + t - w | T > e)``; an agent wrapping for ``e`` s when ``e + t >= w``.
 3. **The decision.**  A live call must meet an agent within ``connect_within`` (2 s) of the
-   AMD decision, so at a few instants ``t_k`` after now (the 1/6, 1/2 and 5/6 quantiles of
-   a new dial's live delay) it compares the live calls expected by ``t_k`` (demand ``D_k``:
-   calls in flight plus ``n - 1`` new dials) with the agents expected free by
-   ``t_k + connect_within`` (supply ``S_k``).  Both are sums of independent Bernoulli
-   variables; with a normal approximation the ``n``-th new dial, if it becomes live, finds
-   no agent with probability ``mean_k Phi((D_k - S_k + 0.5) / sigma_k)``.  The pacer places
-   the largest ``n`` whose marginal probability is at most ``lambda``.  Placing calls while
-   their marginal drop probability is under a threshold is the Lagrangian form of "most
-   talk time for a bounded expected abandonment".
-4. **The feedback loop.**  ``lambda`` is set by an integral controller on the abandonment
-   the pacer sees (its own ``CallAbandoned`` over live outcomes, decayed over ~150 live
-   answers) against a goal of ``margin * cap`` less the abandonment the pacer cannot see
-   (AMD false positives: the ledger's rate minus its own).  When the ledger's rate exceeds
-   the goal, ``lambda`` falls fast; when the budget is exhausted (rate over the cap), or
-   before ``min_budget`` abandons are allowed, the pacer dials only progressively.
-5. **Care with small samples and small teams.**  Until enough dials, talks and live answers
-   have been seen it is progressive; the live-answer share used for planning is an upper
-   confidence bound (more expected live calls, fewer dials); the per-team variance makes
-   small teams dial less far ahead, since the normal tails are wide for them.  It never
-   places fewer calls than ``progressive`` would.
+   AMD decision.  At instants ``t_j`` every 2 s over the next ring timeout + 8 s, it
+   compares the live calls expected by ``now + t_j`` (demand ``D_j``: waiting calls, calls
+   answered and awaiting AMD, ringing calls, and ``n`` new dials) with the agents expected
+   free by ``now + t_j + connect_within`` (supply ``S_j``: ready agents, agents finishing
+   wrap-up, talking agents finishing talk and wrap-up).  Both are sums of independent
+   Bernoulli variables; with a normal approximation (continuity-corrected) the ``(n+1)``-th
+   new dial, if it becomes live in slot ``j``, finds no agent with probability
+   ``P(D_j(n) - S_j >= 0)``; weighted by the new dial's arrival density over the slots,
+   that is its own abandonment probability.  The pacer places the largest ``n`` whose
+   last dial's probability is at most ``lambda``: placing calls while their marginal
+   abandonment probability is under a threshold is the Lagrangian form of "most talk time
+   for a bounded expected abandonment".  The per-elapsed-time probabilities come from
+   lookup tables refreshed every 5 s (answer model) and 30 s (talk model).
+4. **The feedback loop.**  ``lambda`` follows a Robbins-Monro step on ``log(lambda)`` per
+   live outcome the pacer sees: ``+gain`` for a connect, ``-gain * (1 - goal) / goal`` for
+   an abandon, so at equilibrium its own abandon rate is the goal.  The goal is
+   ``margin * cap`` (0.9 x 3%) less the abandonment the pacer cannot see (AMD false
+   positives: the ledger's abandons less its own, with a small prior), less twice any
+   excess of the ledger's rate over ``margin * cap``.  When the budget is exhausted (the
+   ledger's rate over the cap) it dials only progressively: no call that could lack an
+   agent.
+5. **Care with small samples and small teams.**  Until 60 dials and 15 talks have been
+   seen it is progressive; the AMD-human share used for planning is an upper confidence
+   bound (more expected live calls, fewer dials); ``lambda`` starts low (0.4%) and earns
+   its way up; small teams get wide supply and demand variances and so dial less far
+   ahead.  It never places fewer calls than ``progressive`` would.
 
 Cost per decision: O(agents + calls in flight) with fixed-size histograms, whatever the
 length of the campaign.
