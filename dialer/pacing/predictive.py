@@ -30,7 +30,7 @@ decayed, :mod:`dialer.pacing.estimators`); nothing about the list comes from con
    last dial's probability is at most ``lambda``: placing calls while their marginal
    abandonment probability is under a threshold is the Lagrangian form of "most talk time
    for a bounded expected abandonment".  The per-elapsed-time probabilities come from
-   lookup tables refreshed every 5 s (answer model) and 30 s (talk model).
+   lookup tables refreshed every 15 s (answer model) and 30 s (talk model).
 4. **The feedback loop.**  ``lambda`` follows a Robbins-Monro step on ``log(lambda)`` per
    live outcome the pacer sees: ``+gain`` for a connect, ``-gain * (1 - goal) / goal`` for
    an abandon, so at equilibrium its own abandon rate is the goal.  The goal is
@@ -75,7 +75,7 @@ from dialer.pacing.state import AgentState, CallPhase, PacerState
 
 ANSWERED, UNANSWERED = 0, 1
 SLOT = 2.0  # seconds between the instants compared
-MODEL_REFRESH = 5.0  # seconds between refreshes of the live-answer tables
+MODEL_REFRESH = 15.0  # seconds between refreshes of the live-answer tables
 TALK_REFRESH = 30.0  # seconds between refreshes of the talk-time table
 REPLAN_EVERY = 2.0  # seconds after which time passing alone calls for a new plan
 # events after which more calls may be due: supply rose or expected demand fell
