@@ -60,7 +60,6 @@ from scipy.special import ndtr
 from dialer.pacing.base import PacerConfig, PacingStrategy
 from dialer.pacing.estimators import DecayedHistogram, DecayedMean, DecayedRate, FloatArray
 from dialer.pacing.events import (
-    AbandonBudget,
     AgentReady,
     AgentWrap,
     AmdDecided,
@@ -217,9 +216,6 @@ class PredictiveStrategy(PacingStrategy):
         unseen_rate = (unseen + 0.5) / (b.live_answers + 30.0)
         goal = s.margin * cap - unseen_rate - 2.0 * max(0.0, b.rate - s.margin * cap)
         return max(0.05 * cap, goal)
-
-    def on_budget(self, budget: AbandonBudget, *, now: float) -> None:
-        super().on_budget(budget, now=now)
 
     def next_timer(self, *, now: float) -> float | None:
         return now + 1.0

@@ -117,3 +117,14 @@ def test_feedback_lowers_the_threshold_after_abandons() -> None:
     goal = s._goal()
     s.budget = AbandonBudget(abandoned=3 + 15, live_answers=1000)
     assert s._goal() < goal
+
+
+def test_beats_progressive_on_the_same_population_within_the_cap() -> None:
+    """Two simulated hours of the reference population, the same dial outcomes for both."""
+    def day(pacing: str) -> dict[str, float]:
+        return Simulation(SimConfig(agents=20, hours=2.0, pacing=pacing),
+                          ModelledPopulation(PopulationModel(), seed=4)).run().summary()
+    prog, pred = day("progressive"), day("predictive")
+    assert pred["talk_min_per_agent_hour"] > 1.1 * prog["talk_min_per_agent_hour"]
+    assert pred["abandon_rate"] <= 0.03
+    assert pred["agent_wait_s_mean"] < prog["agent_wait_s_mean"]
