@@ -19,13 +19,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-ORDER = ["sip", "sip_load", "sip_memory", "fuzz", "sdp", "rtp", "media", "dsp", "speech", "flows", "routing"]
+ORDER = ["sip", "sip_load", "sip_memory", "fuzz", "sdp", "rtp", "media", "dsp", "speech", "flows", "routing",
+         "dialer_pacing", "dialer_pacing_tables"]
 SCRIPTS = {
     "sip": ["bench_sip.py"], "sip_load": ["bench_sip_load.py"],
     "sip_memory": ["bench_sip_memory.py"], "fuzz": ["fuzz_sip.py"], "rtp": ["bench_rtp.py"],
     "media": ["bench_media_inprocess.py", "bench_media_capacity.py", "bench_jitter_netem.py"],
     "dsp": ["bench_dsp.py"],
     "speech": ["bench_speech.py"], "flows": ["bench_flows.py"], "routing": ["bench_routing.py"],
+    "dialer_pacing": ["bench_dialer_pacing.py"],
 }
 
 HEADER = """# Benchmarks

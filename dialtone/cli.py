@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import yaml
 
 from dialer import cli as dialer_cli
+from dialer import sim_cli
 from dialtone.config import SERVE_FLAGS, NodeConfig, load_config
 from dialtone_errors import DialtoneError
 from ivr_flows import cli as flow_cli
@@ -40,6 +41,7 @@ def _add_dialer_parsers(subparsers: Any) -> None:
 REGISTRARS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("flow", flow_cli.add_parsers),
     ("campaign/dnc", _add_dialer_parsers),
+    ("dialer simulate", sim_cli.add_parsers),
     ("router/agent", routing_cli.add_parsers),
     ("dtmf/amd", dsp_cli.add_parsers),
 )

@@ -19,8 +19,8 @@ from dialtone.config import NodeConfig, load_config, mask_url
 from dialtone.events import check_event_log, event_log_schema, event_types, validate_event
 from dialtone_errors import ConfigError
 
-EXPECTED = {"serve", "config", "events", "flow", "campaign", "dnc", "router", "agent", "dtmf",
-            "amd"}
+EXPECTED = {"serve", "config", "events", "flow", "campaign", "dnc", "dialer", "router", "agent",
+            "dtmf", "amd"}
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
