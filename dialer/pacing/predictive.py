@@ -92,7 +92,7 @@ class PredictiveSettings:
     talk_memory: float = 300.0
     """Talks remembered by the talk-time estimate."""
     live_memory: float = 150.0
-    """Live outcomes remembered by the feedback loop's rate."""
+    """Live outcomes remembered by the recent own abandon rate (``own_drops``, for status)."""
     gain: float = 0.003
     """Step of the feedback loop on log(lambda), per live outcome (x 1/goal for an abandon)."""
     initial_threshold: float = 0.004
@@ -102,7 +102,8 @@ class PredictiveSettings:
     min_talks: int = 15
     """Talks completed before planning."""
     min_budget: float = 0.0
-    """Abandons the ledger must allow before any dial ahead."""
+    """Abandons the ledger must still allow for any dial ahead (0: only an exhausted budget,
+    the rate over the cap, stops it; a positive value stops it sooner)."""
     z: float = 1.0
     """Standard errors of the upper confidence bound on the live-answer share."""
     max_lines_per_agent: float = 4.0
@@ -130,6 +131,7 @@ class PredictiveStrategy(PacingStrategy):
         self.own_live = 0
         self.threshold = s.initial_threshold
         self.last_reason = "cold start"
+        """Why the last decision was what it was (for status views and tests)."""
         # per-call notes, bounded by the calls in progress
         self._dialled: dict[str, float] = {}
         self._answered: set[str] = set()
@@ -148,7 +150,6 @@ class PredictiveStrategy(PacingStrategy):
         self._talk_r = self._talk_v = np.zeros((len(self._talk_grid), len(self._slots)))
         self._talk_until = -math.inf
         self._model_until = -math.inf
-        """Why the last decision was what it was (for status views and tests)."""
 
     @classmethod
     def from_arg(cls, config: PacerConfig, arg: str | None) -> PredictiveStrategy:
@@ -232,7 +233,9 @@ class PredictiveStrategy(PacingStrategy):
             self.last_reason = "learning"
             return progressive
         if not self._dirty and now < self._planned_at + REPLAN_EVERY:
-            return progressive  # nothing changed since the last plan: its calls are placed
+            # nothing that frees an agent or removes a call has happened since the last
+            # plan, whose calls the driver has placed: only the progressive floor is new
+            return progressive
         self._dirty = False
         self._planned_at = now
         extra = self._plan(state, now=now)

@@ -184,3 +184,13 @@ def test_cli_population_file_and_errors(tmp_path: Path,
     assert "row 3" in capsys.readouterr().err
     assert main(["dialer", "simulate", "--pacing", "turbo"]) == 2
     assert "unknown pacing" in capsys.readouterr().err
+
+
+def test_cli_plot_writes_a_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "day.png"
+    assert main(["dialer", "simulate", "--agents", "5", "--hours", "0.5", "--pacing",
+                 "adaptive", "--plot", str(png), "--json"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size > 10_000
+    assert json.loads(capsys.readouterr().out)["pacing"] == "adaptive"
