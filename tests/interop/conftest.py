@@ -8,6 +8,19 @@ import pytest
 
 from tests.conftest import require_tool
 from tests.interop.peers import DialtoneProcess
+from tests.mosquitto_helper import MosquittoBroker
+
+
+@pytest.fixture
+def broker() -> Iterator[MosquittoBroker]:
+    """A private Mosquitto on a free loopback port (skips, or fails in CI, without it)."""
+    require_tool("mosquitto")
+    b = MosquittoBroker()
+    b.start()
+    try:
+        yield b
+    finally:
+        b.cleanup()
 
 
 @pytest.fixture(scope="module")

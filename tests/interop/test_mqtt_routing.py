@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ from routing.mqtt import MqttRouterService, MqttRoutingBus
 from routing.mqtt_link import MqttSettings
 from routing.router_config import RouterConfig
 from routing.router_core import ReferenceRouter
-from tests.conftest import require_tool
 from tests.mosquitto_helper import MosquittoBroker, free_port
 
 pytestmark = pytest.mark.interop
@@ -56,15 +55,6 @@ def offer(call_id: str, node_id: str, **kw: Any) -> HandoffOffer:
                         called="+15550002", **kw)
 
 
-@pytest.fixture
-def broker() -> Iterator[MosquittoBroker]:
-    require_tool("mosquitto")  # skips on a developer machine without it, fails in CI
-    b = MosquittoBroker()
-    b.start()
-    try:
-        yield b
-    finally:
-        b.cleanup()
 
 
 class Running:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
@@ -20,15 +20,6 @@ from tests.mosquitto_helper import MosquittoBroker
 pytestmark = [pytest.mark.interop, pytest.mark.asyncio]
 
 
-@pytest.fixture
-def broker() -> Iterator[MosquittoBroker]:
-    require_tool("mosquitto")
-    b = MosquittoBroker()
-    b.start()
-    try:
-        yield b
-    finally:
-        b.cleanup()
 
 
 async def test_node_without_flow_publishes_status_and_call_events(
