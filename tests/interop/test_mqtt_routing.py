@@ -55,8 +55,6 @@ def offer(call_id: str, node_id: str, **kw: Any) -> HandoffOffer:
                         called="+15550002", **kw)
 
 
-
-
 class Running:
     """Starts buses and routers and closes every one of them, whatever happens."""
 
