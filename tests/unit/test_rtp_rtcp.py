@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
 import subprocess
 
@@ -25,6 +24,7 @@ from telephony.rtp.rtcp import (
     parse_rtcp,
     serialize_rtcp,
 )
+from tests.conftest import require_tool
 from tests.pcaps import LINKTYPE_RAW, ipv4_udp, pcap_file
 
 BLOCK = RtcpReportBlock(0x11223344, 25, -3, 0x1_0005, 120, 0xAABBCCDD, 65536)
@@ -102,9 +102,9 @@ def test_ntp_helpers() -> None:
     assert ntp_middle(0x0123456789ABCDEF) == 0x456789AB
 
 
-@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 def test_tshark_decodes_our_compound(tmp_path) -> None:
     """An independent decoder reads the SR + SDES + BYE we write."""
+    require_tool("tshark")
     payload = serialize_rtcp([SR, SDES, BYE])
     ip = ipv4_udp(payload, 5005, 5007, dst=bytes([127, 0, 0, 1]), ident=0)
     pcap = pcap_file(LINKTYPE_RAW, [ip], first_second=1, usec=0)
