@@ -20,6 +20,7 @@ declare -A TOOLS=(
   [mosquitto]=mosquitto
   [espeak-ng]=espeak-ng
   [sox]=sox
+  [chromium]=chromium
 )
 # files -> Debian packages (asterisk-core-sounds-XX makes the sounds/XX link to the -wav files)
 declare -A FILES=(
