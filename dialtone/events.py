@@ -155,6 +155,8 @@ class NodeStarted(_Event):
     sip: str
     """``host:port`` the node listens on."""
     flow: str | None = None
+    http: str | None = None
+    """``host:port`` of the campaign console, when it serves one (``--http``)."""
 
 
 class NodeStopped(_Event):

@@ -164,11 +164,11 @@ class AgentOut(BaseModel):
 
 
 class PopulationModelIn(_In):
-    answer_rate: float = Field(0.25, ge=0, le=1)
-    machine_rate: float = Field(0.20, ge=0, le=1)
-    busy_rate: float = Field(0.06, ge=0, le=1)
-    failed_rate: float = Field(0.04, ge=0, le=1)
-    talk_mean: float = Field(120.0, gt=0, le=7200)
+    answer_rate: float = Field(default=0.25, ge=0, le=1)
+    machine_rate: float = Field(default=0.20, ge=0, le=1)
+    busy_rate: float = Field(default=0.06, ge=0, le=1)
+    failed_rate: float = Field(default=0.04, ge=0, le=1)
+    talk_mean: float = Field(default=120.0, gt=0, le=7200)
 
 
 class SimulateIn(_In):
@@ -176,13 +176,13 @@ class SimulateIn(_In):
     """Replay this campaign's recorded attempts (``population: recorded``)."""
     population: Literal["recorded", "model"] = "model"
     model: PopulationModelIn = PopulationModelIn()
-    agents: int = Field(10, ge=1, le=200)
-    hours: float = Field(1.0, gt=0, le=8)
-    wrap: float = Field(10.0, ge=0, le=600)
-    pacing_a: str = Field("progressive", max_length=64)
-    pacing_b: str = Field("predictive", max_length=64)
-    abandon_target: float = Field(0.03, ge=0, le=1)
-    seed: int = Field(1, ge=0, le=2**31)
+    agents: int = Field(default=10, ge=1, le=200)
+    hours: float = Field(default=1.0, gt=0, le=8)
+    wrap: float = Field(default=10.0, ge=0, le=600)
+    pacing_a: str = Field(default="progressive", max_length=64)
+    pacing_b: str = Field(default="predictive", max_length=64)
+    abandon_target: float = Field(default=0.03, ge=0, le=1)
+    seed: int = Field(default=1, ge=0, le=2**31)
 
 
 class SimulateOut(BaseModel):
