@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from importlib import resources
 from typing import Annotated, Any
 
+from argon2 import PasswordHasher
 from fastapi import (
     Depends,
     FastAPI,
@@ -87,19 +88,20 @@ def create_app(config: HttpSection, store: DialerStore, *, hub: EventHub | None 
                events_path: str | None = None, admin_password: str | None = None,
                ready: Callable[[], bool] | None = None,
                broker_connected: Callable[[], bool] | None = None,
-               live_interval: float = 1.0) -> FastAPI:
+               live_interval: float = 1.0, hasher: PasswordHasher | None = None) -> FastAPI:
     """The console app.
 
     ``hub``: the node's event hub (a private one if None); ``emit``: where the console's own
     events go (the node's event stream, so they reach the log, /metrics and the streams;
     default: the hub); ``events_path``: the event log the IVR statistics read;
     ``admin_password``: creates user ``admin`` when there is no user yet
-    (``DIALTONE_ADMIN_PASSWORD``); ``ready``: the node's readiness.
+    (``DIALTONE_ADMIN_PASSWORD``); ``ready``: the node's readiness; ``hasher``: argon2
+    parameters (default: argon2-cffi's, RFC 9106; tests pass cheaper ones).
     """
     hub = hub or EventHub()
     emit_event = emit or hub.emit
     agent_source = agents or StaticAgents()
-    users = UserStore(store.engine)
+    users = UserStore(store.engine, hasher=hasher)
     if admin_password and users.count() == 0:
         users.add_user("admin", admin_password, Role.ADMIN, now=clock())
     metrics = NodeMetrics()

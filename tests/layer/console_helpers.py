@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from dialer.store import DialerStore
@@ -34,7 +35,8 @@ class Console:
 
 def make_console(tmp_path: Path, **http: Any) -> Console:
     store = DialerStore(f"sqlite:///{tmp_path / 'console.db'}")
-    users = UserStore(store.engine)
+    hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # fast, for tests
+    users = UserStore(store.engine, hasher=hasher)
     for name, pw in PASSWORDS.items():
         users.add_user(name, pw, ROLES[name], now=time.time())
     hub = EventHub()
@@ -47,7 +49,7 @@ def make_console(tmp_path: Path, **http: Any) -> Console:
 
     events_path = tmp_path / "events.jsonl"
     app = create_app(HttpSection(**http), store, hub=hub, agents=agents, emit=emit,
-                     events_path=str(events_path), live_interval=0.2)
+                     events_path=str(events_path), live_interval=0.2, hasher=hasher)
     return Console(app, store, hub, agents, emitted, events_path)
 
 
