@@ -85,14 +85,15 @@ setInterval(() => { if (current && !$("live").hidden) api("GET", "/api/agents").
 
 function line(points, key, max, color) {
   if (!points.length) return "";
-  const t0 = points[points.length - 1].t - 3600;
-  const d = points.map((p) => `${(600 * (p.t - t0) / 3600).toFixed(1)},${(150 - 140 * (p[key] || 0) / max).toFixed(1)}`).join(" ");
+  // the x axis spans what has been seen, up to the last hour
+  const tn = points[points.length - 1].t, span = Math.max(60, Math.min(3600, tn - points[0].t)), t0 = tn - span;
+  const d = points.map((p) => `${(600 * (p.t - t0) / span).toFixed(1)},${(150 - 140 * (p[key] || 0) / max).toFixed(1)}`).join(" ");
   return `<polyline fill="none" stroke="${color}" stroke-width="2" points="${d}"/>`;
 }
 function chart() {
   const h = history_.slice(-3600);
   const maxL = Math.max(1, ...h.map((p) => p.dial_level), ...h.map((p) => p.agents_busy));
-  $("chart").innerHTML = line(h, "dial_level", maxL, "#1f77b4") + line(h, "agents_busy", maxL, "#2ca02c") + line(h, "abandon_rate_1h", 0.1, "#d62728");
+  $("chart").innerHTML = line(h, "dial_level", maxL, "#1f77b4") + line(h, "agents_busy", maxL, "#2ca02c") + line(h, "abandon_rate_1h", Math.max(0.1, ...h.map((p) => p.abandon_rate_1h)), "#d62728");
 }
 
 async function act(action) {
@@ -194,11 +195,17 @@ async function loadIvr() {
   const cols = {}, pos = {};
   for (const [id, d] of Object.entries(depth)) (cols[d] = cols[d] || []).push(id);
   const ncol = Object.keys(cols).length;
-  for (const [d, ids] of Object.entries(cols)) ids.forEach((id, i) => { pos[id] = {x: 60 + d * (580 / Math.max(1, ncol - 1)), y: 40 + i * (340 / Math.max(1, ids.length - 1 || 1))}; });
+  for (const [d, ids] of Object.entries(cols)) ids.forEach((id, i) => { pos[id] = {x: 60 + d * (580 / Math.max(1, ncol - 1)), y: 40 + i * (290 / Math.max(1, ids.length - 1 || 1))}; });
   const hang = Object.fromEntries(st.hangups.map((h) => [h.node, h.count]));
   const maxE = Math.max(1, ...st.edges.map((e) => e.count));
-  let svg = `<defs><marker id="arr" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0L10,5L0,10z"/></marker></defs>`;
-  for (const e of st.edges) { const a = pos[e.from], b = pos[e.to]; if (!a || !b) continue; svg += `<line x1="${a.x}" y1="${a.y}" x2="${b.x}" y2="${b.y}" stroke="#555" stroke-width="${1 + 5 * e.count / maxE}" marker-end="url(#arr)"/><text x="${(a.x + b.x) / 2}" y="${(a.y + b.y) / 2 - 4}" font-size="12">${e.count}</text>`; }
+  let svg = `<defs><marker id="arr" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="10" markerHeight="10" markerUnits="userSpaceOnUse" orient="auto"><path d="M0,0L10,5L0,10z"/></marker></defs>`;
+  const rad = (id) => 14 + Math.min(16, hang[id] || 0);
+  for (const e of st.edges) {
+    const a = pos[e.from], b = pos[e.to]; if (!a || !b) continue;
+    const len = Math.hypot(b.x - a.x, b.y - a.y) || 1, ux = (b.x - a.x) / len, uy = (b.y - a.y) / len;
+    const x1 = a.x + ux * rad(e.from), y1 = a.y + uy * rad(e.from), x2 = b.x - ux * (rad(e.to) + 2), y2 = b.y - uy * (rad(e.to) + 2);
+    svg += `<line x1="${x1}" y1="${y1}" x2="${x2}" y2="${y2}" stroke="#555" stroke-width="${1 + 5 * e.count / maxE}" marker-end="url(#arr)"/><text x="${(a.x + b.x) / 2}" y="${(a.y + b.y) / 2 - 6}" font-size="12">${e.count} ${esc(e.edge)}</text>`;
+  }
   for (const [id, p] of Object.entries(pos)) { const h = hang[id] || 0; svg += `<circle cx="${p.x}" cy="${p.y}" r="${14 + Math.min(16, h)}" fill="${h ? "#f8d7da" : "#dde"}" stroke="#333"/><text x="${p.x}" y="${p.y + 30 + Math.min(16, h)}" text-anchor="middle" font-size="12">${esc(id)}${h ? ` ✕${h}` : ""}</text>`; }
   $("ivr-graph").innerHTML = svg;
   $("ivr-hangups").innerHTML = st.hangups.map((h) => `<tr><td>${esc(h.node)}</td><td>${h.count}</td></tr>`).join("");
