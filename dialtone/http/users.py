@@ -238,15 +238,23 @@ class UserStore:
             return True
 
     def token(self, token: str, *, now: float) -> Principal | None:
-        with write_session(self.engine) as s:
+        """The token's user, unless it is unknown or revoked.  ``last_used_at`` is written
+        at most once a minute: a write per request would serialise every API call on
+        SQLite's one writer."""
+        with read_session(self.engine) as s:
             row = s.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
             if row is None or row.revoked_at is not None:
                 return None
             user = s.get(User, row.user_id)
             if user is None or user.disabled:
                 return None
-            row.last_used_at = now
-            return Principal(user.id, user.name, Role(user.role), via="token")
+            stale = row.last_used_at is None or row.last_used_at < now - 60.0
+        if stale:
+            with write_session(self.engine) as s:
+                r = s.get(ApiToken, row.id)
+                if r is not None:
+                    r.last_used_at = now
+        return Principal(user.id, user.name, Role(user.role), via="token")
 
     # -- audit -------------------------------------------------------------------------------
 

@@ -56,7 +56,15 @@ function openLive(name) {
 }
 let history_ = [];
 
+const renderTimes = [];   // ms per update, read by benchmarks/bench_console.py
+window.dialtoneRenderTimes = renderTimes;
 function render(f) {
+  const t0 = performance.now();
+  renderFigures(f);
+  renderTimes.push(performance.now() - t0);
+  if (renderTimes.length > 600) renderTimes.shift();
+}
+function renderFigures(f) {
   if (f.missing) return;
   $("live-status").textContent = f.status;
   $("btn-start").disabled = f.status !== "created"; $("btn-pause").disabled = f.status !== "running"; $("btn-resume").disabled = f.status !== "paused";
@@ -76,6 +84,11 @@ function render(f) {
 }
 
 function agentsRender(agents) {
+  const t0 = performance.now();
+  agentsRenderRows(agents);
+  renderTimes.push(performance.now() - t0);
+}
+function agentsRenderRows(agents) {
   $("agent-rows").innerHTML = agents.map((a) => {
     const age = a.in_state_s < 60 ? 1 : a.in_state_s < 300 ? 2 : 3;   // Vicidial's colours: longer is hotter
     return `<tr class="age-${age}"><td>${esc(a.id)}</td><td>${esc(a.state)}</td><td>${dur(a.in_state_s)}</td></tr>`;
