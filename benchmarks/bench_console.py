@@ -125,7 +125,7 @@ async def streams(url: str, token: str, seconds: float, pid: int) -> dict[str, f
             nonlocal got
             async with c.stream("GET", path) as r:
                 async for line in r.aiter_lines():
-                    if line.startswith("event: figures") or line.startswith("event: node_f"):
+                    if line.startswith(("event: figures", "event: node_f")):
                         got += 1
 
         tasks = [asyncio.create_task(read(f"/api/campaigns/camp-{i:02d}/stream"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from dialer.policy import Disposition
+from tests.conftest import require_tool
 from tests.layer.console_helpers import GOOD_CSV, PASSWORDS, Console, add_agent, make_console
 
 pytestmark = pytest.mark.browser
@@ -57,8 +57,7 @@ class _Served:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Console, str]]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip("chromium is missing: scripts/system-deps.sh test installs it")
+    require_tool("chromium")  # skip (fail under CI=true) without Debian's chromium
     console = make_console(tmp_path)
     with _Served(console) as url:
         yield console, url
