@@ -55,6 +55,7 @@ from dialtone.http.auth import SESSION_COOKIE, LoginLimiter, require
 from dialtone.http.hub import EventHub
 from dialtone.http.imports import ImportJob, ImportJobs, check_csv, preview_csv
 from dialtone.http.ivr_stats import IvrTracker, ivr_period_stats
+from dialtone.http.limits import BodyLimit
 from dialtone.http.live import AgentSource, LiveFigures, StaticAgents
 from dialtone.http.metrics import NodeMetrics
 from dialtone.http.reports import compliance, dispositions, recorded_population
@@ -115,10 +116,11 @@ def create_app(config: HttpSection, store: DialerStore, *, hub: EventHub | None 
     def import_changed(job: ImportJob) -> None:
         hub.publish(f"campaign:{job.campaign}", {"type": "import", **job.to_dict()})
         if job.state != "running":
-            emit_event({"type": "list_imported", "campaign": job.campaign,
-                        "import_id": job.id, "state": job.state,
-                        "imported": job.report.get("imported", 0),
-                        "bad_rows": job.report.get("bad_rows", 0), "error": job.error})
+            event = {"type": "list_imported", "campaign": job.campaign, "import_id": job.id,
+                     "state": job.state, "imported": job.report.get("imported", 0),
+                     "bad_rows": job.report.get("bad_rows", 0), "error": job.error}
+            # called from the import's worker thread: the event log is the loop's
+            hub.in_loop(lambda: emit_event(event))
 
     jobs = ImportJobs(store, clock=clock, on_change=import_changed)
     tasks: set[asyncio.Task[Any]] = set()
@@ -143,6 +145,9 @@ def create_app(config: HttpSection, store: DialerStore, *, hub: EventHub | None 
                   "from POST /api/auth/login (and X-CSRF-Token on changes) or with "
                   "Authorization: Bearer <API token>. Campaign status lives in the dialer "
                   "store; the dialer engine follows it.")
+    # a multipart body is spooled before the endpoint runs: cap it while it arrives (the
+    # form's other fields and framing get 64 KiB on top of the file's limit)
+    app.add_middleware(BodyLimit, limit=config.max_upload_bytes + 64 * 1024)
     app.state.users, app.state.clock = users, clock
     app.state.hub, app.state.metrics, app.state.live = hub, metrics, live
 

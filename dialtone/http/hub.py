@@ -53,6 +53,17 @@ class EventHub:
         self._loop = loop
         self._thread = threading.get_ident()
 
+    def in_loop(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the hub's loop (now, if this is its thread): the node's event log and
+        listeners are single-threaded, so a worker thread's event goes through here."""
+        if self._loop is not None and threading.get_ident() != self._thread:
+            try:
+                self._loop.call_soon_threadsafe(fn)
+            except RuntimeError:  # the loop is closed: the node is stopping
+                pass
+            return
+        fn()
+
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """``listener(event)`` for every node event; returns the remover."""
         self._listeners.append(listener)
