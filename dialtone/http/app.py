@@ -21,7 +21,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from importlib import resources
 from typing import Annotated, Any
 
@@ -47,7 +47,7 @@ from dialer.db import read_session
 from dialer.errors import CampaignNotFound, DialerError, ListImportError
 from dialer.lists import ColumnMapping
 from dialer.models import CampaignZone
-from dialer.policy import CampaignSettings
+from dialer.policy import DEFAULT_RETRIES, CampaignSettings
 from dialer.store import DialerStore, _open_zones
 from dialtone.config import HttpSection
 from dialtone.http import models as m
@@ -282,7 +282,8 @@ def create_app(config: HttpSection, store: DialerStore, *, hub: EventHub | None 
               responses={409: {}, 422: {}})
     def create_campaign(body: m.CampaignCreate, who: Manager) -> m.CampaignOut:
         try:
-            settings = CampaignSettings.from_dict(body.settings)
+            settings = CampaignSettings.from_dict(
+                _merge_retries(DEFAULT_RETRIES, body.settings))
             store.create_campaign(body.name, settings, now=clock())
         except (DialerError, TypeError, ValueError) as exc:
             code = 409 if "already exists" in str(exc) else 422
@@ -300,7 +301,9 @@ def create_app(config: HttpSection, store: DialerStore, *, hub: EventHub | None 
         if current.status == "archived":
             raise HTTPException(409, "an archived campaign cannot change")
         try:
-            settings = CampaignSettings.from_dict({**current.settings, **body.settings})
+            settings = CampaignSettings.from_dict(
+                {**current.settings, **_merge_retries(current.settings["retries"],
+                                                      body.settings)})
             store.update_settings(name, settings)
         except (DialerError, TypeError, ValueError) as exc:
             raise HTTPException(422, f"settings not changed: {exc}") from None
@@ -711,6 +714,21 @@ def create_app(config: HttpSection, store: DialerStore, *, hub: EventHub | None 
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _merge_retries(base: Mapping[str, float], settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with its ``retries`` laid over ``base`` (a delay of null removes the
+    outcome: it becomes final), so a form that shows three delays keeps the others, such as
+    the 72 h after an abandoned call."""
+    if not isinstance(settings.get("retries"), dict):
+        return settings
+    merged: dict[str, Any] = dict(base)
+    for key, delay in settings["retries"].items():
+        if delay is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = delay
+    return {**settings, "retries": merged}
 
 
 def _csv(columns: list[str], rows: list[dict[str, Any]], filename: str) -> Response:

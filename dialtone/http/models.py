@@ -83,12 +83,14 @@ class CampaignCreate(_In):
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9 _.\-]*$")
     settings: dict[str, Any] = Field(default_factory=dict)
     """CampaignSettings keys: region, kind, caller_id, pacing, window, max_attempts,
-    retries, abandon_target, ring_timeout, ... (docs/dialer.md)."""
+    retries, abandon_target, ring_timeout, ... (docs/dialer.md).  ``retries`` is laid over
+    the defaults (a null delay makes that outcome final)."""
 
 
 class CampaignEdit(_In):
     settings: dict[str, Any]
-    """Keys to change; the others keep their values."""
+    """Keys to change; the others keep their values (``retries`` is laid over the current
+    delays; a null delay makes that outcome final)."""
 
 
 class CampaignOut(BaseModel):

@@ -47,6 +47,13 @@ def test_campaign_create_edit_and_bad_settings(console: Console) -> None:
         assert r.json()["settings"]["caller_id"] == "+12125550199"  # the rest kept
         assert c.patch("/api/campaigns/spring",
                        json={"settings": {"max_attempts": 0}}).status_code == 422
+        r = c.patch("/api/campaigns/spring",
+                    json={"settings": {"retries": {"busy": 60, "machine": None}}})
+        retries = r.json()["settings"]["retries"]
+        assert retries["busy"] == 60 and "machine" not in retries
+        assert retries["abandoned"] == 72 * 3600  # the others kept
+        assert c.patch("/api/campaigns/spring", json={"settings": {
+            "retries": {"busy": -1}}}).status_code == 422
         assert c.patch("/api/campaigns/nope", json={"settings": {}}).status_code == 404
         names = [x["name"] for x in c.get("/api/campaigns").json()]
         assert names == ["spring"]

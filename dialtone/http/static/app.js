@@ -20,6 +20,7 @@ async function api(method, path, body) {
 function show(view) {
   for (const s of document.querySelectorAll("main > section")) s.hidden = s.id !== view;
   if (view !== "live" && stream) { stream.close(); stream = null; }
+  if (view !== "live" && nodeStream) { nodeStream.close(); nodeStream = null; }
   if (view === "campaigns") loadCampaigns();
   if (view === "ivr") loadIvr();
 }
@@ -52,6 +53,7 @@ function openLive(name) {
   history_ = [];
   api("GET", `/api/campaigns/${encodeURIComponent(name)}/live`).then((f) => { history_ = f.history || []; render(f); });
   stream = new EventSource(`/api/campaigns/${encodeURIComponent(name)}/stream`);
+  watchAgents();
   stream.addEventListener("figures", (ev) => { const f = JSON.parse(ev.data); history_.push({t: f.at, dial_level: f.dial_level, agents_busy: f.agents.busy, abandon_rate_1h: f.abandonment["1h"].rate}); render(f); });
 }
 let history_ = [];
@@ -94,7 +96,14 @@ function agentsRenderRows(agents) {
     return `<tr class="age-${age}"><td>${esc(a.id)}</td><td>${esc(a.state)}</td><td>${dur(a.in_state_s)}</td></tr>`;
   }).join("");
 }
-setInterval(() => { if (current && !$("live").hidden) api("GET", "/api/agents").then(agentsRender).catch(() => {}); }, 1000);
+// agents come pushed with the node's figures every second (one list for every campaign)
+let nodeStream = null;
+function watchAgents() {
+  if (nodeStream) return;
+  api("GET", "/api/agents").then(agentsRender).catch(() => {});
+  nodeStream = new EventSource("/api/stream");
+  nodeStream.addEventListener("node_figures", (ev) => agentsRender(JSON.parse(ev.data).agents));
+}
 
 function line(points, key, max, color) {
   if (!points.length) return "";
@@ -147,6 +156,7 @@ $("new-form").addEventListener("submit", async (ev) => {
   const f = new FormData(ev.target), s = {};
   for (const k of ["region", "caller_id", "pacing", "kind", "flow"]) if (f.get(k)) s[k] = f.get(k);
   s.max_attempts = Number(f.get("max_attempts"));
+  s.retries = {busy: 60 * Number(f.get("retry_busy")), no_answer: 3600 * Number(f.get("retry_no_answer")), machine: 3600 * Number(f.get("retry_machine"))};
   const w = f.get("window").trim(); s.window = w.startsWith("{") ? JSON.parse(w) : w;
   try {
     await api("POST", "/api/campaigns", {name: f.get("name"), settings: s});
