@@ -418,7 +418,7 @@ def create_app(config: HttpSection, store: DialerStore, *, hub: EventHub | None 
                           mapping: str = Form("phone=phone"),
                           delimiter: str = Form(",")) -> m.ImportOut:
         """Upload a CSV: checked whole (text, header, mapped columns) before anything is
-        written, then imported in the background; poll /api/imports/{id}."""
+        written, then imported in the background; poll /api/lists/{id}."""
         _campaign_out(name)
         if len(delimiter) != 1:
             raise HTTPException(422, "delimiter must be one character")
@@ -445,16 +445,21 @@ def create_app(config: HttpSection, store: DialerStore, *, hub: EventHub | None 
             raise HTTPException(404, f"no import {job_id!r}")
         return job
 
-    @app.get("/api/imports/{job_id}", tags=["lists"], responses={404: {}})
+    @app.get("/api/lists", tags=["lists"])
+    def uploads(who: Viewer, campaign: str | None = None) -> list[m.ImportOut]:
+        """The uploads this node remembers (the last 200), newest first."""
+        return [m.ImportOut(**j.to_dict()) for j in jobs.all(campaign)]
+
+    @app.get("/api/lists/{job_id}", tags=["lists"], responses={404: {}})
     def import_progress(job_id: str, who: Viewer) -> m.ImportOut:
         return m.ImportOut(**_job(job_id).to_dict())
 
-    @app.get("/api/imports/{job_id}/bad-rows", tags=["lists"], responses={404: {}})
+    @app.get("/api/lists/{job_id}/bad-rows", tags=["lists"], responses={404: {}})
     def bad_rows(job_id: str, who: Viewer) -> list[m.Problem]:
         """The rows not imported (and warnings), with their reasons."""
         return [m.Problem(**p) for p in _job(job_id).problems()]
 
-    @app.get("/api/imports/{job_id}/bad-rows.csv", tags=["lists"], responses={404: {}})
+    @app.get("/api/lists/{job_id}/bad-rows.csv", tags=["lists"], responses={404: {}})
     def bad_rows_csv(job_id: str, who: Viewer) -> Response:
         rows = _job(job_id).problems()
         return _csv(["row", "column", "reason", "value"], rows, f"{job_id}-bad-rows.csv")

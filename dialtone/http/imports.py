@@ -132,10 +132,15 @@ class ImportJobs:
     def get(self, job_id: str) -> ImportJob | None:
         return self._jobs.get(job_id)
 
+    def all(self, campaign: str | None = None) -> list[ImportJob]:
+        """The remembered uploads, newest first (of one campaign, if given)."""
+        return [j for j in reversed(list(self._jobs.values()))
+                if campaign is None or j.campaign == campaign]
+
     def new(self, campaign: str, filename: str, path: str) -> ImportJob:
         with self._lock:
             self._n += 1
-            job = ImportJob(f"imp-{self._n}", campaign, filename, os.path.getsize(path),
+            job = ImportJob(f"list-{self._n}", campaign, filename, os.path.getsize(path),
                             started_at=self.clock())
             self._jobs[job.id] = job
             while len(self._jobs) > self.keep:

@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from dialer.store import DialerStore
+from dialtone.events import validate_event
 from dialtone.config import HttpSection
 from dialtone.http.app import create_app
 from dialtone.http.hub import EventHub
@@ -44,6 +45,9 @@ def make_console(tmp_path: Path, **http: Any) -> Console:
     emitted: list[dict[str, Any]] = []
 
     def emit(event: dict[str, Any]) -> None:
+        # the console's own events go to the node's log: they must match its schema
+        problem = validate_event(event)
+        assert problem is None, problem
         emitted.append(event)
         hub.emit(event)
 
@@ -78,7 +82,7 @@ GOOD_CSV = (b"name,phone,tz\n"
 def wait_import(client: TestClient, job_id: str, timeout: float = 20.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        job = client.get(f"/api/imports/{job_id}").json()
+        job = client.get(f"/api/lists/{job_id}").json()
         if job["state"] != "running":
             return dict(job)
         time.sleep(0.02)

@@ -75,10 +75,14 @@ def test_upload_with_bad_rows_then_start_pause_resume_archive(console: Console) 
         assert r.status_code == 202, r.text
         job = wait_import(c, r.json()["id"])
         assert job["state"] == "done" and job["imported"] == 2 and job["bad_rows"] == 2
-        bad = c.get(f"/api/imports/{job['id']}/bad-rows").json()
+        bad = c.get(f"/api/lists/{job['id']}/bad-rows").json()
         assert [(b["row"], b["column"]) for b in bad] == [(3, "phone"), (4, "tz")]
         assert "zone" in bad[1]["reason"]
-        text = c.get(f"/api/imports/{job['id']}/bad-rows.csv").text
+        listed = c.get("/api/lists", params={"campaign": "spring"}).json()
+        assert [(x["id"], x["filename"], x["imported"]) for x in listed] == [
+            (job["id"], "l.csv", 2)]
+        assert c.get("/api/lists", params={"campaign": "other"}).json() == []
+        text = c.get(f"/api/lists/{job['id']}/bad-rows.csv").text
         assert text.splitlines()[0] == "row,column,reason,value" and "Mars/Olympus" in text
         deadline = time.monotonic() + 10  # emitted on the loop after the worker finishes
         while not any(e["type"] == "list_imported" for e in console.events):
@@ -155,8 +159,8 @@ def test_upload_to_a_missing_campaign_and_missing_import(console: Console) -> No
     with logged_in(console, "max") as c:
         r = c.post("/api/campaigns/none/lists", files={"file": ("l.csv", GOOD_CSV)})
         assert r.status_code == 404
-        assert c.get("/api/imports/imp-99").status_code == 404
-        assert c.get("/api/imports/imp-99/bad-rows.csv").status_code == 404
+        assert c.get("/api/lists/list-99").status_code == 404
+        assert c.get("/api/lists/list-99/bad-rows.csv").status_code == 404
         assert c.post("/api/lists/preview",
                       files={"file": ("x.bin", b"\x00" * 10)}).status_code == 422
 

@@ -18,7 +18,7 @@ def console(tmp_path: Path) -> Console:
 
 
 def _fill(path: str) -> str:
-    return (path.replace("{name}", "s").replace("{job_id}", "imp-1")
+    return (path.replace("{name}", "s").replace("{job_id}", "list-1")
             .replace("{number}", "+12125550100").replace("{token_id}", "1"))
 
 

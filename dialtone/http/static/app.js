@@ -170,13 +170,13 @@ $("new-form").addEventListener("submit", async (ev) => {
   } catch (e) { $("new-error").textContent = e.message; }
 });
 async function pollImport() {
-  const j = await api("GET", `/api/imports/${lastJob.id}`);
+  const j = await api("GET", `/api/lists/${lastJob.id}`);
   $("import-bar").value = j.progress;
   $("import-text").textContent = `${j.state}: ${j.imported} imported, ${j.bad_rows} bad rows` + (j.error ? ` (${j.error})` : "");
   if (j.state === "running") { setTimeout(pollImport, 300); return; }
-  const bad = await api("GET", `/api/imports/${lastJob.id}/bad-rows`);
+  const bad = await api("GET", `/api/lists/${lastJob.id}/bad-rows`);
   $("bad-rows").innerHTML = bad.map((b) => `<tr><td>${b.row}</td><td>${esc(b.column)}</td><td>${esc(b.reason)}</td><td>${esc(b.value)}</td></tr>`).join("");
-  $("bad-csv").href = `/api/imports/${lastJob.id}/bad-rows.csv`;
+  $("bad-csv").href = `/api/lists/${lastJob.id}/bad-rows.csv`;
 }
 $("open-new").addEventListener("click", () => openLive(current));
 
