@@ -13,8 +13,8 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from dialer.store import DialerStore
-from dialtone.events import validate_event
 from dialtone.config import HttpSection
+from dialtone.events import validate_event
 from dialtone.http.app import create_app
 from dialtone.http.hub import EventHub
 from dialtone.http.live import AgentView, StaticAgents
