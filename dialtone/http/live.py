@@ -5,7 +5,7 @@ Sources, as the dialer engine (issue 14) lands: the ledger (``dialer_attempts``)
 abandonment, AMD share, wait, contacts dialled and left; ``dialer_call`` events give calls by
 state and talk time; ``dialer_status`` events give the pacer's dial level; agents come from
 the routing bus's presence (or a fixed list).  Until an engine reports, calls in flight are the
-ledger's open attempts (all counted as ``dialling``) and the dial level is lines in flight per
+contacts under a live lease (all counted as ``dialling``) and the dial level is lines in flight per
 agent logged in.
 """
 
@@ -180,9 +180,10 @@ class LiveFigures:
                 func.count().filter(Attempt.amd.is_not(None)),
                 func.avg(Attempt.time_to_agent_s))
                 .where(*base, Attempt.dialled_at >= now - HOUR_S)).one()
-            in_flight = s.scalar(select(func.count()).select_from(Attempt).where(
-                Attempt.campaign_id == cid, Attempt.disposition.is_(None),
-                Attempt.dialled_at >= now - 2 * 3600)) or 0
+            # contacts under a live lease: an attempt dialled and not yet ended (a lease that
+            # ran out without an outcome is not a call any more)
+            in_flight = s.scalar(select(func.count()).select_from(Contact).where(
+                Contact.campaign_id == cid, Contact.lease_until > now)) or 0
             total, left, dialled = s.execute(select(
                 func.count(), func.count().filter(Contact.status == "pending"),
                 func.count().filter(Contact.attempts > 0)).where(

@@ -364,3 +364,19 @@ def test_oversized_bodies_are_cut_off_while_they_arrive(console: Console) -> Non
                             "Content-Length": str(10 * limit)})
         assert r.status_code == 413
     assert contacts(console, "s") == 0
+
+
+def test_calls_in_flight_without_an_engine_are_the_live_leases(console: Console) -> None:
+    add_agent(console, "a1")
+    add_agent(console, "a2")
+    with logged_in(console, "max") as c:
+        rows = b"phone\n" + b"".join(b"+1212555%04d\n" % i for i in range(300, 306))
+        c.post("/api/campaigns", json={"name": "s", "settings": ALWAYS})
+        wait_import(c, c.post("/api/campaigns/s/lists",
+                              files={"file": ("l.csv", rows)}).json()["id"])
+        now = time.time()
+        console.store.lease("s", now=now, count=3, owner="e", lease_s=600)
+        console.store.lease("s", now=now - 700, count=2, owner="e", lease_s=600)  # ran out
+        live = c.get("/api/campaigns/s/live").json()
+        assert live["calls"] == {"dialling": 3, "ringing": 0, "waiting": 0, "connected": 0}
+        assert live["dial_level"] == pytest.approx(1.5)  # 3 lines, 2 agents logged in
