@@ -115,7 +115,10 @@ function line(points, key, max, color) {
 function chart() {
   const h = history_.slice(-3600);
   const maxL = Math.max(1, ...h.map((p) => p.dial_level), ...h.map((p) => p.agents_busy));
-  $("chart").innerHTML = line(h, "dial_level", maxL, "#1f77b4") + line(h, "agents_busy", maxL, "#2ca02c") + line(h, "abandon_rate_1h", Math.max(0.1, ...h.map((p) => p.abandon_rate_1h)), "#d62728");
+  const span = h.length ? Math.max(60, Math.min(3600, h[h.length - 1].t - h[0].t)) : 3600;
+  const maxA = Math.max(0.1, ...h.map((p) => p.abandon_rate_1h));
+  const axis = `<text x="2" y="12" font-size="10">${maxL.toFixed(1)} / ${pct(maxA)}</text><text x="2" y="158" font-size="10">−${dur(span)}</text><text x="598" y="158" font-size="10" text-anchor="end">now</text>`;
+  $("chart").innerHTML = axis + line(h, "dial_level", maxL, "#1f77b4") + line(h, "agents_busy", maxL, "#2ca02c") + line(h, "abandon_rate_1h", maxA, "#d62728");
 }
 
 async function act(action) {
