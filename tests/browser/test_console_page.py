@@ -167,7 +167,7 @@ def test_a_campaign_that_cannot_start_says_why(served: tuple[Console, str], page
     assert console.store.campaign("empty").status == "created"
 
 
-def test_viewer_on_a_phone_and_the_ivr_graph(served: tuple[Console, str], page: Any) -> None:
+def test_viewer_on_a_phone_the_ivr_graph_and_what_if(served: tuple[Console, str], page: Any) -> None:
     console, url = served
     ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
     lines: list[dict[str, Any]] = []
@@ -192,6 +192,18 @@ def test_viewer_on_a_phone_and_the_ivr_graph(served: tuple[Console, str], page: 
     playwright.expect(page.locator("#ivr-hangups")).to_contain_text("lang")
     page.set_viewport_size({"width": 1000, "height": 700})
     page.screenshot(path=str(DOCS / "console-ivr.png"), full_page=True)
+    # what if: two pacing settings side by side on a modelled list
+    page.get_by_role("button", name="What if").click()
+    page.get_by_role("spinbutton", name="Agents").fill("5")
+    page.get_by_label("Pacing B").fill("ratio:2")
+    page.get_by_role("button", name="Simulate").click()
+    out = page.locator("#whatif-out")
+    playwright.expect(out.get_by_role("columnheader", name="ratio:2")).to_be_visible()
+    playwright.expect(out.get_by_role("columnheader", name="progressive")).to_be_visible()
+    playwright.expect(out).to_contain_text("talk min per agent-hour")
+    page.get_by_label("Pacing B").fill("warp-speed")
+    page.get_by_role("button", name="Simulate").click()
+    playwright.expect(page.locator("#whatif-error")).to_contain_text("unknown pacing")
     # keyboard: tab to the navigation and open campaigns with Enter
     page.get_by_role("button", name="Campaigns").focus()
     page.keyboard.press("Enter")
