@@ -12,12 +12,15 @@ the latest figures.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["EventHub", "Subscription"]
+
+log = logging.getLogger(__name__)
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -47,6 +50,7 @@ class EventHub:
         self._listeners: list[Listener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
+        self.listener_errors = 0
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """The loop that owns the queues (events from other threads are handed to it)."""
@@ -73,7 +77,14 @@ class EventHub:
         """A node event (an event-log line): to the listeners and the ``node`` topic, and to
         ``campaign:<name>`` when it names a campaign.  The node's ``NodeEvents`` observer."""
         for listener in list(self._listeners):
-            listener(event)
+            try:
+                listener(event)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                # a malformed event must not break the node's event stream (the log, the
+                # bus publisher): counted and logged, the other listeners still see it
+                self.listener_errors += 1
+                log.warning("console listener %r failed on a %r event: %s",
+                            getattr(listener, "__qualname__", listener), event.get("type"), exc)
         self.publish("node", event)
         campaign = event.get("campaign")
         if isinstance(campaign, str):

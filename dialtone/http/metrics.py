@@ -81,8 +81,10 @@ class NodeMetrics:
             self.call_setup.labels(direction).observe(max(0.0, self.clock() - at))
         elif kind == "call_ended":
             self._handoff_t.pop(call_id, None)
-            direction, _ = self._started.pop(call_id, ("inbound", 0.0))
-            self.calls_active.labels(direction).dec()
+            started = self._started.pop(call_id, None)
+            direction = started[0] if started else str(event.get("direction", "inbound"))
+            if started is not None:  # a call that started before the console: not counted up
+                self.calls_active.labels(direction).dec()
             self.calls_total.labels(direction, str(event.get("cause", "unknown"))).inc()
             rtp = event.get("rtp") or {}
             self.rtp_lost.inc(max(0, int(rtp.get("lost", 0))))
