@@ -63,16 +63,24 @@ def served(tmp_path: Path) -> Iterator[tuple[Console, str]]:
         yield console, url
 
 
-@pytest.fixture
-def page(served: tuple[Console, str]) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One Chromium for the module (a launch costs seconds); a fresh context per test."""
+    require_tool("chromium")
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(accept_downloads=True, viewport={"width": 1100,
-                                                                        "height": 900})
-        pg = context.new_page()
-        pg.set_default_timeout(15_000)
-        yield pg
-        browser.close()
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(served: tuple[Console, str], browser: Any) -> Iterator[Any]:
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1100,
+                                                                    "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(15_000)
+    yield pg
+    context.close()
 
 
 def _login(page: Any, url: str, name: str) -> None:
