@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +26,12 @@ pytestmark = pytest.mark.browser
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: docs/ when refreshing them (DIALTONE_SCREENSHOTS=1), else a
+    temporary directory, so a test run leaves the tree clean."""
+    return DOCS if os.environ.get("DIALTONE_SCREENSHOTS") == "1" else tmp_path
 
 
 class _Served:
@@ -143,8 +150,7 @@ def test_log_in_upload_start_watch_pause_export(served: tuple[Console, str], pag
     gauge = page.get_by_role("meter", name="abandonment 1h")
     playwright.expect(gauge).to_contain_text("50.0 % (1/2) at the cap")
     page.wait_for_timeout(1500)  # a few more seconds on the chart
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "console-live.png"), full_page=True)
+    page.screenshot(path=str(shots(tmp_path) / "console-live.png"), full_page=True)
 
     page.once("dialog", lambda d: d.accept())
     page.get_by_role("button", name="Pause").click()
@@ -175,7 +181,8 @@ def test_a_campaign_that_cannot_start_says_why(served: tuple[Console, str], page
     assert console.store.campaign("empty").status == "created"
 
 
-def test_viewer_on_a_phone_the_ivr_graph_and_what_if(served: tuple[Console, str], page: Any) -> None:
+def test_viewer_on_a_phone_the_ivr_graph_and_what_if(served: tuple[Console, str], page: Any,
+                                                     tmp_path: Path) -> None:
     console, url = served
     ts = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
     lines: list[dict[str, Any]] = []
@@ -199,7 +206,7 @@ def test_viewer_on_a_phone_the_ivr_graph_and_what_if(served: tuple[Console, str]
     playwright.expect(graph).to_contain_text("menu ✕1")
     playwright.expect(page.locator("#ivr-hangups")).to_contain_text("lang")
     page.set_viewport_size({"width": 1000, "height": 700})
-    page.screenshot(path=str(DOCS / "console-ivr.png"), full_page=True)
+    page.screenshot(path=str(shots(tmp_path) / "console-ivr.png"), full_page=True)
     # what if: two pacing settings side by side on a modelled list
     page.get_by_role("button", name="What if").click()
     page.get_by_role("spinbutton", name="Agents").fill("5")
