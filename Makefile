@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml | $(PY)
 
 run: install-serve serve-deps
 	@mkdir -p var
-	$(VENV)/bin/dialtone serve --sip $(SIP) --flow $(FLOW) --events $(EVENTS)
+	$(VENV)/bin/dialtone serve --sip $(SIP) --flow $(FLOW) --events $(EVENTS) --http 127.0.0.1:8080
 
 serve-deps:
 	@bash scripts/system-deps.sh serve

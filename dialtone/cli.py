@@ -20,6 +20,7 @@ import yaml
 from dialer import cli as dialer_cli
 from dialer import sim_cli
 from dialtone.config import SERVE_FLAGS, NodeConfig, load_config
+from dialtone.http import cli as console_cli
 from dialtone_errors import DialtoneError
 from ivr_flows import cli as flow_cli
 from routing import cli as routing_cli
@@ -44,6 +45,7 @@ REGISTRARS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("dialer simulate", sim_cli.add_parsers),
     ("router/agent", routing_cli.add_parsers),
     ("dtmf/amd", dsp_cli.add_parsers),
+    ("user", console_cli.add_parsers),
 )
 
 

@@ -189,6 +189,33 @@ class RoutingSection(_Section):
     """YAML of the in-process reference router (default routing/examples/router.yaml)."""
 
 
+class HttpSection(_Section):
+    """The campaign console: the HTTP API and the page (issue 15); off unless ``listen``."""
+
+    listen: str | None = None
+    """HOST:PORT of the console (``--http 127.0.0.1:8080``); None: no console."""
+    secure_cookies: bool = False
+    """Mark the session cookie Secure (the console is behind TLS; a request over https sets
+    it anyway)."""
+    session_ttl: float = Field(default=12 * 3600.0, gt=0)
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    """Largest list upload; a bigger file is refused (413) and nothing imported."""
+    login_per_source: int = Field(default=20, ge=1)
+    """Failed logins from one address within ``login_window`` before 429."""
+    login_per_user: int = Field(default=5, ge=1)
+    login_window: float = Field(default=300.0, gt=0)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_hostport(value, 8080)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
 class NodeConfig(_Section):
     """Everything ``dialtone serve`` needs; built once, passed down, never mutated."""
 
@@ -202,6 +229,7 @@ class NodeConfig(_Section):
     media: MediaSection = MediaSection()
     flow: FlowSection = FlowSection()
     routing: RoutingSection = RoutingSection()
+    http: HttpSection = HttpSection()
 
     @model_validator(mode="after")
     def _options_apply(self) -> NodeConfig:
@@ -236,6 +264,9 @@ class NodeConfig(_Section):
             for name in ("auth_realm", "auth_algorithms"):
                 if name in sip.model_fields_set:
                     refuse(f"sip.{name}", "applies only with --trusted and --auth-user")
+        if self.http.listen is None:
+            for name in sorted(self.http.model_fields_set - {"listen"}):
+                refuse(f"http.{name}", "applies only with the console (--http)")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -333,6 +364,8 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     Flag("--db", "db", "SQLAlchemy URL (default sqlite:///var/dialtone.db)"),
     Flag("--node-id", "node_id", "this node's id (default: host-port)"),
     Flag("--events", "events", "append call events as JSON lines here"),
+    Flag("--http", "http.listen", "HOST:PORT of the campaign console and its API "
+         "(default: none)"),
 )
 
 _FLAG_OF = {f.path: f.flag for f in SERVE_FLAGS}

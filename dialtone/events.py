@@ -155,6 +155,8 @@ class NodeStarted(_Event):
     sip: str
     """``host:port`` the node listens on."""
     flow: str | None = None
+    http: str | None = None
+    """``host:port`` of the campaign console, when it serves one (``--http``)."""
 
 
 class NodeStopped(_Event):
@@ -363,6 +365,50 @@ class ServiceError(_CallEvent):
     error: str
 
 
+# --- the dialer and the campaign console (dialtone.http) -------------------------------------
+
+
+class CampaignStatus(_Event):
+    """A campaign started, paused, resumed or archived (from the console or the API)."""
+
+    type: Literal["campaign_status"]
+    campaign: str
+    status: str
+    previous: str
+    by: str
+    """The user (or API token's user) who did it."""
+
+
+class ListImported(_Event):
+    """A list upload finished importing (or failed)."""
+
+    type: Literal["list_imported"]
+    campaign: str
+    import_id: str
+    state: Literal["done", "failed"]
+    imported: int
+    bad_rows: int
+    error: str | None = None
+
+
+class DialerCall(_Event):
+    """An outbound call of a campaign changed state (the dialer engine, issue 14)."""
+
+    type: Literal["dialer_call"]
+    campaign: str
+    call_id: str
+    state: Literal["dialling", "ringing", "waiting", "connected", "ended"]
+
+
+class DialerStatus(_Event):
+    """The pacer's figures for a campaign (the dialer engine, issue 14)."""
+
+    type: Literal["dialer_status"]
+    campaign: str
+    dial_level: float
+    """Lines being dialled or up per agent ready or talking."""
+
+
 EVENT_MODELS: tuple[type[_Event], ...] = (
     CallStarted, CallAnswered, CallEnded, CallFailed, CallRejected, CallProgress, Dtmf,
     PromptStarted, PromptFinished, Registration, Hold, Transferred, TransferRefused, Bridged,
@@ -370,7 +416,7 @@ EVENT_MODELS: tuple[type[_Event], ...] = (
     FlowStarted, FlowEnded, RemoteHangupEvent, FlowAction, FlowError, NodeEntered, Input,
     InputIgnored, Recognition, Result, Retry, NoMatchReason, Choice, LanguageChosen, Collect,
     Branch, HookResultEvent, Voice, Handoff, HandoffFallback, RouteDecision, TransferResult,
-    Voicemail, ServiceError,
+    Voicemail, ServiceError, CampaignStatus, ListImported, DialerCall, DialerStatus,
 )
 
 _BY_TYPE: dict[str, type[_Event]] = {}
@@ -386,7 +432,8 @@ EventLine = Annotated[
     | FlowStarted | FlowEnded | RemoteHangupEvent | FlowAction | FlowError | NodeEntered | Input
     | InputIgnored | Recognition | Result | Retry | NoMatchReason | Choice | LanguageChosen
     | Collect | Branch | HookResultEvent | Voice | Handoff | HandoffFallback | RouteDecision
-    | TransferResult | Voicemail | ServiceError,
+    | TransferResult | Voicemail | ServiceError | CampaignStatus | ListImported | DialerCall
+    | DialerStatus,
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(EventLine)

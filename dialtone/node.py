@@ -183,6 +183,7 @@ class Node:
         self.ua: UserAgent | None = None
         self.bus: RoutingBus | None = None
         self.sip_address: tuple[str, int] | None = None
+        self.http_address: tuple[str, int] | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -234,10 +235,41 @@ class Node:
         stack.push_async_callback(ua.close)
         self.ua = ua
         host, port = self.sip_address
-        events.emit({"type": "node_started", "node_id": self.node_id, "sip": f"{host}:{port}",
-                     "flow": config.flow.path})
+        if config.http.listen is not None:
+            await self._start_console(stack, events)
+        started: dict[str, Any] = {"type": "node_started", "node_id": self.node_id,
+                                   "sip": f"{host}:{port}", "flow": config.flow.path}
+        if self.http_address is not None:
+            started["http"] = "{}:{}".format(*self.http_address)
+        events.emit(started)
         if config.sip.registrar:
             await self._register(ua)
+
+    async def _start_console(self, stack: contextlib.AsyncExitStack, events: NodeEvents) -> None:
+        """The campaign console (issue 15): built last, so it is torn down first."""
+        from dialer.store import DialerStore
+        from dialtone.config import parse_hostport
+        from dialtone.http.app import create_app
+        from dialtone.http.hub import EventHub
+        from dialtone.http.live import AgentSource, BusAgents, StaticAgents
+        from dialtone.http.server import ConsoleServer
+
+        config = self.config
+        assert config.http.listen is not None
+        hub = EventHub()
+        events.observers.append(hub.emit)
+        store = DialerStore(config.db)
+        stack.callback(store.engine.dispose)
+        agents: AgentSource = (BusAgents(self.bus.agent_states) if self.bus is not None
+                               else StaticAgents())
+        app = create_app(config.http, store, hub=hub, agents=agents, emit=events.emit,
+                         events_path=config.events,
+                         admin_password=os.environ.get("DIALTONE_ADMIN_PASSWORD"),
+                         ready=lambda: self.ua is not None)
+        host, port = parse_hostport(config.http.listen, 8080)
+        server = ConsoleServer(app, host, port)
+        self.http_address = await server.start()
+        stack.push_async_callback(server.close)
 
     async def _register(self, ua: UserAgent) -> None:
         sip = self.config.sip
@@ -264,5 +296,7 @@ async def serve(config: NodeConfig, stop: asyncio.Event) -> int:
         routing = f", routing over {config.routing.mqtt}" if config.routing.mqtt else ""
         print(f"dialtone: listening on sip:{host}:{port} (udp{'+tcp' if config.sip.tcp else ''})"
               f"{mode}{routing}", flush=True)
+        if node.http_address is not None:
+            print("dialtone: console on http://{}:{}/".format(*node.http_address), flush=True)
         await stop.wait()
     return 0

@@ -21,6 +21,7 @@ declare -A TOOLS=(
   [espeak-ng]=espeak-ng
   [sox]=sox
   [tshark]=tshark
+  [chromium]=chromium
 )
 # files -> Debian packages (asterisk-core-sounds-XX makes the sounds/XX link to the -wav files)
 declare -A FILES=(
