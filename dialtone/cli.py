@@ -19,6 +19,7 @@ import yaml
 
 from dialer import cli as dialer_cli
 from dialer import sim_cli
+from dialtone import db_cli
 from dialtone.config import SERVE_FLAGS, NodeConfig, load_config
 from dialtone_errors import DialtoneError
 from ivr_flows import cli as flow_cli
@@ -44,6 +45,7 @@ REGISTRARS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("dialer simulate", sim_cli.add_parsers),
     ("router/agent", routing_cli.add_parsers),
     ("dtmf/amd", dsp_cli.add_parsers),
+    ("db", db_cli.add_parsers),
 )
 
 

@@ -199,6 +199,11 @@ class Node:
             path = config.db[len("sqlite:///"):]
             if path and os.path.dirname(path):
                 os.makedirs(os.path.dirname(path), exist_ok=True)
+        # SQLite is brought to head here; a shared database behind head is refused
+        # (dialtone.migrations explains why), before anything writes to it.
+        from dialtone.migrations import ensure_schema
+
+        await asyncio.to_thread(ensure_schema, config.db)
         log_sink: EventSink = NullEventLog()
         if config.events:
             json_log = JsonLinesEventLog(config.events)
