@@ -46,6 +46,7 @@ REGISTRARS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("router/agent", routing_cli.add_parsers),
     ("dtmf/amd", dsp_cli.add_parsers),
     ("db", db_cli.add_parsers),
+    ("cdr", db_cli.add_cdr_parsers),
 )
 
 

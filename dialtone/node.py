@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from dialtone.cdr import CdrRecorder, CdrWriter
 from dialtone.config import NodeConfig
 from routing.bus import RoutingBus
 from routing.contract import CallEventKind, CallEventMessage
@@ -183,6 +184,7 @@ class Node:
         self.ua: UserAgent | None = None
         self.bus: RoutingBus | None = None
         self.sip_address: tuple[str, int] | None = None
+        self.cdr_writer: CdrWriter | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -211,6 +213,7 @@ class Node:
             log_sink = json_log
         events = NodeEvents(log_sink)
         stack.callback(events.emit, {"type": "node_stopped", "node_id": self.node_id})
+        self.cdr_writer = self._start_cdrs(stack, events)
 
         handler: Handler = hold_until_bye
         if config.flow.path is not None or config.routing.mqtt is not None:
@@ -243,6 +246,20 @@ class Node:
                      "flow": config.flow.path})
         if config.sip.registrar:
             await self._register(ua)
+
+    def _start_cdrs(self, stack: contextlib.ExitStack | contextlib.AsyncExitStack,
+                    events: NodeEvents) -> CdrWriter:
+        """One CDR row per call in the node's database (dialtone.cdr); the writer drains and
+        stops after the user agent (registered earlier, so torn down later)."""
+        from dialer.db import make_engine
+
+        engine = make_engine(self.config.db)
+        stack.callback(engine.dispose)
+        writer = CdrWriter(engine)
+        stack.callback(writer.close)
+        stack.callback(writer.flush)
+        events.observers.append(CdrRecorder(writer, self.node_id).observe)
+        return writer
 
     async def _register(self, ua: UserAgent) -> None:
         sip = self.config.sip
