@@ -143,6 +143,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from dialtone.node import serve
 
     config = config_from_args(args)
+    from dialtone.logs import apply_log_format
+
+    apply_log_format(config.log_format, node_id=config.effective_node_id)
     _install_uvloop()
 
     async def main() -> int:

@@ -198,6 +198,8 @@ class NodeConfig(_Section):
     """SQLAlchemy URL (callbacks, the MQTT outbox, the dialer's campaigns)."""
     events: str | None = None
     """Append call events as JSON lines here (see ``dialtone events schema``)."""
+    log_format: Literal["text", "json"] = "text"
+    """Log lines for a person (text) or one JSON object per line with the call id (json)."""
     sip: SipSection = SipSection()
     media: MediaSection = MediaSection()
     flow: FlowSection = FlowSection()
@@ -333,6 +335,8 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     Flag("--db", "db", "SQLAlchemy URL (default sqlite:///var/dialtone.db)"),
     Flag("--node-id", "node_id", "this node's id (default: host-port)"),
     Flag("--events", "events", "append call events as JSON lines here"),
+    Flag("--log-format", "log_format", "text (default) or json: one JSON object per log line, "
+         "with the call id", choices=("text", "json")),
 )
 
 _FLAG_OF = {f.path: f.flag for f in SERVE_FLAGS}

@@ -14,6 +14,7 @@ race to alter a shared schema, and an operator decides when a shared database ch
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -81,6 +82,8 @@ def current_revision(url: str) -> str | None:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Migrate ``url`` to ``revision``."""
+    # alembic names each of its plugins at INFO: noise in a node's log, not an event
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     try:
         command.upgrade(alembic_config(url), revision)
     except SQLAlchemyError as exc:
