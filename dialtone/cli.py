@@ -146,6 +146,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from dialtone.logs import apply_log_format
 
     apply_log_format(config.log_format, node_id=config.effective_node_id)
+    if config.workers > 1:
+        from dialtone.workers import supervise
+
+        return supervise(config, getattr(args, "argv", None) or sys.argv[1:])
     _install_uvloop()
 
     async def main() -> int:
@@ -198,6 +202,7 @@ def cmd_events_check(args: argparse.Namespace, out: TextIO | None = None) -> int
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # serve --workers re-runs it
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     func: Any = getattr(args, "runner", None) or args.func
