@@ -28,6 +28,7 @@ async def test_a_served_call_leaves_one_row(tmp_path: Path,
     url = f"sqlite:///{tmp_path / 'node.db'}"
     config = load_config(env={}, flags={"sip.listen": "127.0.0.1:0", "db": url,
                                         "flow.path": str(FLOW), "node_id": "cdr-node",
+                                        "events": str(tmp_path / "events.jsonl"),
                                         "media.rtp_ports": "42000-42100",
                                         # the shared machine: admission is not under test
                                         "sip.max_tick_lateness": None})
@@ -42,6 +43,10 @@ async def test_a_served_call_leaves_one_row(tmp_path: Path,
             heard = await caller.dial(f"sip:ivr@{host}:{port}", caller="sip:alice@127.0.0.1")
             assert await heard.wait_ended(timeout=20) is not None
             left = await caller.dial(f"sip:ivr@{host}:{port}", caller="sip:bob@127.0.0.1")
+            # hang up once the flow is playing to bob (not before it started: a loaded
+            # machine may take a while)
+            await wait_until(lambda: (tmp_path / "events.jsonl").read_text().count(
+                '"type":"prompt_started"') >= 2, timeout=20)
             await left.hangup()
             writer = node.cdr_writer
             await wait_until(lambda: writer.written >= 3, timeout=20)  # 2 inserts + 1 update

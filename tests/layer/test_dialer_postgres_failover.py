@@ -63,7 +63,7 @@ def test_a_killed_dialer_hands_its_contacts_back_after_the_lease(
     store.engine.dispose()
 
 
-N_BUDGET = 300
+N_BUDGET = 200
 
 
 def _spends_shared_budget(url: str, owner: str, seed: int,
