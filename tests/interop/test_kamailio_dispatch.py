@@ -134,3 +134,36 @@ def test_calls_are_spread_and_a_dead_node_stops_getting_calls(
         assert float(str(ended[call_id]["duration_s"])) >= 3.5
     long_calls.stop()
     assert k.proc.running
+
+
+def test_a_loaded_node_s_503_sends_the_call_to_the_other_and_keeps_it_in_the_set(
+        tmp_path: Path) -> None:
+    """RFC 3261 21.5.4: a node at its call cap answers 503; Kamailio tries the next node and
+    keeps the loaded one in the set (its OPTIONS still answer), so it gets calls again."""
+    require_tool("kamailio")
+    require_tool("sipp", "sip-tester")
+    a = DialtoneProcess(tmp_path / "a", name="a", media_timeout=0, limit=90,
+                        extra=["--max-calls", "1"])
+    b = DialtoneProcess(tmp_path / "b", name="b", media_timeout=0, limit=90)
+    k: Dispatcher | None = None
+    try:
+        k = Dispatcher(tmp_path / "kamailio", [a.addr, b.addr])
+        assert wait_until(lambda: _options_seen(a) and _options_seen(b), 10)
+        # 12 calls held 2 s: a takes one, every other call hashed to a gets 503 and goes to b
+        rc, out = sipp(tmp_path, k.addr, scenario="uac_routed.xml", calls=12, rate=12,
+                       duration_ms=2000, limit=30, name="loaded")
+        assert rc == 0, out[-2000:]
+        assert len(_calls(a)) == 1 and len(_calls(b)) == 11
+        retried = k.proc.output().count(f"retried on sip:{b.addr}")
+        assert retried >= 1, "no call hashed to the loaded node: nothing was tested"
+        assert "did not answer" not in k.proc.output()  # loaded, not dead
+        # a is still in the set: once its call ended, calls hashed to it reach it again
+        a.wait_for("call_ended", 1, timeout=10)
+        rc, out = sipp(tmp_path, k.addr, scenario="uac_routed.xml", calls=8, rate=20,
+                       duration_ms=0, limit=30, name="again")
+        assert rc == 0, out[-2000:]
+        assert len(_calls(a)) > 1
+    finally:
+        for p in (k, a, b):
+            if p is not None:
+                p.stop()
