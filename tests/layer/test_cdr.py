@@ -16,9 +16,11 @@ from dialtone.cli import main
 from dialtone.config import load_config
 from dialtone.migrations import upgrade
 from dialtone.node import Node
+from dialtone_errors import ConfigError
 from telephony.aio.useragent import UserAgent
 from tests.conftest import REPO
 from tests.layer.test_call_api import ua_config, wait_until
+from tests.layer.test_dialer_postgres import pg_base, pg_url  # noqa: F401 - fixtures
 
 FLOW = REPO / "tests/fixtures/flows/ok.json"  # says hello, hangs up
 
@@ -140,3 +142,35 @@ def test_export_names_a_bad_time(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["cdr", "export", "--since", "yesterday-ish"])
     assert "bad time 'yesterday-ish'" in capsys.readouterr().err
+
+
+async def test_a_node_on_postgres_refuses_an_old_schema_then_writes_cdrs(
+        pg_url: str) -> None:  # noqa: F811
+    """The several-nodes set-up: the shared database is upgraded by the operator, not by a
+    node; once it is, the node's CDRs land in it."""
+    url = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    config = load_config(env={}, flags={"sip.listen": "127.0.0.1:0", "db": url,
+                                        "node_id": "pg-node", "sip.max_tick_lateness": None,
+                                        "media.rtp_ports": "42200-42300"})
+    with pytest.raises(ConfigError, match="dialtone db upgrade"):
+        async with Node.running(config):
+            pass
+    upgrade(url)
+    caller = UserAgent(ua_config(rtp_base=43200))
+    await caller.start()
+    try:
+        async with Node.running(config) as node:
+            assert node.sip_address is not None and node.cdr_writer is not None
+            host, port = node.sip_address
+            call = await caller.dial(f"sip:ivr@{host}:{port}")
+            await call.hangup()
+            writer = node.cdr_writer
+            await wait_until(lambda: writer.written >= 1, timeout=20)
+    finally:
+        await caller.close()
+    engine = make_engine(url)
+    rows = list(iter_cdrs(engine, since=0))
+    engine.dispose()
+    assert [(r["node_id"], r["end_cause"], r["by_remote"]) for r in rows] == [
+        ("pg-node", "remote_bye", True)]
+    assert rows[0]["sip_call_id"] == call.sip_call_id
