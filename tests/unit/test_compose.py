@@ -18,6 +18,7 @@ from dialtone.config import NodeConfig
 from tests.conftest import REPO
 
 jsonschema = pytest.importorskip("jsonschema")
+pytest.importorskip("check_jsonschema")  # the test extra: it ships the Compose schema
 
 DOCKER = REPO / "docker"
 COMPOSE: dict[str, Any] = yaml.safe_load((DOCKER / "compose.yaml").read_text())
