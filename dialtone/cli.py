@@ -19,6 +19,7 @@ import yaml
 
 from dialer import cli as dialer_cli
 from dialer import sim_cli
+from dialtone import db_cli
 from dialtone.config import SERVE_FLAGS, NodeConfig, load_config
 from dialtone.http import cli as console_cli
 from dialtone_errors import DialtoneError
@@ -46,6 +47,8 @@ REGISTRARS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("router/agent", routing_cli.add_parsers),
     ("dtmf/amd", dsp_cli.add_parsers),
     ("user", console_cli.add_parsers),
+    ("db", db_cli.add_parsers),
+    ("cdr", db_cli.add_cdr_parsers),
 )
 
 
@@ -142,6 +145,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from dialtone.node import serve
 
     config = config_from_args(args)
+    from dialtone.logs import apply_log_format
+
+    apply_log_format(config.log_format, node_id=config.effective_node_id)
+    if config.workers > 1:
+        from dialtone.workers import supervise
+
+        return supervise(config, getattr(args, "argv", None) or sys.argv[1:])
     _install_uvloop()
 
     async def main() -> int:
@@ -194,6 +204,7 @@ def cmd_events_check(args: argparse.Namespace, out: TextIO | None = None) -> int
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # serve --workers re-runs it
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     func: Any = getattr(args, "runner", None) or args.func

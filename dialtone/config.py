@@ -225,6 +225,10 @@ class NodeConfig(_Section):
     """SQLAlchemy URL (callbacks, the MQTT outbox, the dialer's campaigns)."""
     events: str | None = None
     """Append call events as JSON lines here (see ``dialtone events schema``)."""
+    workers: int = Field(default=1, ge=1, le=256)
+    """Node processes on consecutive SIP ports behind a dispatcher (dialtone.workers)."""
+    log_format: Literal["text", "json"] = "text"
+    """Log lines for a person (text) or one JSON object per line with the call id (json)."""
     sip: SipSection = SipSection()
     media: MediaSection = MediaSection()
     flow: FlowSection = FlowSection()
@@ -366,6 +370,10 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     Flag("--events", "events", "append call events as JSON lines here"),
     Flag("--http", "http.listen", "HOST:PORT of the campaign console and its API "
          "(default: none)"),
+    Flag("--workers", "workers", "run N node processes on SIP ports PORT..PORT+N-1 with "
+         "disjoint RTP ranges, supervised; prints Kamailio's dispatcher list", convert=int),
+    Flag("--log-format", "log_format", "text (default) or json: one JSON object per log line, "
+         "with the call id", choices=("text", "json")),
 )
 
 _FLAG_OF = {f.path: f.flag for f in SERVE_FLAGS}

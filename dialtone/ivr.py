@@ -123,11 +123,11 @@ async def build_ivr(config: NodeConfig, *, node_id: str, bus: RoutingBus, events
         await asyncio.to_thread(_warm_up, warm, loaded)
     verifier = await asyncio.to_thread(_make_verifier, var_dir)
 
-    from sqlalchemy import create_engine
-
     from dialer.callbacks import CallbackStore
+    from dialer.db import make_engine
 
-    callback_store = CallbackStore(create_engine(config.db))
+    # make_engine: postgresql:// means psycopg 3 (the driver the postgres extra installs)
+    callback_store = CallbackStore(make_engine(config.db))
 
     def survey_store(call_id: str, answers: dict[str, int]) -> None:
         events.emit({"type": "survey", "call_id": call_id, "answers": answers})

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from dialtone.cdr import CdrRecorder, CdrWriter
 from dialtone.config import NodeConfig
 from routing.bus import RoutingBus
 from routing.contract import CallEventKind, CallEventMessage
@@ -184,6 +185,7 @@ class Node:
         self.bus: RoutingBus | None = None
         self.sip_address: tuple[str, int] | None = None
         self.http_address: tuple[str, int] | None = None
+        self.cdr_writer: CdrWriter | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -200,6 +202,11 @@ class Node:
             path = config.db[len("sqlite:///"):]
             if path and os.path.dirname(path):
                 os.makedirs(os.path.dirname(path), exist_ok=True)
+        # SQLite is brought to head here; a shared database behind head is refused
+        # (dialtone.migrations explains why), before anything writes to it.
+        from dialtone.migrations import ensure_schema
+
+        await asyncio.to_thread(ensure_schema, config.db)
         log_sink: EventSink = NullEventLog()
         if config.events:
             json_log = JsonLinesEventLog(config.events)
@@ -207,6 +214,7 @@ class Node:
             log_sink = json_log
         events = NodeEvents(log_sink)
         stack.callback(events.emit, {"type": "node_stopped", "node_id": self.node_id})
+        self.cdr_writer = self._start_cdrs(stack, events)
 
         handler: Handler = hold_until_bye
         if config.flow.path is not None or config.routing.mqtt is not None:
@@ -270,6 +278,20 @@ class Node:
         server = ConsoleServer(app, host, port)
         self.http_address = await server.start()
         stack.push_async_callback(server.close)
+
+    def _start_cdrs(self, stack: contextlib.ExitStack | contextlib.AsyncExitStack,
+                    events: NodeEvents) -> CdrWriter:
+        """One CDR row per call in the node's database (dialtone.cdr); the writer drains and
+        stops after the user agent (registered earlier, so torn down later)."""
+        from dialer.db import make_engine
+
+        engine = make_engine(self.config.db)
+        stack.callback(engine.dispose)
+        writer = CdrWriter(engine)
+        stack.callback(writer.close)
+        stack.callback(writer.flush)
+        events.observers.append(CdrRecorder(writer, self.node_id).observe)
+        return writer
 
     async def _register(self, ua: UserAgent) -> None:
         sip = self.config.sip

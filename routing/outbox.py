@@ -147,7 +147,7 @@ class SqlOutbox:
                     "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False},
                 )
             else:
-                self._engine = create_engine(db_url)
+                self._engine = create_engine(_psycopg3(db_url))
                 if self._engine.dialect.name == "sqlite":
                     event.listen(self._engine, "connect", _sqlite_pragmas)
             _metadata.create_all(self._engine)
@@ -241,6 +241,15 @@ Outbox = MemoryOutbox | SqlOutbox
 def open_outbox(db_url: str | None, *, owner: str) -> Outbox:
     """An SQL outbox for a database URL, an in-memory one for None."""
     return MemoryOutbox(owner=owner) if db_url is None else SqlOutbox(db_url, owner=owner)
+
+
+def _psycopg3(db_url: str) -> str:
+    """``postgresql://`` names SQLAlchemy's default driver, psycopg2, which Dialtone does not
+    install: the ``postgres`` extra brings psycopg 3 (as dialer.db reads the same URL)."""
+    for scheme in ("postgresql://", "postgres://"):
+        if db_url.startswith(scheme):
+            return "postgresql+psycopg://" + db_url[len(scheme):]
+    return db_url
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from telephony.aio.call import Call, CallState
+from telephony.aio.logcontext import call_context, current_call_id
 from telephony.aio.media_engine import MediaEngine, MediaEngineConfig
 from telephony.aio.sip_transport import SipTrace, SipTransportLayer, bind_ephemeral
 from telephony.errors import (
@@ -173,8 +174,9 @@ class UserAgent:
                     if isinstance(event, MediaTimeout):
                         self._hangup(call, "media_timeout")
                     elif isinstance(event, MediaFailed):
-                        log.error("call %s: media failed (%s): hanging up", call.ref,
-                                  event.cause)
+                        with call_context(call.ref):
+                            log.error("call %s: media failed (%s): hanging up", call.ref,
+                                      event.cause)
                         self._hangup(call, "media_error")
         finally:
             self._teardown_hold -= 1
@@ -268,6 +270,11 @@ class UserAgent:
 
     async def _incoming(self, ev: sev.IncomingCall) -> None:
         ref = ev.call
+        # this task is the call's: its log lines, and its handler's (a task created from
+        # here inherits the context), carry the call's reference (telephony.aio.logcontext)
+        current_call_id.set(ref)
+        log.info("inbound call %s from %s:%d (Call-ID %s)", ref, ev.remote_addr[0],
+                 ev.remote_addr[1], ev.request.call_id[:80])
         now = self.now()
         session = SdpSession(session_id=self.rng.getrandbits(48) or 1, username="dialtone")
         host = self.media.advertised_host
@@ -696,6 +703,12 @@ class UserAgent:
         call = item.call
         if call.ended:
             return
+        with call_context(call.ref):
+            log.info("call %s ends: %s%s", call.ref, item.cause,
+                     " (by the peer)" if item.by_remote else "")
+            self._end_one_in_context(item, call)
+
+    def _end_one_in_context(self, item: _Teardown, call: Call) -> None:
         now = self.now()
         try:
             if item.send_bye:
