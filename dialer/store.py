@@ -502,6 +502,28 @@ class DialerStore:
                          lease.e164, lease.label, lease.zones, lease.fields, lease.language,
                          lease.attempt, lease.callback, lease.owner, c.lease_until)
 
+    def orphan_leases(self, name: str, *, owner: str) -> list[Lease]:
+        """The leases ``owner`` holds in the campaign with no outcome written: what a dialer
+        of that name left open when it was killed.  Its restart closes them (the calls are
+        gone with the process) so that no outcome stays unknown."""
+        with read_session(self.engine) as s:
+            camp = self._campaign(s, name)
+            rows = s.execute(select(Contact, Attempt)
+                             .join(Attempt, Attempt.id == Contact.lease_attempt)
+                             .where(Contact.campaign_id == camp.id,
+                                    Contact.lease_owner == owner,
+                                    Attempt.disposition.is_(None))).all()
+            out = []
+            for contact, att in rows:
+                phone = s.scalar(select(ContactPhone).where(
+                    ContactPhone.contact_id == contact.id, ContactPhone.e164 == att.e164))
+                zones = zones_from_key(phone.zones) if phone is not None else ()
+                label = phone.label if phone is not None else ""
+                out.append(Lease(camp.name, camp.id, contact.id, att.id, att.e164, label,
+                                 zones, json.loads(contact.fields_json), contact.language,
+                                 contact.attempts, att.callback, owner, contact.lease_until))
+            return out
+
     def release(self, lease: Lease) -> None:
         """Give a lease back without dialling (the pacer changed its mind): the attempt is
         removed from the ledger and not counted."""
