@@ -326,6 +326,8 @@ class CampaignEngine:
             self._emit({"type": "campaign_paused" if paused else "campaign_resumed",
                         "campaign": self.campaign,
                         **({"reason": self.pause_reason or "paused"} if paused else {})})
+        await self._db(self.store.write_engine_status, self.campaign, self.config.owner,
+                       self.status(), now=now)
         ab = await self._db(self.store.abandonment, self.campaign, now=now)
         self.pacer.set_budget(AbandonBudget(ab.period_abandoned, ab.period_live, ab.target),
                               now=now)

@@ -29,7 +29,15 @@ from dialer.db import make_engine, read_session, write_session
 from dialer.dnc import DncList, blocked
 from dialer.errors import CampaignNotFound, DialerError, LeaseLost, ListImportError
 from dialer.lists import ColumnMapping, ImportedContact, NumberParser, Phone, read_contacts
-from dialer.models import Attempt, Campaign, CampaignZone, Contact, ContactPhone, DialerBase
+from dialer.models import (
+    Attempt,
+    Campaign,
+    CampaignZone,
+    Contact,
+    ContactPhone,
+    DialerBase,
+    EngineStatus,
+)
 from dialer.policy import CampaignSettings, Disposition, decide, is_live_answer
 from dialer.windows import CallingWindow, zones_from_key
 
@@ -231,6 +239,26 @@ class DialerStore:
         """``created``, ``running``, ``paused``, ``done`` (the engine's business)."""
         with write_session(self.engine) as s:
             self._campaign(s, name).status = status
+
+    def write_engine_status(self, name: str, owner: str, status: dict[str, Any], *,
+                            now: float) -> None:
+        """The running engine's snapshot (``dialtone campaign status`` reads it)."""
+        with write_session(self.engine) as s:
+            camp = self._campaign(s, name)
+            row = s.get(EngineStatus, camp.id)
+            text = json.dumps(status, default=str)
+            if row is None:
+                s.add(EngineStatus(campaign_id=camp.id, owner=owner, updated_at=now,
+                                   status_json=text))
+            else:
+                row.owner, row.updated_at, row.status_json = owner, now, text
+
+    def engine_status(self, name: str) -> tuple[float, dict[str, Any]] | None:
+        """(when, snapshot) of the last engine that ran the campaign, or None."""
+        with read_session(self.engine) as s:
+            camp = self._campaign(s, name)
+            row = s.get(EngineStatus, camp.id)
+            return None if row is None else (row.updated_at, json.loads(row.status_json))
 
     # -- import ------------------------------------------------------------------------------
 
