@@ -254,7 +254,7 @@ class CampaignEngine:
         for lease in orphans:
             with contextlib.suppress(LeaseLost, DialerError):
                 await self._db(self.store.record_outcome, lease, Disposition.FAILED.value,
-                               now=now, live_answer=False, message_played="interrupted")
+                               now=now, live_answer=False)
         return len(orphans)
 
     async def run(self, *, until_done: bool = False, max_seconds: float | None = None

@@ -803,7 +803,7 @@ class DialerStore:
                        "outcome": a.disposition, "live_answer": a.live_answer,
                        "abandoned": a.abandoned, "amd": a.amd,
                        "time_to_agent_s": a.time_to_agent_s,
-                       "message_played": a.message_played, "agent": a.agent,
+                       "message_played": a.message_played, "agent": a.agent, "sip_status": a.sip_status,
                        "owner": a.owner, "callback": a.callback}
 
 
