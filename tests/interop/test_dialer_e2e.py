@@ -96,16 +96,14 @@ def correlation(recorded: np.ndarray, reference: np.ndarray) -> float:
     full = np.fft.irfft(np.fft.rfft(r, n) * np.conj(np.fft.rfft(m, n)), n)
     r2 = np.concatenate([[0.0], np.cumsum(r * r)])
     m2 = np.concatenate([[0.0], np.cumsum(m * m)])
-    best = 0.0
-    for lag in range(-(len(m) // 2), len(r) - len(m) // 2):
-        # reference sample j meets recorded sample j + lag
-        j0, j1 = max(0, -lag), min(len(m), len(r) - lag)
-        if j1 - j0 < len(m) // 2:
-            continue
-        num = full[lag % n]
-        den = np.sqrt((r2[j1 + lag] - r2[j0 + lag]) * (m2[j1] - m2[j0]))
-        if den > 0:
-            best = max(best, float(num / den))
+    lags = np.arange(-(len(m) // 2), len(r) - len(m) // 2)
+    j0 = np.maximum(0, -lags)
+    j1 = np.minimum(len(m), len(r) - lags)
+    ok = j1 - j0 >= len(m) // 2
+    lags, j0, j1 = lags[ok], j0[ok], j1[ok]
+    den = np.sqrt((r2[j1 + lags] - r2[j0 + lags]) * (m2[j1] - m2[j0]))
+    num = full[lags % n]
+    best = float(np.max(np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)))
     return best
 
 
