@@ -185,7 +185,7 @@ class CampaignFile(BaseModel):
             return path(p) if p is not None and p.endswith(WAV_SUFFIXES) else p
 
         window = CallingWindow.parse("always" if self.window == "always"
-                                     else self.window.model_dump())  # type: ignore[union-attr]
+                                     else self.window.model_dump())
         extra: dict[str, Any] = {
             "list": path(self.list_), "agents": list(self.agents), "flow": path(self.flow),
             "machine_message": prompt(self.machine_message),

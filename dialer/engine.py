@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import socket
@@ -362,10 +363,10 @@ class CampaignEngine:
             self.stats.placed += 1
             task = asyncio.ensure_future(self._call(call_id, lease))
             self._calls[call_id] = task
-            task.add_done_callback(lambda _t, c=call_id: self._call_done(c))
+            task.add_done_callback(functools.partial(self._call_done, call_id))
         return len(leases)
 
-    def _call_done(self, call_id: str) -> None:
+    def _call_done(self, call_id: str, _task: asyncio.Task[None]) -> None:
         self._calls.pop(call_id, None)
         self._leases.pop(call_id, None)
         self._wake.set()
@@ -578,23 +579,20 @@ class CampaignEngine:
         # the end of the greeting).
         greeting_end = decided_at - self.config.amd.after_greeting_silence_ms / 1000
         deadline = greeting_end + self.connect_within
-        agent_task = asyncio.ensure_future(self._connect_agent(call, deadline))
-        late = asyncio.ensure_future(self._late_machine(call, results))
-        try:
-            done, _ = await asyncio.wait({agent_task, late},
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if late in done and late.result() is not None and not agent_task.done():
-                agent_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    got = await agent_task
-                    if got is not None:
-                        await got[1].hangup("late_machine")
-                        self._release_agent(got[0])
-                out["amd"] = "machine"
-                return await self._machine(call, out, results, tap, late.result())
-            got = await agent_task
-        finally:
-            pass
+        agent_task: asyncio.Task[tuple[_Agent, Call] | None] = asyncio.ensure_future(
+            self._connect_agent(call, deadline))
+        late: asyncio.Task[AmdResult | None] = asyncio.ensure_future(
+            self._late_machine(call, results))
+        await asyncio.wait({agent_task, late}, return_when=asyncio.FIRST_COMPLETED)
+        revised = late.result() if late.done() else None
+        if revised is not None and not agent_task.done():
+            # A machine after all, before an agent was on: stop looking for one.
+            agent_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await agent_task
+            out["amd"] = "machine"
+            return await self._machine(call, out, results, tap, revised)
+        got = await agent_task
         if got is None:
             late.cancel()
             out["live"] = True
@@ -622,8 +620,8 @@ class CampaignEngine:
         self._set_agent(agent, "busy")
         self.pacer.on_event(CallConnected(call_id, agent.uri), now=bridged_at)
         try:
-            ended = asyncio.ensure_future(call.wait_ended())
-            leg_ended = asyncio.ensure_future(leg.wait_ended())
+            ended: asyncio.Future[Any] = asyncio.ensure_future(call.wait_ended())
+            leg_ended: asyncio.Future[Any] = asyncio.ensure_future(leg.wait_ended())
             waits: set[asyncio.Future[Any]] = {ended, leg_ended}
             if not late.done():
                 waits.add(late)

@@ -190,7 +190,7 @@ def _events(path: Path) -> list[dict[str, Any]]:
 
 async def test_kill_9_mid_campaign_dials_no_contact_twice_and_loses_no_outcome(
         peers: tuple[Population, Agents, int, int], tmp_path: Path) -> None:
-    pop, agents, pport, aport = peers
+    pop, _agents, pport, aport = peers
     db = f"sqlite:///{tmp_path / 'dialer.db'}"
     # Progressive with two agents: two lines.  03/05 end at once, then 04/14 ring (in
     # flight at the kill), 13/15 wait for a line.
