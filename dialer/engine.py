@@ -226,6 +226,8 @@ class CampaignEngine:
         self.stats = EngineStats()
         self.paused = False
         self.pause_reason: str | None = None
+        self.config_error: str | None = None
+        """Why the campaign paused itself (the trunk refused us), for the operator."""
         self._wake = asyncio.Event()
         self._calls: dict[str, asyncio.Task[None]] = {}
         self._leases: dict[str, Lease] = {}
@@ -289,7 +291,8 @@ class CampaignEngine:
                 placed = 0
                 if not self.paused:
                     placed = await self._place(now)
-                if until_done and not self._calls and placed == 0 and self._idle_done():
+                if until_done and not self._calls and placed == 0 and (
+                        self._idle_done() or self.config_error is not None):
                     break
                 self._wake.clear()
                 timer = self.pacer.get_timer(now=now)
@@ -475,9 +478,10 @@ class CampaignEngine:
             if exc.status in (403, 407):
                 # Without credentials the trunk refuses every call alike: stop dialling
                 # rather than burn the list; a person must fix the trunk or the caller ID.
-                await self.pause(f"the trunk refused the call with {exc.status} "
-                                 f"{exc.reason!r}: check the trunk's credentials and the "
-                                 f"caller ID {caller}; campaign paused")
+                self.config_error = (f"the trunk refused the call with {exc.status} "
+                                     f"{exc.reason!r}: check the trunk's credentials and "
+                                     f"the caller ID {caller}; campaign paused")
+                await self.pause(self.config_error)
                 log.error("campaign %s paused: trunk answered %s", self.campaign, exc.status)
                 return Disposition.FAILED
             # dial() raises 408 "no answer" when our ring timeout fires (it sent CANCEL).

@@ -156,6 +156,7 @@ async def run_campaign(path: str | Path, *, trunk: str, db: str = DEFAULT_DB_URL
     ua = UserAgent(config, events=events)
     await ua.start()
     stats: EngineStats | None = None
+    engine: CampaignEngine | None = None
     try:
         engine = CampaignEngine(store, name, ua, EngineConfig(trunk=trunk, owner=owner),
                                 events=events)
@@ -164,13 +165,16 @@ async def run_campaign(path: str | Path, *, trunk: str, db: str = DEFAULT_DB_URL
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, engine.stop)
         stats = await engine.run(until_done=until_done, max_seconds=max_seconds)
-        if until_done:
-            store.set_status(name, "done" if not engine.paused else "paused")
+        if until_done and not engine.paused:
+            store.set_status(name, "done")
     finally:
         await ua.close()
         if events_path:
             events.close()  # type: ignore[attr-defined]
-    return campaign_report(store, name, now=time.time(), stats=stats)
+    report = campaign_report(store, name, now=time.time(), stats=stats)
+    if engine is not None and engine.config_error is not None:
+        report["summary"]["error"] = engine.config_error
+    return report
 
 
 def _run(args: argparse.Namespace, con: Console) -> int:
@@ -183,10 +187,14 @@ def _run(args: argparse.Namespace, con: Console) -> int:
     except CampaignFileError as exc:
         con.print(f"[red]error:[/] {exc}")
         return 2
+    error = report["summary"].get("error")
     if args.json:
         con.file.write(json.dumps(report, default=str) + "\n")
-        return 0
-    _print_report(report, con)
+    else:
+        _print_report(report, con)
+    if error:
+        Console(stderr=True).print(f"[red]error:[/] {error}")
+        return 3
     return 0
 
 

@@ -9,7 +9,8 @@ branches on the dialled number's last digit:
 * ``2`` an answering machine: a recorded greeting (vm-nobodyavail.wav), a beep, then
   records what it receives (what the dialer leaves) until the dialer hangs up;
 * ``3`` busy (486); ``4`` rings past any ring timeout; ``5`` unknown number (404);
-  ``6`` a failure (503); ``7`` a second human.
+  ``6`` a failure (503); ``7`` a second human; ``8`` forbidden (403: the trunk wants
+  credentials).
 
 Agents answer (``agent...``) and talk until the caller hangs up, or are busy (486) when
 their user part starts with ``busy``.
@@ -129,6 +130,9 @@ class Population(Peer):
             return
         if kind == "6":
             self.reject(call, 503)
+            return
+        if kind == "8":
+            self.reject(call, 403)
             return
         self.ringing(call)
         if kind == "4":
