@@ -158,6 +158,8 @@ class EngineStats:
     """AMD human decision to agent leg bridged."""
     greeting_to_bridge_s: list[float] = field(default_factory=list)
     """End of the greeting (decision less the silence that made it) to bridged."""
+    talk_s: list[float] = field(default_factory=list)
+    """Bridged to an agent until either leg hung up."""
     peak_answered: int = 0
     answered_now: int = 0
     dialling_now: int = 0
@@ -307,6 +309,8 @@ class CampaignEngine:
                 await renew
         if self._calls:
             await asyncio.gather(*self._calls.values(), return_exceptions=True)
+        await self._db(self.store.write_engine_status, self.campaign, self.config.owner,
+                       self.status(), now=self._now())
         return self.stats
 
     def _idle_done(self) -> bool:
@@ -643,6 +647,7 @@ class CampaignEngine:
             late.cancel()
             if not leg.ended:
                 await leg.hangup("normal")
+            self.stats.talk_s.append(self._now() - bridged_at)
             self._set_agent(agent, "wrap")
         return Disposition.CONNECTED
 
@@ -709,4 +714,7 @@ class CampaignEngine:
                 "amd_share": (self.stats.machines / self.stats.answered
                               if self.stats.answered else 0.0),
                 "wait_s_mean": (sum(self.stats.wait_s) / len(self.stats.wait_s)
-                                if self.stats.wait_s else None)}
+                                if self.stats.wait_s else None),
+                "talk_s_mean": (sum(self.stats.talk_s) / len(self.stats.talk_s)
+                                if self.stats.talk_s else None),
+                "wrap_s": self.wrap_s}

@@ -232,8 +232,17 @@ def _status_view(store: DialerStore, name: str, now: float) -> tuple[Group, dict
         head.add_row("AMD share (machines/answered)", f"{eng.get('amd_share', 0):.1%}")
         w = eng.get("wait_s_mean")
         head.add_row("mean wait for an agent", "-" if w is None else f"{w:.2f} s")
+        t = eng.get("talk_s_mean")
+        head.add_row("mean talk / wrap", ("-" if t is None else f"{t:.1f} s")
+                     + f" / {eng.get('wrap_s', 0):.0f} s")
     ab = summary["abandonment"]
     now_ab = store.abandonment(name, now=now)
+    hour = [r for r in store.ledger(name, since=now - 3600) if r["outcome"] is not None]
+    live_1h = sum(1 for r in hour if r["live_answer"])
+    ab_1h = sum(1 for r in hour if r["abandoned"])
+    data["abandoned_1h"] = {"live": live_1h, "abandoned": ab_1h}
+    head.add_row("abandoned (last hour)",
+                 f"{(ab_1h / live_1h if live_1h else 0):.2%} of {live_1h}")
     head.add_row("abandoned (30-day period)",
                  f"{now_ab.period_rate:.2%} of {now_ab.period_live} (cap {now_ab.target:.0%})")
     head.add_row("abandoned (24 h)", f"{ab['rate_24h']:.2%} of {ab['live_24h']}")

@@ -5,11 +5,13 @@ clear message; a campaign without caller ID does not start."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
+from dialer.cli import main
 from dialer.engine import CampaignConfigError, CampaignEngine, EngineConfig
 from dialer.policy import CampaignSettings
 from dialer.store import DialerStore
@@ -73,7 +75,8 @@ async def until(cond: Callable[[], bool], timeout: float) -> None:
 
 
 async def test_pause_stops_dialling_and_keeps_calls_resume_dials_again(
-        world: tuple[Population, Agents, UserAgent, int, int], tmp_path: Path) -> None:
+        world: tuple[Population, Agents, UserAgent, int, int], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     pop, agents, dialer, pport, aport = world
     first, later = [BASE + "01", BASE + "11"], [BASE + "21", BASE + "31"]
     store = make_store(tmp_path, "pause", first + later,
@@ -108,6 +111,14 @@ async def test_pause_stops_dialling_and_keeps_calls_resume_dials_again(
     assert stats.connected == 4
     assert [e["type"] for e in log.events if e["type"].startswith("campaign_")
             and e["type"] != "campaign_call"] == ["campaign_paused", "campaign_resumed"]
+    # `dialtone campaign status` reads the engine's snapshot from the store
+    assert main(["campaign", "status", "pause", "--db", f"sqlite:///{tmp_path / 'd.db'}",
+                 "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["engine"]["connected_total"] == 4
+    assert {a["uri"] for a in status["engine"]["agents"]} == {
+        f"sip:agent1@127.0.0.1:{aport}", f"sip:agent2@127.0.0.1:{aport}"}
+    assert status["summary"]["by_state"] == {"connected": 4}
     # the AMD decision time of each call is logged
     calls = log.of_type("campaign_call")
     assert len(calls) == 4 and all(isinstance(e["amd_ms"], int) for e in calls)
