@@ -536,11 +536,15 @@ class CampaignEngine:
     async def _after_answer(self, call_id: str, call: Call, lease: Lease, out: dict[str, Any],
                             results: asyncio.Queue[AmdResult], tap: _AmdTap) -> Disposition:
         amd_cfg = self.config.amd
-        first = await self._next_result(call, results, amd_cfg.total_analysis_ms / 1000 + 1.0)
-        if first is None:
+        # The detector decides by stream time (``total_analysis_ms`` at most); the wall-clock
+        # limit only guards against audio that never comes.
+        first = await self._next_result(call, results, amd_cfg.total_analysis_ms / 1000 + 5.0)
+        if first is None and call.ended:
             # The callee hung up before AMD could decide: nobody was spoken to.
             out["live"] = False
             return Disposition.NO_ANSWER
+        if first is None:
+            first = AmdResult("unknown", "NOAUDIO", tap.detector.elapsed_ms)
         out["amd_ms"] = first.decision_ms
         self.stats.amd_decision_ms.append(first.decision_ms)
         human = first.result != "machine"  # "unknown" is treated as a person: never abandon one
