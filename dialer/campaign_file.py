@@ -131,6 +131,8 @@ class CampaignFile(BaseModel):
     abandon_target: float = Field(0.03, ge=0, le=1)
     wrap_s: float = Field(0.0, ge=0)
     """Seconds an agent wraps up after a call before the next one."""
+    lines: int = Field(10, ge=1)
+    """Message campaigns: calls at once (IVR ports; the pacer counts each as an agent)."""
     connect_within: float = Field(2.0, ge=0, le=2.0)
     """Seconds a live answer may wait for an agent (FTC: at most 2 s after the greeting)."""
 
@@ -191,7 +193,7 @@ class CampaignFile(BaseModel):
             "machine_message": prompt(self.machine_message),
             "safe_harbour_prompt": prompt(self.safe_harbour_prompt),
             "language": self.language, "wrap_s": self.wrap_s,
-            "connect_within": self.connect_within,
+            "connect_within": self.connect_within, "lines": self.lines,
         }
         return CampaignSettings(region=self.region, kind=self.kind, caller_id=self.caller_id,
                                 pacing=self.pacing, window=window,

@@ -222,6 +222,15 @@ class CampaignEngine:
             f"This call was from {self.settings.caller_id}. We are sorry we could not connect "
             f"you. Please call us back on {self.settings.caller_id}."))
         self.agents = {uri: _Agent(uri) for uri in extra.get("agents") or ()}
+        self._ports: list[str] = []
+        self._flow: Any = None
+        self._flow_services: Any = None
+        if self.settings.kind == "message":
+            self._load_flow(extra.get("flow"))
+            # The flow is the agent: each of ``lines`` IVR ports counts as one for the pacer
+            # (progressive: never more calls than ports), and is never dialled.
+            for i in range(int(extra.get("lines") or 10)):
+                self._ports.append(f"ivr-port-{i + 1}")
         self.pacer = Pacer.from_name(self.settings.pacing, config=PacerConfig(
             abandon_target=self.settings.abandon_target or 0.03,
             connect_within=self.connect_within, ring_timeout=self.settings.ring_timeout))
@@ -236,6 +245,22 @@ class CampaignEngine:
         self._stopping = False
         self._last_lease_short = False
         self._ua_host = ""
+
+    def _load_flow(self, path: Any) -> None:
+        """A message campaign's IVR flow, validated before the first call (a broken flow
+        never dials), and the services its session needs."""
+        from dialer.callbacks import CallbackStore
+        from ivr_flows.loader import load_flow
+        from ivr_flows.prompts import PromptRenderer
+        from ivr_flows.session import FlowServices
+
+        if not path:
+            raise CampaignConfigError(f"message campaign {self.campaign!r} has no flow")
+        self._flow = load_flow(str(path))
+        self._flow_services = FlowServices(
+            renderer=PromptRenderer(self._flow.catalogue),
+            event_logger=self._emit, callback_store=CallbackStore(self.store.engine),
+            clock=self.ua.now, wall_clock=time.time, node_id=self.config.owner)
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -269,7 +294,7 @@ class CampaignEngine:
         otherwise run until :meth:`stop` (or ``max_seconds``)."""
         host, _ = self.ua.local_addr
         self._ua_host = host
-        for uri in self.agents:
+        for uri in [*self.agents, *self._ports]:
             self._agent_event(AgentLoggedIn(uri))
             self._agent_event(AgentReady(uri))
         # Render the prompts now: TTS on the first abandoned call would cost its 2 s.
@@ -315,11 +340,9 @@ class CampaignEngine:
 
     def _idle_done(self) -> bool:
         # Done when the last lease asked for calls and got fewer: nothing dialable now.
-        # (With every agent away there is nothing to ask for; wait for them to come back.)
-        if any(a.state in ("ready", "wrap", "away") for a in self.agents.values()) \
-                and not self._last_lease_short:
-            return False
-        return self._last_lease_short
+        # (While no agent is free the pacer asks for nothing: not done, wait for one.)
+        wrapping = any(a.state in ("wrap", "reserved") for a in self.agents.values())
+        return self._last_lease_short and not wrapping
 
     def stop(self) -> None:
         """Stop dialling; :meth:`run` returns once the calls in progress end."""
@@ -430,7 +453,7 @@ class CampaignEngine:
     async def _call(self, call_id: str, lease: Lease) -> None:
         out: dict[str, Any] = {"amd": None, "agent": None, "wait_s": None,
                                "message_played": None, "sip_status": None, "live": None}
-        disposition = Disposition.FAILED
+        disposition: Disposition | str = Disposition.FAILED
         try:
             disposition = await self._dial_and_handle(call_id, lease, out)
         except asyncio.CancelledError:
@@ -454,13 +477,19 @@ class CampaignEngine:
         except LeaseLost:
             log.warning("%s: outcome %s written to the ledger; the contact was leased again",
                         call_id, d)
+        if out.get("callback"):
+            # After the outcome (which closes the contact): the flow's request reopens it
+            # as a callback due in the slot the person chose, in their time zone.
+            from dialer.callbacks import CallbackStore
+            await self._db(self.store.ingest_ivr_callbacks, self.campaign,
+                           CallbackStore(self.store.engine), now=now)
         outcome = {Disposition.BUSY: CallOutcome.BUSY, Disposition.NO_ANSWER:
                    CallOutcome.NO_ANSWER, Disposition.MACHINE: CallOutcome.MACHINE,
                    Disposition.MACHINE_MESSAGE: CallOutcome.MACHINE,
                    Disposition.CONNECTED: CallOutcome.COMPLETED,
                    Disposition.ABANDONED: CallOutcome.ABANDONED}.get(
                        Disposition(d) if d in Disposition._value2member_map_ else
-                       Disposition.FAILED, CallOutcome.FAILED)
+                       Disposition.CONNECTED, CallOutcome.FAILED)  # a flow's outcome: done
         self.pacer.on_event(CallEnded(call_id, outcome), now=now)
         self._emit({"type": "campaign_call", "call_id": call_id, "campaign": self.campaign,
                     "number": lease.e164, "disposition": d, "attempt": lease.attempt,
@@ -469,7 +498,7 @@ class CampaignEngine:
                     "sip_status": out["sip_status"]})
 
     async def _dial_and_handle(self, call_id: str, lease: Lease, out: dict[str, Any]
-                               ) -> Disposition:
+                               ) -> Disposition | str:
         caller, headers = self._caller()
         target = trunk_target(self.config.trunk, lease.e164)
         self.stats.dialling_now += 1
@@ -505,7 +534,7 @@ class CampaignEngine:
                 await call.hangup("normal")
 
     async def _answered(self, call_id: str, call: Call, lease: Lease, out: dict[str, Any]
-                        ) -> Disposition:
+                        ) -> Disposition | str:
         now = self._now()
         self.pacer.on_event(CallAnswered(call_id), now=now)
         results: asyncio.Queue[AmdResult] = asyncio.Queue()
@@ -534,7 +563,8 @@ class CampaignEngine:
         return None
 
     async def _after_answer(self, call_id: str, call: Call, lease: Lease, out: dict[str, Any],
-                            results: asyncio.Queue[AmdResult], tap: _AmdTap) -> Disposition:
+                            results: asyncio.Queue[AmdResult], tap: _AmdTap
+                            ) -> Disposition | str:
         amd_cfg = self.config.amd
         # The detector decides by stream time (``total_analysis_ms`` at most); the wall-clock
         # limit only guards against audio that never comes.
@@ -554,7 +584,35 @@ class CampaignEngine:
         self.pacer.on_event(AmdDecided(call_id, human=human), now=self._now())
         if not human:
             return await self._machine(call, out, results, tap, first)
+        if self._flow is not None:
+            return await self._message(call, lease, out)
         return await self._human(call_id, call, lease, out, results, tap, first)
+
+    async def _message(self, call: Call, lease: Lease, out: dict[str, Any]) -> str:
+        """A message campaign: the IVR flow runs on the answered call with the contact's
+        fields as variables; its outcome (a hangup node's ``reason``) is the disposition.
+        ``opted_out`` puts the number on the DNC list at once (the store, with the
+        outcome); a callback node's request becomes a scheduled callback of the campaign."""
+        from ivr_flows.session import FlowSession
+
+        out["live"] = True
+        # The flow speaks of "the caller" as the person on the line: on an outbound call
+        # that is the number dialled (the callback node offers to call it back).
+        call.caller, call.called = lease.e164, str(self.settings.caller_id)
+        session = FlowSession(call, self._flow, self._flow_services)
+        session.runner.vars.update({str(k): v for k, v in lease.fields.items()})
+        session.runner.vars["phone"] = lease.e164
+        cdr = await session.run()
+        if cdr is None:
+            return Disposition.FAILED
+        out["message_played"] = f"flow:{cdr.flow}"[:128]
+        outcome = cdr.disposition or "completed"
+        if outcome in ("opt_out", "opted_out", "optout"):
+            return Disposition.OPTED_OUT
+        if cdr.callback_slot is not None:
+            out["callback"] = True
+            return "callback_scheduled"
+        return outcome
 
     async def _machine(self, call: Call, out: dict[str, Any],
                        results: asyncio.Queue[AmdResult], tap: _AmdTap,

@@ -10,7 +10,7 @@ branches on the dialled number's last digit:
   records what it receives (what the dialer leaves) until the dialer hangs up;
 * ``3`` busy (486); ``4`` rings past any ring timeout; ``5`` unknown number (404);
   ``6`` a failure (503); ``7`` a second human; ``8`` forbidden (403: the trunk wants
-  credentials).
+  credentials); ``0`` and ``9``: a human who listens, then presses 1 (``0``) or 9 (``9``).
 
 Agents answer (``agent...``) and talk until the caller hangs up, or are busy (486) when
 their user part starts with ``busy``.
@@ -114,6 +114,8 @@ class Population(Peer):
         self.greeting = load_8k(SOUNDS / "vm-nobodyavail.wav")
         self.beep = load_8k(SOUNDS / "beep.wav")
         self.recordings: dict[str, Path] = {}
+        self.pressed: dict[str, str] = {}
+        self.press_after_s = 2.0
         self.answered_at: dict[str, float] = {}
 
     async def start_population(self) -> int:
@@ -145,6 +147,14 @@ class Population(Peer):
         if kind in ("1", "7"):
             await call.play(self.hello)
             self.calls.append({"number": number, "kind": "human", "hello_end": self.ua.now()})
+            await call.wait_ended(self.human_talk_s)
+        elif kind in ("0", "9"):
+            # a person who listens to the message, then presses 1 (0) or 9 (9)
+            await call.play(self.hello)
+            await asyncio.sleep(self.press_after_s)
+            if not call.ended:
+                await call.send_dtmf("1" if kind == "0" else "9")
+                self.pressed[number] = "1" if kind == "0" else "9"
             await call.wait_ended(self.human_talk_s)
         elif kind == "2":
             silence = np.zeros(1600, dtype=np.int16)

@@ -236,3 +236,74 @@ async def test_kill_9_mid_campaign_dials_no_contact_twice_and_loses_no_outcome(
     # (closed at the restart: no SIP final response was ever received for them)
     interrupted = {r["number"] for r in ledger if r["sip_status"] is None}
     assert interrupted == {BASE + "04", BASE + "14"}
+
+
+FLOW = """\
+flow: parcel_outreach
+version: 1
+languages: [en]
+start: offer
+settings:
+  language: en
+  timeout: 6
+  max_no_input: 1
+  max_no_match: 1
+nodes:
+  offer:
+    type: menu
+    say: {text: "Hello ${name}. Your parcel arrives on ${date}. Press 1 to confirm, 9 to stop these calls."}
+    choices:
+      - {dtmf: "1", next: confirmed}
+      - {dtmf: "9", next: opt_out}
+    on_fail: no_reply
+  confirmed:
+    type: hangup
+    say: {text: "Thank you, see you on ${date}."}
+    reason: confirmed
+  opt_out:
+    type: hangup
+    say: {text: "You will not be called again."}
+    reason: opted_out
+  no_reply:
+    type: hangup
+    reason: no_reply
+"""
+
+
+async def test_message_campaign_outcomes_and_opt_out_skipped_by_the_next_campaign(
+        peers: tuple[Population, Agents, int, int], tmp_path: Path) -> None:
+    pop, _agents, pport, aport = peers
+    db = f"sqlite:///{tmp_path / 'dialer.db'}"
+    (tmp_path / "flow.yaml").write_text(FLOW)
+    confirm, optout, machine = BASE + "10", BASE + "19", BASE + "02"
+    (tmp_path / "outreach.csv").write_text(
+        f"phone,name,date\n{confirm},Ann,Tuesday\n{optout},Ben,Wednesday\n"
+        f"{machine},Cat,Friday\n")
+    (tmp_path / "outreach.yaml").write_text(f"""\
+name: outreach
+kind: message
+list: outreach.csv
+region: GB
+caller_id: "{CALLER_ID}"
+pacing: progressive
+flow: flow.yaml
+lines: 3
+window: always
+ring_timeout: 15
+max_attempts: 1
+""")
+    report = await run_to_end(run_args(tmp_path / "outreach.yaml", pport, db))
+    by = {c["phone"]: c for c in report["contacts"]}
+    assert pop.pressed == {confirm: "1", optout: "9"}
+    assert by[confirm]["disposition"] == "confirmed"
+    assert by[optout]["disposition"] == "opted_out"
+    assert by[machine]["disposition"] == "machine"
+    assert by[confirm]["amd"] == by[optout]["amd"] == "human"
+    # the opt-out is on the DNC list at once: the next campaign skips the number
+    camp2 = write_campaign(tmp_path, "next", [optout, BASE + "13"],
+                           [f"sip:agent1@127.0.0.1:{aport}"], pacing="progressive")
+    report2 = await run_to_end(run_args(camp2, pport, db))
+    by2 = {c["phone"]: c for c in report2["contacts"]}
+    assert by2[optout]["disposition"] == "dnc" and by2[optout]["attempts"] == 0
+    assert by2[BASE + "13"]["disposition"] == "busy"
+    assert pop.invites[optout] == 1
