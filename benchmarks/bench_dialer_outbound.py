@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from hostinfo import machine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,7 +66,7 @@ def rtp_pcap(pcm: np.ndarray, path: Path) -> None:
                          bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])) + udp
         ip = b"\x00" * 12 + b"\x08\x00" + ip  # SIPp reads Ethernet captures
         t = 1000.0 + i * 0.02
-        out.append(struct.pack("<IIII", int(t), int(round((t % 1) * 1e6)) % 1000000,
+        out.append(struct.pack("<IIII", int(t), round((t % 1) * 1e6) % 1000000,
                                len(ip), len(ip)) + ip)
     path.write_bytes(b"".join(out))
 
@@ -222,7 +221,7 @@ def run_dialer(tmp: Path, campaign: Path, trunk: int, timeout: float) -> tuple[d
 
 def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
 
 
 def main() -> None:
