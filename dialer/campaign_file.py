@@ -131,6 +131,9 @@ class CampaignFile(BaseModel):
     abandon_target: float = Field(0.03, ge=0, le=1)
     wrap_s: float = Field(0.0, ge=0)
     """Seconds an agent wraps up after a call before the next one."""
+    callbacks: Literal["customer_first", "agent_first"] = "customer_first"
+    """Scheduled callbacks: dial the customer and connect an agent as for any call, or
+    reserve an agent and answer their leg first."""
     lines: int = Field(10, ge=1)
     """Message campaigns: calls at once (IVR ports; the pacer counts each as an agent)."""
     connect_within: float = Field(2.0, ge=0, le=2.0)
@@ -194,6 +197,7 @@ class CampaignFile(BaseModel):
             "safe_harbour_prompt": prompt(self.safe_harbour_prompt),
             "language": self.language, "wrap_s": self.wrap_s,
             "connect_within": self.connect_within, "lines": self.lines,
+            "callbacks": self.callbacks,
         }
         return CampaignSettings(region=self.region, kind=self.kind, caller_id=self.caller_id,
                                 pacing=self.pacing, window=window,

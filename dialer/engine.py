@@ -216,6 +216,8 @@ class CampaignEngine:
         extra = self.settings.extra
         self.connect_within = float(extra.get("connect_within", 2.0))
         self.wrap_s = float(extra.get("wrap_s", 0.0))
+        self.callbacks_agent_first = str(extra.get("callbacks") or "customer_first") \
+            == "agent_first"
         self.language = str(extra.get("language") or "en")
         self.machine_message: str | None = extra.get("machine_message")
         self.safe_harbour: str = str(extra.get("safe_harbour_prompt") or (
@@ -497,8 +499,68 @@ class CampaignEngine:
                     "agent": out["agent"], "wait_s": out["wait_s"],
                     "sip_status": out["sip_status"]})
 
+    async def _agent_first(self, call_id: str, lease: Lease, out: dict[str, Any]
+                           ) -> Disposition | str | None:
+        """A callback, agent first: an agent is reserved and their leg answered before the
+        customer is dialled, so the person who asked for the call never waits (and the 72 h
+        lockout after an abandoned call does not apply: FTC 16 CFR 310.4(b)(4)(i), an agent
+        is reserved).  None: no agent answered; dial customer-first instead."""
+        caller, _ = self._caller()
+        tried: set[str] = set()
+        while (agent := self._free_agent(tried)) is not None:
+            tried.add(agent.uri)
+            agent.state, agent.since = "reserved", self._now()
+            try:
+                leg = await self.ua.dial(agent.uri, timeout=self.settings.ring_timeout,
+                                         caller=caller)
+            except CallFailed as exc:
+                log.info("agent %s for callback %s: %s", agent.uri, call_id, exc.status)
+                self._set_agent(agent, "away")
+                continue
+            out["agent"] = agent.uri
+            self._set_agent(agent, "busy")
+            try:
+                return await self._customer_to_agent(call_id, lease, out, agent, leg)
+            finally:
+                if not leg.ended:
+                    await leg.hangup("normal")
+                self._set_agent(agent, "wrap")
+        return None
+
+    async def _customer_to_agent(self, call_id: str, lease: Lease, out: dict[str, Any],
+                                 agent: _Agent, leg: Call) -> Disposition | str:
+        caller, headers = self._caller()
+        try:
+            call = await self.ua.dial(trunk_target(self.config.trunk, lease.e164),
+                                      timeout=self.settings.ring_timeout, caller=caller,
+                                      headers=headers)
+        except CallFailed as exc:
+            out["sip_status"], out["live"], out["agent"] = exc.status or None, False, None
+            ours = exc.status == 408 and exc.reason == "no answer"
+            return disposition_for_status(exc.status, cancelled_by_us=ours)
+        out["sip_status"], out["live"], out["wait_s"] = 200, True, 0.0
+        self.stats.answered += 1
+        self.stats.connected += 1
+        self.pacer.on_event(CallAnswered(call_id), now=self._now())
+        self.pacer.on_event(CallConnected(call_id, agent.uri), now=self._now())
+        self.ua.bridge(call, leg)
+        bridged_at = self._now()
+        ends = {asyncio.ensure_future(call.wait_ended()),
+                asyncio.ensure_future(leg.wait_ended())}
+        await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+        for f in ends:
+            f.cancel()
+        if not call.ended:
+            await call.hangup("normal")
+        self.stats.talk_s.append(self._now() - bridged_at)
+        return Disposition.CONNECTED
+
     async def _dial_and_handle(self, call_id: str, lease: Lease, out: dict[str, Any]
                                ) -> Disposition | str:
+        if lease.callback and self.callbacks_agent_first and self.agents:
+            done = await self._agent_first(call_id, lease, out)
+            if done is not None:
+                return done
         caller, headers = self._caller()
         target = trunk_target(self.config.trunk, lease.e164)
         self.stats.dialling_now += 1

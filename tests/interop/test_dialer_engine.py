@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -54,14 +55,15 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[Population, Agents, UserA
 
 
 def make_store(tmp_path: Path, name: str, numbers: list[str], agents: list[str],
-               caller_id: str | None = "+442079460999") -> DialerStore:
+               caller_id: str | None = "+442079460999", **extra: str) -> DialerStore:
     store = DialerStore(f"sqlite:///{tmp_path / 'd.db'}")
     csv = tmp_path / f"{name}.csv"
     csv.write_text("phone\n" + "".join(f"{n}\n" for n in numbers))
     st = CampaignSettings(region="GB", caller_id=caller_id, pacing="progressive",
                           window=ALWAYS, max_attempts=1, ring_timeout=15,
                           extra={"agents": agents,
-                                 "safe_harbour_prompt": str(SOUNDS / "auth-thankyou.wav")})
+                                 "safe_harbour_prompt": str(SOUNDS / "auth-thankyou.wav"),
+                                 **extra})
     store.create_campaign(name, st, now=0.0)
     store.import_contacts(name, csv, now=0.0)
     return store
@@ -148,3 +150,24 @@ async def test_a_campaign_without_caller_id_does_not_start(
                        caller_id=None)
     with pytest.raises(CampaignConfigError, match="no caller_id"):
         CampaignEngine(store, "anon", dialer, EngineConfig(trunk=f"sip:127.0.0.1:{pport}"))
+
+
+async def test_a_due_callback_agent_first_answers_the_agent_before_dialling_the_customer(
+        world: tuple[Population, Agents, UserAgent, int, int], tmp_path: Path) -> None:
+    pop, agents, dialer, pport, aport = world
+    store = make_store(tmp_path, "callbacks", [], [f"sip:agent1@127.0.0.1:{aport}"],
+                       callbacks="agent_first")
+    number = BASE + "41"  # a human
+    now = time.time()
+    store.schedule_callback("callbacks", number, at=now - 1, now=now, source="manager")
+    engine = CampaignEngine(store, "callbacks", dialer,
+                            EngineConfig(trunk=f"sip:127.0.0.1:{pport}"))
+    await asyncio.wait_for(engine.run(until_done=True), 20.0)
+    report = {c["phone"]: c for c in store.contact_report("callbacks")}
+    assert report[number]["disposition"] == "connected"
+    assert report[number]["agent"] == f"sip:agent1@127.0.0.1:{aport}"
+    assert pop.invites[number] == 1
+    # the agent's leg was answered before the customer's
+    assert agents.answered_at and agents.answered_at[0][1] < pop.answered_at[number]
+    ledger = list(store.ledger("callbacks"))
+    assert len(ledger) == 1 and ledger[0]["callback"] is True
