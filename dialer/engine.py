@@ -502,9 +502,8 @@ class CampaignEngine:
     async def _agent_first(self, call_id: str, lease: Lease, out: dict[str, Any]
                            ) -> Disposition | str | None:
         """A callback, agent first: an agent is reserved and their leg answered before the
-        customer is dialled, so the person who asked for the call never waits (and the 72 h
-        lockout after an abandoned call does not apply: FTC 16 CFR 310.4(b)(4)(i), an agent
-        is reserved).  None: no agent answered; dial customer-first instead."""
+        customer is dialled, so the person who asked for the call never waits.  None: no
+        agent answered; dial customer-first instead."""
         caller, _ = self._caller()
         tried: set[str] = set()
         while (agent := self._free_agent(tried)) is not None:
