@@ -115,6 +115,8 @@ class Population(Peer):
         self.beep = load_8k(SOUNDS / "beep.wav")
         self.recordings: dict[str, Path] = {}
         self.pressed: dict[str, str] = {}
+        self.scripts: dict[str, list[tuple[float, str]]] = {}
+        """Numbers answered by a person who presses keys: [(seconds to wait, digits)]."""
         self.press_after_s = 2.0
         self.answered_at: dict[str, float] = {}
 
@@ -144,7 +146,17 @@ class Population(Peer):
         await call.answer()
         assert self.ua is not None
         self.answered_at[number] = self.ua.now()
-        if kind in ("1", "7"):
+        if number in self.scripts:
+            # a person who says hello, then presses keys at the given delays
+            await call.play(self.hello)
+            for delay, digits in self.scripts[number]:
+                await asyncio.sleep(delay)
+                if call.ended:
+                    break
+                await call.send_dtmf(digits)
+                self.pressed[number] = self.pressed.get(number, "") + digits
+            await call.wait_ended(self.human_talk_s)
+        elif kind in ("1", "7"):
             await call.play(self.hello)
             self.calls.append({"number": number, "kind": "human", "hello_end": self.ua.now()})
             await call.wait_ended(self.human_talk_s)

@@ -255,7 +255,19 @@ nodes:
     choices:
       - {dtmf: "1", next: confirmed}
       - {dtmf: "9", next: opt_out}
+      - {dtmf: "2", next: another_day}
     on_fail: no_reply
+  another_day:
+    type: callback
+    confirm: {text: "Press 1 to be called on this number."}
+    slots_prompt: {text: "Press 1 for the morning."}
+    slots:
+      - {dtmf: "1", slot: morning}
+    done: {text: "Done."}
+    next: rescheduled
+  rescheduled:
+    type: hangup
+    reason: callback_scheduled
   confirmed:
     type: hangup
     say: {text: "Thank you, see you on ${date}."}
@@ -276,9 +288,11 @@ async def test_message_campaign_outcomes_and_opt_out_skipped_by_the_next_campaig
     db = f"sqlite:///{tmp_path / 'dialer.db'}"
     (tmp_path / "flow.yaml").write_text(FLOW)
     confirm, optout, machine = BASE + "10", BASE + "19", BASE + "02"
+    later = BASE + "50"
+    pop.scripts[later] = [(2.0, "2"), (2.5, "1"), (2.0, "1")]
     (tmp_path / "outreach.csv").write_text(
         f"phone,name,date\n{confirm},Ann,Tuesday\n{optout},Ben,Wednesday\n"
-        f"{machine},Cat,Friday\n")
+        f"{machine},Cat,Friday\n{later},Dot,Monday\n")
     (tmp_path / "outreach.yaml").write_text(f"""\
 name: outreach
 kind: message
@@ -287,15 +301,19 @@ region: GB
 caller_id: "{CALLER_ID}"
 pacing: progressive
 flow: flow.yaml
-lines: 3
+lines: 4
 window: always
 ring_timeout: 15
 max_attempts: 1
 """)
     report = await run_to_end(run_args(tmp_path / "outreach.yaml", pport, db))
     by = {c["phone"]: c for c in report["contacts"]}
-    assert pop.pressed == {confirm: "1", optout: "9"}
+    assert pop.pressed == {confirm: "1", optout: "9", later: "211"}
     assert by[confirm]["disposition"] == "confirmed"
+    # "another day": a callback in the morning slot, in the callee's time zone
+    assert by[later]["disposition"] == "callback_scheduled"
+    assert by[later]["status"] == "pending"
+    assert report["summary"]["callbacks_pending"] == 1
     assert by[optout]["disposition"] == "opted_out"
     assert by[machine]["disposition"] == "machine"
     assert by[confirm]["amd"] == by[optout]["amd"] == "human"
