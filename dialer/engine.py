@@ -163,6 +163,8 @@ class EngineStats:
     peak_answered: int = 0
     answered_now: int = 0
     dialling_now: int = 0
+    waiting_now: int = 0
+    """People answered, waiting for an agent's leg (at most ``connect_within``)."""
 
 
 class _AmdTap(Recording):
@@ -714,7 +716,11 @@ class CampaignEngine:
             self._connect_agent(call, deadline))
         late: asyncio.Task[AmdResult | None] = asyncio.ensure_future(
             self._late_machine(call, results))
-        await asyncio.wait({agent_task, late}, return_when=asyncio.FIRST_COMPLETED)
+        self.stats.waiting_now += 1
+        try:
+            await asyncio.wait({agent_task, late}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.stats.waiting_now -= 1
         revised = late.result() if late.done() else None
         if revised is not None and not agent_task.done():
             # A machine after all, before an agent was on: stop looking for one.
@@ -828,6 +834,7 @@ class CampaignEngine:
                 "paused": self.paused, "pause_reason": self.pause_reason,
                 "dial_level": round(self.pacer.dial_level, 3),
                 "dialling": self.stats.dialling_now, "answered_now": self.stats.answered_now,
+                "waiting": self.stats.waiting_now,
                 "in_flight": st.in_flight, "connected": st.connected,
                 "agents": [{"uri": a.uri, "state": a.state,
                             "since_s": round(now - a.since, 1)} for a in self.agents.values()],

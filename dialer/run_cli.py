@@ -228,7 +228,8 @@ def _status_view(store: DialerStore, name: str, now: float) -> tuple[Group, dict
         head.add_row("dial level", f"{eng.get('dial_level', 0):.2f}")
         head.add_row("dialling / answered now", f"{eng.get('dialling')} / "
                                                  f"{eng.get('answered_now')}")
-        head.add_row("connected now", str(eng.get("connected")))
+        head.add_row("waiting for an agent / connected now",
+                     f"{eng.get('waiting', 0)} / {eng.get('connected')}")
         head.add_row("AMD share (machines/answered)", f"{eng.get('amd_share', 0):.1%}")
         w = eng.get("wait_s_mean")
         head.add_row("mean wait for an agent", "-" if w is None else f"{w:.2f} s")
