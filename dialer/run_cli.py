@@ -144,8 +144,11 @@ async def run_campaign(path: str | Path, *, trunk: str, db: str = DEFAULT_DB_URL
         store.update_settings(name, settings)
     except CampaignNotFound:
         store.create_campaign(name, settings, now=t0)
+    imported: dict[str, Any] | None = None
     if loaded.list_path is not None:
-        store.import_contacts(name, loaded.list_path, ColumnMapping(), now=t0)
+        imp = store.import_contacts(name, loaded.list_path, ColumnMapping(), now=t0)
+        imported = imp.to_dict()
+        imported["problems"] = imported["problems"][:50]
     events: EventSink = JsonLinesEventLog(events_path) if events_path else NullEventLog()
     # Only what a dialer needs: a SIP user agent on loopback or the given port, no node.
     config = UserAgentConfig(
@@ -172,6 +175,8 @@ async def run_campaign(path: str | Path, *, trunk: str, db: str = DEFAULT_DB_URL
         if events_path:
             events.close()  # type: ignore[attr-defined]
     report = campaign_report(store, name, now=time.time(), stats=stats)
+    if imported is not None:
+        report["summary"]["import"] = imported
     if engine is not None and engine.config_error is not None:
         report["summary"]["error"] = engine.config_error
     return report
@@ -188,6 +193,13 @@ def _run(args: argparse.Namespace, con: Console) -> int:
         con.print(f"[red]error:[/] {exc}")
         return 2
     error = report["summary"].get("error")
+    imp = report["summary"].get("import") or {}
+    if imp.get("bad_rows"):
+        err = Console(stderr=True)
+        err.print(f"[yellow]{imp['bad_rows']} bad row(s) in the list, not imported:[/]")
+        for p in imp["problems"][:20]:
+            err.print(f"  row {p['row']}: {p['reason']}"
+                      + (f" ({p['value']!r})" if p.get("value") is not None else ""))
     if args.json:
         con.file.write(json.dumps(report, default=str) + "\n")
     else:
