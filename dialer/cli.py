@@ -395,6 +395,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _common(p, json_flag=False)
     p.set_defaults(func=_campaign_export)
 
+    from dialer.run_cli import add_run_parsers
+    add_run_parsers(csub)
+
     dnc = sub.add_parser("dnc", help="do-not-call lists (global or per campaign)")
     dsub = dnc.add_subparsers(dest="dnc_cmd", required=True)
 

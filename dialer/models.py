@@ -18,6 +18,7 @@ __all__ = [
     "ContactPhone",
     "DialerBase",
     "DncEntry",
+    "EngineStatus",
 ]
 
 GLOBAL_SCOPE = 0
@@ -161,3 +162,15 @@ class Attempt(DialerBase):
         Index("ix_dialer_attempts_campaign", "campaign_id", "dialled_at"),
         Index("ix_dialer_attempts_contact", "contact_id"),
     )
+
+
+class EngineStatus(DialerBase):
+    """The running dialer's live snapshot of a campaign (``dialtone campaign status`` reads
+    it from another process): dial level, calls by phase, agents by state."""
+
+    __tablename__ = "dialer_engine_status"
+
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[float] = mapped_column(Float)
+    status_json: Mapped[str] = mapped_column(Text, default="{}")

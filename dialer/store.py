@@ -29,7 +29,15 @@ from dialer.db import make_engine, read_session, write_session
 from dialer.dnc import DncList, blocked
 from dialer.errors import CampaignNotFound, DialerError, LeaseLost, ListImportError
 from dialer.lists import ColumnMapping, ImportedContact, NumberParser, Phone, read_contacts
-from dialer.models import Attempt, Campaign, CampaignZone, Contact, ContactPhone, DialerBase
+from dialer.models import (
+    Attempt,
+    Campaign,
+    CampaignZone,
+    Contact,
+    ContactPhone,
+    DialerBase,
+    EngineStatus,
+)
 from dialer.policy import CampaignSettings, Disposition, decide, is_live_answer
 from dialer.windows import CallingWindow, zones_from_key
 
@@ -231,6 +239,26 @@ class DialerStore:
         """``created``, ``running``, ``paused``, ``done`` (the engine's business)."""
         with write_session(self.engine) as s:
             self._campaign(s, name).status = status
+
+    def write_engine_status(self, name: str, owner: str, status: dict[str, Any], *,
+                            now: float) -> None:
+        """The running engine's snapshot (``dialtone campaign status`` reads it)."""
+        with write_session(self.engine) as s:
+            camp = self._campaign(s, name)
+            row = s.get(EngineStatus, camp.id)
+            text = json.dumps(status, default=str)
+            if row is None:
+                s.add(EngineStatus(campaign_id=camp.id, owner=owner, updated_at=now,
+                                   status_json=text))
+            else:
+                row.owner, row.updated_at, row.status_json = owner, now, text
+
+    def engine_status(self, name: str) -> tuple[float, dict[str, Any]] | None:
+        """(when, snapshot) of the last engine that ran the campaign, or None."""
+        with read_session(self.engine) as s:
+            camp = self._campaign(s, name)
+            row = s.get(EngineStatus, camp.id)
+            return None if row is None else (row.updated_at, json.loads(row.status_json))
 
     # -- import ------------------------------------------------------------------------------
 
@@ -502,6 +530,28 @@ class DialerStore:
                          lease.e164, lease.label, lease.zones, lease.fields, lease.language,
                          lease.attempt, lease.callback, lease.owner, c.lease_until)
 
+    def orphan_leases(self, name: str, *, owner: str) -> list[Lease]:
+        """The leases ``owner`` holds in the campaign with no outcome written: what a dialer
+        of that name left open when it was killed.  Its restart closes them (the calls are
+        gone with the process) so that no outcome stays unknown."""
+        with read_session(self.engine) as s:
+            camp = self._campaign(s, name)
+            rows = s.execute(select(Contact, Attempt)
+                             .join(Attempt, Attempt.id == Contact.lease_attempt)
+                             .where(Contact.campaign_id == camp.id,
+                                    Contact.lease_owner == owner,
+                                    Attempt.disposition.is_(None))).all()
+            out = []
+            for contact, att in rows:
+                phone = s.scalar(select(ContactPhone).where(
+                    ContactPhone.contact_id == contact.id, ContactPhone.e164 == att.e164))
+                zones = zones_from_key(phone.zones) if phone is not None else ()
+                label = phone.label if phone is not None else ""
+                out.append(Lease(camp.name, camp.id, contact.id, att.id, att.e164, label,
+                                 zones, json.loads(contact.fields_json), contact.language,
+                                 contact.attempts, att.callback, owner, contact.lease_until))
+            return out
+
     def release(self, lease: Lease) -> None:
         """Give a lease back without dialling (the pacer changed its mind): the attempt is
         removed from the ledger and not counted."""
@@ -753,7 +803,7 @@ class DialerStore:
                        "outcome": a.disposition, "live_answer": a.live_answer,
                        "abandoned": a.abandoned, "amd": a.amd,
                        "time_to_agent_s": a.time_to_agent_s,
-                       "message_played": a.message_played, "agent": a.agent,
+                       "message_played": a.message_played, "agent": a.agent, "sip_status": a.sip_status,
                        "owner": a.owner, "callback": a.callback}
 
 

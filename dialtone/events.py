@@ -409,6 +409,38 @@ class DialerStatus(_Event):
     """Lines being dialled or up per agent ready or talking."""
 
 
+# --- the dialer engine (dialer.engine) ----------------------------------------------------------
+
+
+class CampaignCall(_CallEvent):
+    """One outbound campaign call ended with its disposition (issue 14's names)."""
+
+    type: Literal["campaign_call"]
+    campaign: str
+    number: str
+    disposition: str
+    attempt: int
+    amd: str | None = None
+    """``human`` or ``machine`` (what AMD decided; a late machine counts as machine)."""
+    amd_ms: int | None = None
+    """AMD's decision time, stream milliseconds from the answer."""
+    agent: str | None = None
+    wait_s: float | None = None
+    """AMD's human verdict to the agent's leg bridged."""
+    sip_status: int | None = None
+
+
+class CampaignPaused(_Event):
+    type: Literal["campaign_paused"]
+    campaign: str
+    reason: str
+
+
+class CampaignResumed(_Event):
+    type: Literal["campaign_resumed"]
+    campaign: str
+
+
 EVENT_MODELS: tuple[type[_Event], ...] = (
     CallStarted, CallAnswered, CallEnded, CallFailed, CallRejected, CallProgress, Dtmf,
     PromptStarted, PromptFinished, Registration, Hold, Transferred, TransferRefused, Bridged,
@@ -417,6 +449,7 @@ EVENT_MODELS: tuple[type[_Event], ...] = (
     InputIgnored, Recognition, Result, Retry, NoMatchReason, Choice, LanguageChosen, Collect,
     Branch, HookResultEvent, Voice, Handoff, HandoffFallback, RouteDecision, TransferResult,
     Voicemail, ServiceError, CampaignStatus, ListImported, DialerCall, DialerStatus,
+    CampaignCall, CampaignPaused, CampaignResumed,
 )
 
 _BY_TYPE: dict[str, type[_Event]] = {}
@@ -433,7 +466,7 @@ EventLine = Annotated[
     | InputIgnored | Recognition | Result | Retry | NoMatchReason | Choice | LanguageChosen
     | Collect | Branch | HookResultEvent | Voice | Handoff | HandoffFallback | RouteDecision
     | TransferResult | Voicemail | ServiceError | CampaignStatus | ListImported | DialerCall
-    | DialerStatus,
+    | DialerStatus | CampaignCall | CampaignPaused | CampaignResumed,
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(EventLine)

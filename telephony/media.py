@@ -517,6 +517,13 @@ class CallMedia:
         self._recordings.append(rec)
         return rec
 
+    def attach_recording(self, rec: Recording) -> Recording:
+        """Feed ``rec`` (a :class:`Recording`, or a subclass whose ``add`` consumes each
+        frame as it comes: the dialer's streaming AMD tap) from the next tick on; stop
+        with :meth:`stop_recording`."""
+        self._recordings.append(rec)
+        return rec
+
     def stop_recording(self, rec: Recording, *, now: float) -> None:
         rec.end = now
         if rec in self._recordings:

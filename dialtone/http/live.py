@@ -27,6 +27,7 @@ from dialer.models import Attempt, Campaign, Contact
 from dialer.store import PERIOD_S, DialerStore
 from dialtone.http.hub import EventHub
 from dialtone.http.metrics import NodeMetrics
+from dialtone_errors import DialtoneError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,14 @@ __all__ = ["AgentSource", "AgentView", "BusAgents", "LiveFigures", "StaticAgents
 HOUR_S = 3600.0
 DAY_S = 86400.0
 CALL_STATES = ("dialling", "ringing", "waiting", "connected")
+ENGINE_FRESH_S = 5.0
+"""An engine snapshot older than this is from a dialer that stopped: not live figures."""
+
+
+def _agent_state(engine_state: str) -> str:
+    """The engine's agent states (dialer.engine: ready, busy, wrap, away) as the page's."""
+    return {"ready": "available", "busy": "busy", "wrap": "wrap_up", "away": "offline"}.get(
+        engine_state, engine_state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +159,16 @@ class LiveFigures:
         """The last hour's samples (t, dial_level, agents_busy, abandon_rate_1h)."""
         return list(self._c(name).history)
 
+    def _engine_snapshot(self, name: str, now: float) -> dict[str, Any] | None:
+        """The dialer engine's last snapshot of ``name`` if it is fresh (the engine is up)."""
+        try:
+            found = self.store.engine_status(name)
+        except DialtoneError:
+            return None
+        if found is None or now - found[0] > ENGINE_FRESH_S:
+            return None
+        return found[1]
+
     def campaign(self, name: str, agents: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """One campaign's figures now (reads the database: call from a worker thread)."""
         now = self.clock()
@@ -193,7 +212,19 @@ class LiveFigures:
             status = camp.status
             cap = _cap(camp.settings_json)
         calls = dict.fromkeys(CALL_STATES, 0)
-        if live.calls:
+        engine = self._engine_snapshot(name, now)
+        if engine is not None:
+            # the running dialer's own view (dialtone campaign run|start writes it every
+            # second, from whichever process dials): calls by phase, the pacer's dial level
+            calls["dialling"] = int(engine.get("dialling") or 0)
+            calls["waiting"] = int(engine.get("waiting") or 0)
+            calls["connected"] = int(engine.get("connected") or 0)
+            if not agents:
+                agents = [{"id": a.get("uri"), "state": _agent_state(str(a.get("state"))),
+                           "since": now - float(a.get("since_s") or 0.0),
+                           "in_state_s": float(a.get("since_s") or 0.0), "campaign": name}
+                          for a in engine.get("agents") or ()]
+        elif live.calls:
             for state in live.calls.values():
                 calls[state] += 1
         else:
@@ -201,9 +232,14 @@ class LiveFigures:
         logged_in = sum(1 for a in agents if a["state"] != "offline")
         busy = sum(1 for a in agents if a["state"] == "busy")
         lines = sum(calls.values())
-        dial_level = live.dial_level if live.dial_level is not None else (
-            lines / logged_in if logged_in else 0.0)
+        if engine is not None and isinstance(engine.get("dial_level"), (int, float)):
+            dial_level = float(engine["dial_level"])
+        else:
+            dial_level = live.dial_level if live.dial_level is not None else (
+                lines / logged_in if logged_in else 0.0)
         talks = [d for t, d in live.talks if t >= now - HOUR_S]
+        if not talks and engine is not None and engine.get("talk_s_mean") is not None:
+            talks = [float(engine["talk_s_mean"])]
         rate_per_s = recent / HOUR_S
         figures: dict[str, Any] = {
             "type": "figures", "campaign": name, "status": status, "at": now,

@@ -380,3 +380,32 @@ def test_calls_in_flight_without_an_engine_are_the_live_leases(console: Console)
         live = c.get("/api/campaigns/s/live").json()
         assert live["calls"] == {"dialling": 3, "ringing": 0, "waiting": 0, "connected": 0}
         assert live["dial_level"] == pytest.approx(1.5)  # 3 lines, 2 agents logged in
+
+
+def test_live_figures_follow_a_running_engine_snapshot() -> None:
+    """The dialer engine (another process) writes its snapshot to the store every second;
+    the live view shows its calls by phase, dial level and agents while it is fresh."""
+    import time
+
+    from dialer.policy import CampaignSettings
+    from dialer.store import DialerStore
+    from dialtone.http.hub import EventHub
+    from dialtone.http.live import LiveFigures, StaticAgents
+    from dialtone.http.metrics import NodeMetrics
+
+    store = DialerStore("sqlite://")
+    store.create_campaign("snap", CampaignSettings(caller_id="+15550100"), now=time.time())
+    figures = LiveFigures(store, EventHub(), StaticAgents(), NodeMetrics())
+    store.write_engine_status("snap", "host:snap", {
+        "dial_level": 2.5, "dialling": 4, "waiting": 1, "connected": 2, "talk_s_mean": 90.0,
+        "agents": [{"uri": "sip:a@127.0.0.1", "state": "busy", "since_s": 12.0},
+                   {"uri": "sip:b@127.0.0.1", "state": "wrap", "since_s": 3.0}]},
+        now=time.time())
+    live = figures.campaign("snap")
+    assert live["calls"]["dialling"] == 4 and live["calls"]["connected"] == 2
+    assert live["dial_level"] == 2.5 and live["avg_talk_s"] == 90.0
+    assert live["agents"]["by_state"] == {"busy": 1, "wrap_up": 1}
+    # a stale snapshot (the engine stopped) is not shown as live
+    store.write_engine_status("snap", "host:snap", {"dial_level": 9.0},
+                              now=time.time() - 60)
+    assert figures.campaign("snap")["dial_level"] != 9.0

@@ -1,0 +1,850 @@
+"""The dialer engine: campaigns on real calls (issue 14).
+
+A thin asyncio layer.  Decisions live elsewhere: how many calls to place in the sans-IO
+:class:`~dialer.pacing.Pacer`, which contact and what an outcome does in the
+:class:`~dialer.store.DialerStore`, SIP and media in :class:`~telephony.aio.useragent.UserAgent`,
+machine or person in the streaming :class:`~telephony.dsp.amd.AmdDetector`.  This module
+wires them:
+
+* every round it asks the pacer for ``calls_to_place(now)``, leases that many contacts
+  (the store writes each attempt to the ledger at lease time, so a crash loses no attempt)
+  and dials each over the trunk with the campaign's caller ID in From and
+  P-Asserted-Identity (RFC 3325 9.1); a campaign without one does not start;
+* a call rings at most ``ring_timeout`` seconds (at least 15: Ofcom, FTC TSR), then CANCEL;
+  SIP final responses map to dispositions (:func:`disposition_for_status`);
+* an answered call's audio goes frame by frame, as it arrives, to the AMD detector;
+  a person is bridged to a free agent (their leg dialled then, ``UserAgent.bridge``)
+  within ``connect_within`` (2 s) of the end of the greeting, or hears the safe-harbour
+  message and is counted abandoned (FTC 16 CFR 310.4(b)(4)(iii); the store locks the
+  number out for 72 h); a machine is hung up on, or gets ``machine_message`` after the
+  beep (or the end of the greeting); a late machine (a human verdict revised) is acted on;
+* pause/resume (the store's campaign status, so ``dialtone campaign pause`` from another
+  process works) stop and restart dialling; calls in progress go on;
+* leases of calls in progress are renewed; at start the engine closes the attempts its
+  previous run left open (a ``kill -9``) as ``failed``, so no outcome stays unknown and no
+  contact is dialled again as if new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import math
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from dialer.errors import DialerError, LeaseLost
+from dialer.pacing import (
+    AbandonBudget,
+    AgentBusy,
+    AgentLoggedIn,
+    AgentLoggedOut,
+    AgentReady,
+    AgentWrap,
+    AmdDecided,
+    CallAbandoned,
+    CallAnswered,
+    CallConnected,
+    CallDialled,
+    CallEnded,
+    CallOutcome,
+    Pacer,
+    PacerConfig,
+)
+from dialer.policy import CampaignSettings, Disposition
+from dialer.store import DialerStore, Lease
+from telephony.aio.call import Call
+from telephony.aio.useragent import UserAgent
+from telephony.dsp.amd import FRAME, AmdConfig, AmdDetector, AmdResult
+from telephony.errors import CallEnded as CallEndedError
+from telephony.errors import CallFailed
+from telephony.eventlog import EventSink, NullEventLog
+from telephony.media import Recording
+
+__all__ = ["CampaignConfigError", "CampaignEngine", "EngineConfig", "EngineStats",
+           "disposition_for_status", "trunk_target"]
+
+log = logging.getLogger(__name__)
+
+Pcm = npt.NDArray[np.int16]
+
+
+class CampaignConfigError(DialerError):
+    """The campaign cannot dial as configured (no caller ID, the trunk refuses us: 403/407)."""
+
+
+def disposition_for_status(status: int, *, cancelled_by_us: bool = False) -> Disposition:
+    """The disposition of a call that failed with SIP final response ``status``.
+
+    486/600 busy; 480/408 and 487 (after our CANCEL at the ring timeout) no answer;
+    404/484/604 an invalid number (never retried on that number); everything else, 503 and
+    the other 5xx, transaction timeouts (status 0), failed (retried later).  403/407 are a
+    configuration error the engine handles before this (the campaign pauses).
+    """
+    if status in (486, 600):
+        return Disposition.BUSY
+    if status in (480, 408) or (status == 487 and cancelled_by_us):
+        return Disposition.NO_ANSWER
+    if status in (404, 484, 604):
+        return Disposition.INVALID_NUMBER
+    return Disposition.FAILED
+
+
+def trunk_target(trunk: str, number: str) -> str:
+    """``sip:HOST:PORT`` and ``+4420...`` -> ``sip:+4420...@HOST:PORT`` (a trunk: no
+    registration, the number is the Request-URI's user part, RFC 3261 19.1.1)."""
+    t = trunk.strip()
+    scheme, _, rest = t.partition(":")
+    if scheme.lower() not in ("sip", "sips") or not rest:
+        raise CampaignConfigError(f"bad trunk {trunk!r}: expected sip:HOST[:PORT]")
+    rest = rest.split("@", 1)[-1]
+    return f"{scheme}:{number}@{rest}"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """How one engine dials one campaign (the campaign's own settings come from the store)."""
+
+    trunk: str
+    """``sip:HOST:PORT`` of the trunk (or PBX) the calls go to."""
+    owner: str = ""
+    """The lease owner: stable across restarts of this dialer (its open attempts are closed
+    at start).  Default: ``HOSTNAME:CAMPAIGN``."""
+    lease_s: float = 60.0
+    """Lease length; renewed every third of it while the call lasts."""
+    amd: AmdConfig = field(default_factory=AmdConfig)
+    machine_greeting_end_s: float = 1.5
+    """Silence after a machine's speech that ends its greeting (when no beep comes)."""
+    machine_wait_s: float = 20.0
+    """Longest wait for a machine's beep or the end of its greeting."""
+    agent_unavailable_s: float = 30.0
+    """An agent whose leg failed (busy, no answer) is not offered calls for this long."""
+    poll_s: float = 0.2
+    """Longest sleep between two pacing rounds."""
+    status_every_s: float = 1.0
+    """How often the campaign's status (pause/resume) and the abandonment budget are read."""
+
+
+@dataclass(slots=True)
+class _Agent:
+    uri: str
+    state: str = "ready"
+    """``ready``, ``reserved``, ``busy``, ``wrap`` or ``away`` (its leg failed lately)."""
+    since: float = 0.0
+    calls: int = 0
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """What the engine did in this run (status view, benchmarks)."""
+
+    placed: int = 0
+    answered: int = 0
+    connected: int = 0
+    abandoned: int = 0
+    machines: int = 0
+    failed: int = 0
+    by_disposition: dict[str, int] = field(default_factory=dict)
+    amd_decision_ms: list[int] = field(default_factory=list)
+    wait_s: list[float] = field(default_factory=list)
+    """AMD human decision to agent leg bridged."""
+    greeting_to_bridge_s: list[float] = field(default_factory=list)
+    """End of the greeting (decision less the silence that made it) to bridged."""
+    talk_s: list[float] = field(default_factory=list)
+    """Bridged to an agent until either leg hung up."""
+    peak_answered: int = 0
+    answered_now: int = 0
+    dialling_now: int = 0
+    waiting_now: int = 0
+    """People answered, waiting for an agent's leg (at most ``connect_within``)."""
+
+
+class _AmdTap(Recording):
+    """A recording that keeps nothing: each received frame goes to the AMD detector as the
+    media tick delivers it, so decisions come at the frame that makes them."""
+
+    def __init__(self, start: float, detector: AmdDetector,
+                 on_result: Callable[[AmdResult], None], level_floor: float) -> None:
+        super().__init__(start)
+        self.detector = detector
+        self.on_result = on_result
+        self.quiet_frames = 0
+        self.heard_voice = False
+        self._floor = level_floor
+
+    def add(self, rx: Pcm, tx: Pcm, speech: bool) -> None:
+        x = np.asarray(rx, dtype=np.int16)
+        if x.size != FRAME:
+            return
+        power = float(np.dot(x.astype(np.float32), x.astype(np.float32))) / FRAME
+        if power > self._floor:
+            self.quiet_frames = 0
+            self.heard_voice = True
+        else:
+            self.quiet_frames += 1
+        result = self.detector.process(x)
+        if result is not None:
+            self.on_result(result)
+
+
+class CampaignEngine:
+    """Dials one campaign of the store through one user agent."""
+
+    def __init__(self, store: DialerStore, campaign: str, ua: UserAgent,
+                 config: EngineConfig, *, events: EventSink | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.campaign = campaign
+        self.ua = ua
+        self.config = config
+        if not config.owner:
+            self.config = replace(config, owner=f"{socket.gethostname()}:{campaign}")
+        self.events: EventSink = events or NullEventLog()
+        self.clock = clock
+        info = store.campaign(campaign)
+        self.settings: CampaignSettings = info.settings
+        if not self.settings.caller_id:
+            # Caller ID on every call (Ofcom persistent misuse, FCC 47 CFR 64.1601(e)).
+            raise CampaignConfigError(
+                f"campaign {campaign!r} has no caller_id: it cannot start")
+        extra = self.settings.extra
+        self.connect_within = float(extra.get("connect_within", 2.0))
+        self.wrap_s = float(extra.get("wrap_s", 0.0))
+        self.callbacks_agent_first = str(extra.get("callbacks") or "customer_first") \
+            == "agent_first"
+        self.language = str(extra.get("language") or "en")
+        self.machine_message: str | None = extra.get("machine_message")
+        self.safe_harbour: str = str(extra.get("safe_harbour_prompt") or (
+            f"This call was from {self.settings.caller_id}. We are sorry we could not connect "
+            f"you. Please call us back on {self.settings.caller_id}."))
+        self.agents = {uri: _Agent(uri) for uri in extra.get("agents") or ()}
+        self._ports: list[str] = []
+        self._flow: Any = None
+        self._flow_services: Any = None
+        if self.settings.kind == "message":
+            self._load_flow(extra.get("flow"))
+            # The flow is the agent: each of ``lines`` IVR ports counts as one for the pacer
+            # (progressive: never more calls than ports), and is never dialled.
+            for i in range(int(extra.get("lines") or 10)):
+                self._ports.append(f"ivr-port-{i + 1}")
+        self.pacer = Pacer.from_name(self.settings.pacing, config=PacerConfig(
+            abandon_target=self.settings.abandon_target or 0.03,
+            connect_within=self.connect_within, ring_timeout=self.settings.ring_timeout))
+        self.stats = EngineStats()
+        self.paused = False
+        self.pause_reason: str | None = None
+        self.config_error: str | None = None
+        """Why the campaign paused itself (the trunk refused us), for the operator."""
+        self._wake = asyncio.Event()
+        self._calls: dict[str, asyncio.Task[None]] = {}
+        self._leases: dict[str, Lease] = {}
+        self._stopping = False
+        self._last_lease_short = False
+        self._ua_host = ""
+
+    def _load_flow(self, path: Any) -> None:
+        """A message campaign's IVR flow, validated before the first call (a broken flow
+        never dials), and the services its session needs."""
+        from dialer.callbacks import CallbackStore
+        from ivr_flows.loader import load_flow
+        from ivr_flows.prompts import PromptRenderer
+        from ivr_flows.session import FlowServices
+
+        if not path:
+            raise CampaignConfigError(f"message campaign {self.campaign!r} has no flow")
+        self._flow = load_flow(str(path))
+        self._flow_services = FlowServices(
+            renderer=PromptRenderer(self._flow.catalogue),
+            event_logger=self._emit, callback_store=CallbackStore(self.store.engine),
+            clock=self.ua.now, wall_clock=time.time, node_id=self.config.owner)
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self.clock()
+
+    async def _db(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        # The store blocks (SQLite's writer lock, PostgreSQL round trips): off the loop, so
+        # the media ticks keep their 20 ms.
+        return await asyncio.to_thread(fn, *args, **kw)
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        self.events.emit(event)
+
+    async def recover(self) -> int:
+        """Close the attempts a previous run of this owner left open (killed mid-call) as
+        ``failed``; returns how many."""
+        now = self._now()
+        orphans: list[Lease] = await self._db(self.store.orphan_leases, self.campaign,
+                                              owner=self.config.owner)
+        for lease in orphans:
+            with contextlib.suppress(LeaseLost, DialerError):
+                await self._db(self.store.record_outcome, lease, Disposition.FAILED.value,
+                               now=now, live_answer=False)
+        return len(orphans)
+
+    async def run(self, *, until_done: bool = False, max_seconds: float | None = None
+                  ) -> EngineStats:
+        """Dial the campaign.  With ``until_done``, return when no call is in progress and
+        no contact can be dialled now (every one final, or waiting for a retry later);
+        otherwise run until :meth:`stop` (or ``max_seconds``)."""
+        host, _ = self.ua.local_addr
+        self._ua_host = host
+        for uri in [*self.agents, *self._ports]:
+            self._agent_event(AgentLoggedIn(uri))
+            self._agent_event(AgentReady(uri))
+        # Render the prompts now: TTS on the first abandoned call would cost its 2 s.
+        for prompt in (self.safe_harbour, self.machine_message):
+            if prompt:
+                await asyncio.to_thread(self.ua.prompts.resolve, prompt, language=self.language)
+        await self.recover()
+        await self._db(self.store.set_status, self.campaign, "running")
+        started = self._now()
+        renew = asyncio.ensure_future(self._renew_loop())
+        status_at = 0.0
+        try:
+            while not self._stopping:
+                now = self._now()
+                if max_seconds is not None and now - started >= max_seconds:
+                    break
+                if now - status_at >= self.config.status_every_s:
+                    status_at = now
+                    await self._refresh(now)
+                self._agents_back(now)
+                placed = 0
+                if not self.paused:
+                    placed = await self._place(now)
+                if until_done and not self._calls and placed == 0 and (
+                        self._idle_done() or self.config_error is not None):
+                    break
+                self._wake.clear()
+                timer = self.pacer.get_timer(now=now)
+                wait = self.config.poll_s
+                if timer is not None:
+                    wait = max(0.0, min(wait, timer - now))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+        finally:
+            renew.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renew
+        if self._calls:
+            await asyncio.gather(*self._calls.values(), return_exceptions=True)
+        await self._db(self.store.write_engine_status, self.campaign, self.config.owner,
+                       self.status(), now=self._now())
+        return self.stats
+
+    def _idle_done(self) -> bool:
+        # Done when the last lease asked for calls and got fewer: nothing dialable now.
+        # (While no agent is free the pacer asks for nothing: not done, wait for one.)
+        wrapping = any(a.state in ("wrap", "reserved") for a in self.agents.values())
+        return self._last_lease_short and not wrapping
+
+    def stop(self) -> None:
+        """Stop dialling; :meth:`run` returns once the calls in progress end."""
+        self._stopping = True
+        self._wake.set()
+
+    async def _refresh(self, now: float) -> None:
+        info = await self._db(self.store.campaign, self.campaign)
+        paused = info.status == "paused"
+        if paused != self.paused:
+            self.paused = paused
+            self._emit({"type": "campaign_paused" if paused else "campaign_resumed",
+                        "campaign": self.campaign,
+                        **({"reason": self.pause_reason or "paused"} if paused else {})})
+        await self._db(self.store.write_engine_status, self.campaign, self.config.owner,
+                       self.status(), now=now)
+        ab = await self._db(self.store.abandonment, self.campaign, now=now)
+        self.pacer.set_budget(AbandonBudget(ab.period_abandoned, ab.period_live, ab.target),
+                              now=now)
+
+    async def pause(self, reason: str = "paused") -> None:
+        """Stop placing calls (calls in progress go on)."""
+        self.pause_reason = reason
+        await self._db(self.store.set_status, self.campaign, "paused")
+        self.paused = True
+        self._emit({"type": "campaign_paused", "campaign": self.campaign, "reason": reason})
+
+    async def resume(self) -> None:
+        """Dial again."""
+        await self._db(self.store.set_status, self.campaign, "running")
+        self.paused = False
+        self.pause_reason = None
+        self._emit({"type": "campaign_resumed", "campaign": self.campaign})
+        self._wake.set()
+
+    async def _place(self, now: float) -> int:
+        n = self.pacer.calls_to_place(now=now)
+        if n <= 0:
+            return 0
+        leases: list[Lease] = await self._db(self.store.lease, self.campaign, now=now,
+                                             count=n, owner=self.config.owner,
+                                             lease_s=self.config.lease_s)
+        self._last_lease_short = len(leases) < n
+        for lease in leases:
+            call_id = f"{self.campaign}-{lease.attempt_id}"
+            self._leases[call_id] = lease
+            self.pacer.on_event(CallDialled(call_id), now=now)
+            self.stats.placed += 1
+            task = asyncio.ensure_future(self._call(call_id, lease))
+            self._calls[call_id] = task
+            task.add_done_callback(functools.partial(self._call_done, call_id))
+        return len(leases)
+
+    def _call_done(self, call_id: str, _task: asyncio.Task[None]) -> None:
+        self._calls.pop(call_id, None)
+        self._leases.pop(call_id, None)
+        self._wake.set()
+
+    async def _renew_loop(self) -> None:
+        every = self.config.lease_s / 3
+        while True:
+            await asyncio.sleep(every)
+            now = self._now()
+            for call_id, lease in list(self._leases.items()):
+                try:
+                    new = await self._db(self.store.renew, lease, now=now,
+                                         lease_s=self.config.lease_s)
+                except LeaseLost:
+                    log.warning("lease of %s lost", call_id)
+                    continue
+                if call_id in self._leases:
+                    self._leases[call_id] = new
+
+    # --- agents ---------------------------------------------------------------------------------
+
+    def _agent_event(self, ev: Any) -> None:
+        self.pacer.on_event(ev, now=self._now())
+
+    def _set_agent(self, agent: _Agent, state: str) -> None:
+        now = self._now()
+        agent.state, agent.since = state, now
+        ev = {"ready": AgentReady, "busy": AgentBusy, "wrap": AgentWrap,
+              "away": AgentLoggedOut}.get(state)
+        if ev is not None:
+            self._agent_event(ev(agent.uri))
+
+    def _agents_back(self, now: float) -> None:
+        for a in self.agents.values():
+            if a.state == "wrap" and now - a.since >= self.wrap_s:
+                self._set_agent(a, "ready")
+            elif a.state == "away" and now - a.since >= self.config.agent_unavailable_s:
+                self._agent_event(AgentLoggedIn(a.uri))
+                self._set_agent(a, "ready")
+
+    def _free_agent(self, tried: set[str]) -> _Agent | None:
+        ready = [a for a in self.agents.values() if a.state == "ready" and a.uri not in tried]
+        # Longest idle first: fair to agents (the ACD rule).
+        return min(ready, key=lambda a: a.since) if ready else None
+
+    # --- one call -------------------------------------------------------------------------------
+
+    def _caller(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        cid = str(self.settings.caller_id)
+        pai = f"<tel:{cid}>" if cid.startswith("+") else f"<sip:{cid}@{self._ua_host}>"
+        # RFC 3325 9.1: the identity the trunk asserts; From carries the same number.
+        return cid, (("P-Asserted-Identity", pai),)
+
+    async def _call(self, call_id: str, lease: Lease) -> None:
+        out: dict[str, Any] = {"amd": None, "agent": None, "wait_s": None,
+                               "message_played": None, "sip_status": None, "live": None}
+        disposition: Disposition | str = Disposition.FAILED
+        try:
+            disposition = await self._dial_and_handle(call_id, lease, out)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug in one call must not lose its outcome nor stop the campaign
+            log.exception("call %s failed", call_id)
+            disposition = Disposition.FAILED
+        await self._finish(call_id, lease, disposition, out)
+
+    async def _finish(self, call_id: str, lease: Lease, disposition: Disposition | str,
+                      out: dict[str, Any]) -> None:
+        now = self._now()
+        d = str(disposition)
+        self.stats.by_disposition[d] = self.stats.by_disposition.get(d, 0) + 1
+        try:
+            await self._db(self.store.record_outcome, lease, d, now=now,
+                           live_answer=out["live"], amd=out["amd"],
+                           time_to_agent_s=out["wait_s"],
+                           message_played=out["message_played"], agent=out["agent"],
+                           sip_status=out["sip_status"])
+        except LeaseLost:
+            log.warning("%s: outcome %s written to the ledger; the contact was leased again",
+                        call_id, d)
+        if out.get("callback"):
+            # After the outcome (which closes the contact): the flow's request reopens it
+            # as a callback due in the slot the person chose, in their time zone.
+            from dialer.callbacks import CallbackStore
+            await self._db(self.store.ingest_ivr_callbacks, self.campaign,
+                           CallbackStore(self.store.engine), now=now)
+        outcome = {Disposition.BUSY: CallOutcome.BUSY, Disposition.NO_ANSWER:
+                   CallOutcome.NO_ANSWER, Disposition.MACHINE: CallOutcome.MACHINE,
+                   Disposition.MACHINE_MESSAGE: CallOutcome.MACHINE,
+                   Disposition.CONNECTED: CallOutcome.COMPLETED,
+                   Disposition.ABANDONED: CallOutcome.ABANDONED}.get(
+                       Disposition(d) if d in Disposition._value2member_map_ else
+                       Disposition.CONNECTED, CallOutcome.FAILED)  # a flow's outcome: done
+        self.pacer.on_event(CallEnded(call_id, outcome), now=now)
+        self._emit({"type": "campaign_call", "call_id": call_id, "campaign": self.campaign,
+                    "number": lease.e164, "disposition": d, "attempt": lease.attempt,
+                    "amd": out["amd"], "amd_ms": out.get("amd_ms"),
+                    "agent": out["agent"], "wait_s": out["wait_s"],
+                    "sip_status": out["sip_status"]})
+
+    async def _agent_first(self, call_id: str, lease: Lease, out: dict[str, Any]
+                           ) -> Disposition | str | None:
+        """A callback, agent first: an agent is reserved and their leg answered before the
+        customer is dialled, so the person who asked for the call never waits.  None: no
+        agent answered; dial customer-first instead."""
+        caller, _ = self._caller()
+        tried: set[str] = set()
+        while (agent := self._free_agent(tried)) is not None:
+            tried.add(agent.uri)
+            agent.state, agent.since = "reserved", self._now()
+            try:
+                leg = await self.ua.dial(agent.uri, timeout=self.settings.ring_timeout,
+                                         caller=caller)
+            except CallFailed as exc:
+                log.info("agent %s for callback %s: %s", agent.uri, call_id, exc.status)
+                self._set_agent(agent, "away")
+                continue
+            out["agent"] = agent.uri
+            self._set_agent(agent, "busy")
+            try:
+                return await self._customer_to_agent(call_id, lease, out, agent, leg)
+            finally:
+                if not leg.ended:
+                    await leg.hangup("normal")
+                self._set_agent(agent, "wrap")
+        return None
+
+    async def _customer_to_agent(self, call_id: str, lease: Lease, out: dict[str, Any],
+                                 agent: _Agent, leg: Call) -> Disposition | str:
+        caller, headers = self._caller()
+        try:
+            call = await self.ua.dial(trunk_target(self.config.trunk, lease.e164),
+                                      timeout=self.settings.ring_timeout, caller=caller,
+                                      headers=headers)
+        except CallFailed as exc:
+            out["sip_status"], out["live"], out["agent"] = exc.status or None, False, None
+            ours = exc.status == 408 and exc.reason == "no answer"
+            return disposition_for_status(exc.status, cancelled_by_us=ours)
+        out["sip_status"], out["live"], out["wait_s"] = 200, True, 0.0
+        self.stats.answered += 1
+        self.stats.connected += 1
+        self.pacer.on_event(CallAnswered(call_id), now=self._now())
+        self.pacer.on_event(CallConnected(call_id, agent.uri), now=self._now())
+        self.ua.bridge(call, leg)
+        bridged_at = self._now()
+        ends = {asyncio.ensure_future(call.wait_ended()),
+                asyncio.ensure_future(leg.wait_ended())}
+        await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+        for f in ends:
+            f.cancel()
+        if not call.ended:
+            await call.hangup("normal")
+        self.stats.talk_s.append(self._now() - bridged_at)
+        return Disposition.CONNECTED
+
+    async def _dial_and_handle(self, call_id: str, lease: Lease, out: dict[str, Any]
+                               ) -> Disposition | str:
+        if lease.callback and self.callbacks_agent_first and self.agents:
+            done = await self._agent_first(call_id, lease, out)
+            if done is not None:
+                return done
+        caller, headers = self._caller()
+        target = trunk_target(self.config.trunk, lease.e164)
+        self.stats.dialling_now += 1
+        try:
+            call = await self.ua.dial(target, timeout=self.settings.ring_timeout,
+                                      caller=caller, headers=headers)
+        except CallFailed as exc:
+            out["sip_status"] = exc.status or None
+            out["live"] = False
+            if exc.status in (403, 407):
+                # Without credentials the trunk refuses every call alike: stop dialling
+                # rather than burn the list; a person must fix the trunk or the caller ID.
+                self.config_error = (f"the trunk refused the call with {exc.status} "
+                                     f"{exc.reason!r}: check the trunk's credentials and "
+                                     f"the caller ID {caller}; campaign paused")
+                await self.pause(self.config_error)
+                log.error("campaign %s paused: trunk answered %s", self.campaign, exc.status)
+                return Disposition.FAILED
+            # dial() raises 408 "no answer" when our ring timeout fires (it sent CANCEL).
+            ours = exc.status == 408 and exc.reason == "no answer"
+            return disposition_for_status(exc.status, cancelled_by_us=ours)
+        finally:
+            self.stats.dialling_now -= 1
+        out["sip_status"] = 200
+        self.stats.answered += 1
+        self.stats.answered_now += 1
+        self.stats.peak_answered = max(self.stats.peak_answered, self.stats.answered_now)
+        try:
+            return await self._answered(call_id, call, lease, out)
+        finally:
+            self.stats.answered_now -= 1
+            if not call.ended:
+                await call.hangup("normal")
+
+    async def _answered(self, call_id: str, call: Call, lease: Lease, out: dict[str, Any]
+                        ) -> Disposition | str:
+        now = self._now()
+        self.pacer.on_event(CallAnswered(call_id), now=now)
+        results: asyncio.Queue[AmdResult] = asyncio.Queue()
+        detector = AmdDetector(self.config.amd)
+        tap = _AmdTap(now, detector, results.put_nowait, level_floor=300.0 ** 2)
+        call.media.attach_recording(tap)
+        try:
+            return await self._after_answer(call_id, call, lease, out, results, tap)
+        finally:
+            call.media.stop_recording(tap, now=self._now())
+
+    async def _next_result(self, call: Call, results: asyncio.Queue[AmdResult],
+                           timeout: float) -> AmdResult | None:
+        """The next AMD result, or None at the timeout or when the call ends."""
+        get = asyncio.ensure_future(results.get())
+        ended = asyncio.ensure_future(call.wait_ended())
+        try:
+            done, _ = await asyncio.wait({get, ended}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for f in (get, ended):
+                if not f.done():
+                    f.cancel()
+        if get in done:
+            return get.result()
+        return None
+
+    async def _after_answer(self, call_id: str, call: Call, lease: Lease, out: dict[str, Any],
+                            results: asyncio.Queue[AmdResult], tap: _AmdTap
+                            ) -> Disposition | str:
+        amd_cfg = self.config.amd
+        # The detector decides by stream time (``total_analysis_ms`` at most); the wall-clock
+        # limit only guards against audio that never comes.
+        first = await self._next_result(call, results, amd_cfg.total_analysis_ms / 1000 + 5.0)
+        if first is None and call.ended:
+            # The callee hung up before AMD could decide: nobody was spoken to.
+            out["live"] = False
+            return Disposition.NO_ANSWER
+        if first is None:
+            first = AmdResult("unknown", "NOAUDIO", tap.detector.elapsed_ms)
+        out["amd_ms"] = first.decision_ms
+        self.stats.amd_decision_ms.append(first.decision_ms)
+        human = first.result != "machine"  # "unknown" is treated as a person: never abandon one
+        out["amd"] = "human" if human else "machine"
+        log.info("%s AMD %s (%s) in %d ms", call_id, first.result, first.reason,
+                 first.decision_ms)
+        self.pacer.on_event(AmdDecided(call_id, human=human), now=self._now())
+        if not human:
+            return await self._machine(call, out, results, tap, first)
+        if self._flow is not None:
+            return await self._message(call, lease, out)
+        return await self._human(call_id, call, lease, out, results, tap, first)
+
+    async def _message(self, call: Call, lease: Lease, out: dict[str, Any]) -> str:
+        """A message campaign: the IVR flow runs on the answered call with the contact's
+        fields as variables; its outcome (a hangup node's ``reason``) is the disposition.
+        ``opted_out`` puts the number on the DNC list at once (the store, with the
+        outcome); a callback node's request becomes a scheduled callback of the campaign."""
+        from ivr_flows.session import FlowSession
+
+        out["live"] = True
+        # The flow speaks of "the caller" as the person on the line: on an outbound call
+        # that is the number dialled (the callback node offers to call it back).
+        call.caller, call.called = lease.e164, str(self.settings.caller_id)
+        session = FlowSession(call, self._flow, self._flow_services)
+        session.runner.vars.update({str(k): v for k, v in lease.fields.items()})
+        session.runner.vars["phone"] = lease.e164
+        cdr = await session.run()
+        if cdr is None:
+            return Disposition.FAILED
+        out["message_played"] = f"flow:{cdr.flow}"[:128]
+        outcome = cdr.disposition or "completed"
+        if outcome in ("opt_out", "opted_out", "optout"):
+            return Disposition.OPTED_OUT
+        if cdr.callback_slot is not None:
+            out["callback"] = True
+            return "callback_scheduled"
+        return outcome
+
+    async def _machine(self, call: Call, out: dict[str, Any],
+                       results: asyncio.Queue[AmdResult], tap: _AmdTap,
+                       decision: AmdResult) -> Disposition:
+        out["live"] = False
+        self.stats.machines += 1
+        if not self.machine_message:
+            return Disposition.MACHINE
+        # Wait for the beep (the detector watches for it after a machine verdict) or the end
+        # of the greeting, then leave the message.
+        if decision.beep_ms is None:
+            deadline = self._now() + self.config.machine_wait_s
+            quiet_needed = math.ceil(self.config.machine_greeting_end_s * 1000 / 20)
+            while self._now() < deadline and not call.ended:
+                r = await self._next_result(call, results, 0.1)
+                if r is not None and r.kind == "beep":
+                    break
+                if tap.heard_voice and tap.quiet_frames >= quiet_needed:
+                    break
+        if call.ended:
+            return Disposition.MACHINE
+        try:
+            played = await call.play(self.machine_message, language=self.language)
+        except CallEndedError:
+            return Disposition.MACHINE
+        out["message_played"] = played.prompt[:128]
+        return Disposition.MACHINE_MESSAGE
+
+    async def _human(self, call_id: str, call: Call, lease: Lease, out: dict[str, Any],
+                     results: asyncio.Queue[AmdResult], tap: _AmdTap,
+                     decision: AmdResult) -> Disposition:
+        decided_at = self._now()
+        # The greeting ended when the silence that made the verdict began (FTC: 2 s from
+        # the end of the greeting).
+        greeting_end = decided_at - self.config.amd.after_greeting_silence_ms / 1000
+        deadline = greeting_end + self.connect_within
+        agent_task: asyncio.Task[tuple[_Agent, Call] | None] = asyncio.ensure_future(
+            self._connect_agent(call, deadline))
+        late: asyncio.Task[AmdResult | None] = asyncio.ensure_future(
+            self._late_machine(call, results))
+        self.stats.waiting_now += 1
+        try:
+            await asyncio.wait({agent_task, late}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.stats.waiting_now -= 1
+        revised = late.result() if late.done() else None
+        if revised is not None and not agent_task.done():
+            # A machine after all, before an agent was on: stop looking for one.
+            agent_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await agent_task
+            out["amd"] = "machine"
+            return await self._machine(call, out, results, tap, revised)
+        got = await agent_task
+        if got is None:
+            late.cancel()
+            out["live"] = True
+            if call.ended:
+                # They hung up while we looked for an agent: still an abandoned live answer.
+                self.stats.abandoned += 1
+                self.pacer.on_event(CallAbandoned(call_id), now=self._now())
+                return Disposition.ABANDONED
+            self.pacer.on_event(CallAbandoned(call_id), now=self._now())
+            self.stats.abandoned += 1
+            try:
+                played = await call.play(self.safe_harbour, language=self.language)
+                out["message_played"] = played.prompt[:128]
+            except CallEndedError:
+                out["message_played"] = None
+            return Disposition.ABANDONED
+        agent, leg = got
+        bridged_at = self._now()
+        self.ua.bridge(call, leg)
+        out["agent"], out["live"] = agent.uri, True
+        out["wait_s"] = round(bridged_at - decided_at, 4)
+        self.stats.wait_s.append(bridged_at - decided_at)
+        self.stats.greeting_to_bridge_s.append(bridged_at - greeting_end)
+        self.stats.connected += 1
+        self._set_agent(agent, "busy")
+        self.pacer.on_event(CallConnected(call_id, agent.uri), now=bridged_at)
+        try:
+            ended: asyncio.Future[Any] = asyncio.ensure_future(call.wait_ended())
+            leg_ended: asyncio.Future[Any] = asyncio.ensure_future(leg.wait_ended())
+            waits: set[asyncio.Future[Any]] = {ended, leg_ended}
+            if not late.done():
+                waits.add(late)
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if late in done and late.result() is not None:
+                # A machine after all (its greeting went on, or a beep): the agent is freed.
+                out["amd"], out["live"] = "machine", False
+                await leg.hangup("late_machine")
+                await call.hangup("late_machine")
+                return Disposition.MACHINE
+            for f in waits:
+                if not f.done():
+                    f.cancel()
+        finally:
+            late.cancel()
+            if not leg.ended:
+                await leg.hangup("normal")
+            self.stats.talk_s.append(self._now() - bridged_at)
+            self._set_agent(agent, "wrap")
+        return Disposition.CONNECTED
+
+    def _release_agent(self, agent: _Agent) -> None:
+        if agent.state == "reserved":
+            self._set_agent(agent, "ready")
+
+    async def _late_machine(self, call: Call, results: asyncio.Queue[AmdResult]
+                            ) -> AmdResult | None:
+        while not call.ended:
+            r = await self._next_result(call, results, 1.0)
+            if r is not None and r.kind == "late_machine":
+                return r
+        return None
+
+    async def _connect_agent(self, call: Call, deadline: float) -> tuple[_Agent, Call] | None:
+        """Dial free agents one after another until one answers or ``deadline`` passes."""
+        tried: set[str] = set()
+        caller, _ = self._caller()
+        while not call.ended:
+            left = deadline - self._now()
+            if left <= 0:
+                return None
+            agent = self._free_agent(tried)
+            if agent is None:
+                # Wait for one to come free (wrap ending, a call ending) until the deadline.
+                await asyncio.sleep(min(0.02, left))
+                self._agents_back(self._now())
+                continue
+            tried.add(agent.uri)
+            agent.state, agent.since = "reserved", self._now()
+            try:
+                leg = await self.ua.dial(agent.uri, timeout=left, caller=caller)
+            except CallFailed as exc:
+                log.info("agent %s: %s %s", agent.uri, exc.status, exc.reason)
+                self._set_agent(agent, "away")
+                continue
+            except asyncio.CancelledError:
+                self._release_agent(agent)
+                raise
+            if call.ended:
+                await leg.hangup("caller_gone")
+                self._release_agent(agent)
+                return None
+            return agent, leg
+        return None
+
+    # --- status ---------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """A snapshot for ``dialtone campaign status`` (written to the store by the CLI)."""
+        now = self._now()
+        st = self.pacer.state
+        return {"campaign": self.campaign, "owner": self.config.owner, "at": now,
+                "paused": self.paused, "pause_reason": self.pause_reason,
+                "dial_level": round(self.pacer.dial_level, 3),
+                "dialling": self.stats.dialling_now, "answered_now": self.stats.answered_now,
+                "waiting": self.stats.waiting_now,
+                "in_flight": st.in_flight, "connected": st.connected,
+                "agents": [{"uri": a.uri, "state": a.state,
+                            "since_s": round(now - a.since, 1)} for a in self.agents.values()],
+                "placed": self.stats.placed, "answered": self.stats.answered,
+                "connected_total": self.stats.connected, "abandoned": self.stats.abandoned,
+                "machines": self.stats.machines,
+                "amd_share": (self.stats.machines / self.stats.answered
+                              if self.stats.answered else 0.0),
+                "wait_s_mean": (sum(self.stats.wait_s) / len(self.stats.wait_s)
+                                if self.stats.wait_s else None),
+                "talk_s_mean": (sum(self.stats.talk_s) / len(self.stats.talk_s)
+                                if self.stats.talk_s else None),
+                "wrap_s": self.wrap_s}

@@ -1,0 +1,300 @@
+"""``dialtone campaign run|start|pause|resume|status|schema``: campaigns on real calls.
+
+``run CAMPAIGN.yaml --trunk sip:HOST:PORT`` creates or updates the campaign from its file,
+imports its list, and dials it with its own SIP user agent on 127.0.0.1 (port 0: the OS
+picks one; not the whole node).  ``--until-done`` returns when every contact has a final
+disposition or waits for a retry later than the run; ``--json`` prints the report
+``{"summary": {...}, "contacts": [...]}``.
+
+``start`` and ``resume`` set the campaign running (a dialer running it picks that up within
+a second), ``pause`` stops its dialling (calls in progress go on), ``status`` is a live view
+of the running dialer's snapshot and the store's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from dialer.campaign_file import CampaignFileError, campaign_schema, load_campaign_file
+from dialer.db import DEFAULT_DB_URL, make_engine
+from dialer.engine import CampaignEngine, EngineConfig, EngineStats
+from dialer.errors import CampaignNotFound
+from dialer.lists import ColumnMapping
+from dialer.store import DialerStore
+
+__all__ = ["add_run_parsers", "campaign_report", "run_campaign"]
+
+
+def _db_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=DEFAULT_DB_URL, help=f"database URL (default {DEFAULT_DB_URL})")
+    p.add_argument("--now", type=float, default=None, help=argparse.SUPPRESS)
+
+
+def add_run_parsers(csub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add run/start/pause/resume/status/schema to ``dialtone campaign``'s sub-parsers."""
+    p = csub.add_parser("run", help="create/update a campaign from its file and dial it")
+    p.add_argument("file", help="campaign YAML")
+    p.add_argument("--trunk", required=True, help="sip:HOST:PORT the calls go to")
+    p.add_argument("--until-done", action="store_true",
+                   help="return when no contact can be dialled any more in this run")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--owner", default="", help="lease owner (default HOST:CAMPAIGN)")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after this long")
+    p.add_argument("--sip-port", type=int, default=0, help="local SIP port (0: any)")
+    p.add_argument("--rtp-ports", default="20000-30000", help="local RTP port range")
+    p.add_argument("--events", default=None, help="append the call events (JSON lines)")
+    _db_arg(p)
+    p.set_defaults(func=_run)
+
+    for name, status, text in (("start", "running", "let the campaign dial"),
+                               ("resume", "running", "dial again after a pause"),
+                               ("pause", "paused", "stop dialling (calls in progress go on)")):
+        p = csub.add_parser(name, help=text)
+        p.add_argument("name")
+        _db_arg(p)
+        p.set_defaults(func=_set_status, status=status, verb=name)
+
+    p = csub.add_parser("status", help="a live view of a campaign")
+    p.add_argument("name")
+    p.add_argument("--once", action="store_true", help="print once and exit")
+    p.add_argument("--json", action="store_true", help="print once, as JSON")
+    p.add_argument("--interval", type=float, default=1.0)
+    _db_arg(p)
+    p.set_defaults(func=_status)
+
+    p = csub.add_parser("schema", help="the campaign file's JSON Schema")
+    p.set_defaults(func=_schema)
+
+
+def _schema(args: argparse.Namespace, con: Console) -> int:
+    con.file.write(json.dumps(campaign_schema(), indent=2) + "\n")
+    return 0
+
+
+def _set_status(args: argparse.Namespace, con: Console) -> int:
+    store = DialerStore(make_engine(args.db))
+    info = store.campaign(args.name)
+    if args.status == "running" and not info.settings.caller_id:
+        con.print(f"[red]error:[/] campaign {args.name!r} has no caller_id: it cannot start")
+        return 2
+    store.set_status(args.name, args.status)
+    con.print(f"campaign [bold]{args.name}[/] {args.status}")
+    return 0
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def campaign_report(store: DialerStore, name: str, *, now: float,
+                    stats: EngineStats | None = None) -> dict[str, Any]:
+    """``{"summary": {...}, "contacts": [...]}`` (issue 14's report)."""
+    summary = store.summary(name, now=now)
+    contacts = list(store.contact_report(name))
+    by: dict[str, int] = {}
+    for c in contacts:
+        by[c["disposition"]] = by.get(c["disposition"], 0) + 1
+    summary["dispositions"] = dict(sorted(by.items()))
+    if stats is not None:
+        ms = stats.amd_decision_ms
+        summary["run"] = {
+            "placed": stats.placed, "answered": stats.answered,
+            "connected": stats.connected, "abandoned": stats.abandoned,
+            "machines": stats.machines, "peak_answered": stats.peak_answered,
+            "amd_decision_ms_median": statistics.median(ms) if ms else None,
+            "wait_s_max": max(stats.wait_s) if stats.wait_s else None,
+            "greeting_to_bridge_s_max": (max(stats.greeting_to_bridge_s)
+                                         if stats.greeting_to_bridge_s else None)}
+    return {"summary": summary, "contacts": contacts}
+
+
+# --- run -----------------------------------------------------------------------------------------
+
+
+async def run_campaign(path: str | Path, *, trunk: str, db: str = DEFAULT_DB_URL,
+                       until_done: bool = True, owner: str = "",
+                       max_seconds: float | None = None, sip_port: int = 0,
+                       rtp_ports: tuple[int, int] = (20000, 30000),
+                       events_path: str | None = None, now: float | None = None
+                       ) -> dict[str, Any]:
+    """Create/update the campaign from ``path``, import its list, dial it; the report."""
+    from telephony.aio.media_engine import MediaEngineConfig
+    from telephony.aio.useragent import UserAgent, UserAgentConfig
+    from telephony.eventlog import EventSink, JsonLinesEventLog, NullEventLog
+    from telephony.sip.config import SipConfig
+
+    loaded = load_campaign_file(path)
+    name = loaded.spec.name
+    store = DialerStore(make_engine(db))
+    settings = loaded.settings()
+    t0 = time.time() if now is None else now
+    try:
+        store.campaign(name)
+        store.update_settings(name, settings)
+    except CampaignNotFound:
+        store.create_campaign(name, settings, now=t0)
+    imported: dict[str, Any] | None = None
+    if loaded.list_path is not None:
+        imp = store.import_contacts(name, loaded.list_path, ColumnMapping(), now=t0)
+        imported = imp.to_dict()
+        imported["problems"] = imported["problems"][:50]
+    events: EventSink = JsonLinesEventLog(events_path) if events_path else NullEventLog()
+    # Only what a dialer needs: a SIP user agent on loopback or the given port, no node.
+    config = UserAgentConfig(
+        sip=SipConfig(host="127.0.0.1", port=sip_port),
+        media=MediaEngineConfig(host="127.0.0.1", port_min=rtp_ports[0],
+                                port_max=rtp_ports[1]),
+        listen_tcp=False)
+    ua = UserAgent(config, events=events)
+    await ua.start()
+    stats: EngineStats | None = None
+    engine: CampaignEngine | None = None
+    try:
+        engine = CampaignEngine(store, name, ua, EngineConfig(trunk=trunk, owner=owner),
+                                events=events)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, engine.stop)
+        stats = await engine.run(until_done=until_done, max_seconds=max_seconds)
+        if until_done and not engine.paused:
+            store.set_status(name, "done")
+    finally:
+        await ua.close()
+        if events_path:
+            events.close()  # type: ignore[attr-defined]
+    report = campaign_report(store, name, now=time.time(), stats=stats)
+    if imported is not None:
+        report["summary"]["import"] = imported
+    if engine is not None and engine.config_error is not None:
+        report["summary"]["error"] = engine.config_error
+    return report
+
+
+def _run(args: argparse.Namespace, con: Console) -> int:
+    lo, _, hi = str(args.rtp_ports).partition("-")
+    try:
+        report = asyncio.run(run_campaign(
+            args.file, trunk=args.trunk, db=args.db, until_done=args.until_done,
+            owner=args.owner, max_seconds=args.max_seconds, sip_port=args.sip_port,
+            rtp_ports=(int(lo), int(hi or lo)), events_path=args.events, now=args.now))
+    except CampaignFileError as exc:
+        con.print(f"[red]error:[/] {exc}")
+        return 2
+    error = report["summary"].get("error")
+    imp = report["summary"].get("import") or {}
+    if imp.get("bad_rows"):
+        err = Console(stderr=True)
+        err.print(f"[yellow]{imp['bad_rows']} bad row(s) in the list, not imported:[/]")
+        for p in imp["problems"][:20]:
+            err.print(f"  row {p['row']}: {p['reason']}"
+                      + (f" ({p['value']!r})" if p.get("value") is not None else ""))
+    if args.json:
+        con.file.write(json.dumps(report, default=str) + "\n")
+    else:
+        _print_report(report, con)
+    if error:
+        Console(stderr=True).print(f"[red]error:[/] {error}")
+        return 3
+    return 0
+
+
+def _print_report(report: dict[str, Any], con: Console) -> None:
+    s = report["summary"]
+    t = Table(title=f"campaign {s['campaign']} ({s['status']})")
+    t.add_column("disposition")
+    t.add_column("contacts", justify="right")
+    for k, v in s["dispositions"].items():
+        t.add_row(k, str(v))
+    con.print(t)
+    ab = s["abandonment"]
+    con.print(f"abandoned {ab['abandoned']} of {ab['live']} live answers "
+              f"({ab['rate']:.1%}, cap {ab['target']:.0%})")
+
+
+# --- status --------------------------------------------------------------------------------------
+
+
+def _status_view(store: DialerStore, name: str, now: float) -> tuple[Group, dict[str, Any]]:
+    summary = store.summary(name, now=now)
+    snap = store.engine_status(name)
+    data: dict[str, Any] = {"summary": summary, "engine": None}
+    head = Table(title=f"campaign {name}: {summary['status']}", show_header=False)
+    head.add_column("what")
+    head.add_column("value", justify="right")
+    if snap is not None:
+        at, eng = snap
+        data["engine"] = {**eng, "age_s": round(now - at, 1)}
+        head.add_row("dialler", f"{eng.get('owner')} ({now - at:.0f} s ago)")
+        head.add_row("dial level", f"{eng.get('dial_level', 0):.2f}")
+        head.add_row("dialling / answered now", f"{eng.get('dialling')} / "
+                                                 f"{eng.get('answered_now')}")
+        head.add_row("waiting for an agent / connected now",
+                     f"{eng.get('waiting', 0)} / {eng.get('connected')}")
+        head.add_row("AMD share (machines/answered)", f"{eng.get('amd_share', 0):.1%}")
+        w = eng.get("wait_s_mean")
+        head.add_row("mean wait for an agent", "-" if w is None else f"{w:.2f} s")
+        t = eng.get("talk_s_mean")
+        head.add_row("mean talk / wrap", ("-" if t is None else f"{t:.1f} s")
+                     + f" / {eng.get('wrap_s', 0):.0f} s")
+    ab = summary["abandonment"]
+    now_ab = store.abandonment(name, now=now)
+    hour = [r for r in store.ledger(name, since=now - 3600) if r["outcome"] is not None]
+    live_1h = sum(1 for r in hour if r["live_answer"])
+    ab_1h = sum(1 for r in hour if r["abandoned"])
+    data["abandoned_1h"] = {"live": live_1h, "abandoned": ab_1h}
+    head.add_row("abandoned (last hour)",
+                 f"{(ab_1h / live_1h if live_1h else 0):.2%} of {live_1h}")
+    head.add_row("abandoned (30-day period)",
+                 f"{now_ab.period_rate:.2%} of {now_ab.period_live} (cap {now_ab.target:.0%})")
+    head.add_row("abandoned (24 h)", f"{ab['rate_24h']:.2%} of {ab['live_24h']}")
+    left = summary["by_state"].get("pending", 0)
+    head.add_row("contacts left", str(left))
+    agents = Table(title="agents")
+    for col in ("agent", "state", "for"):
+        agents.add_column(col)
+    if snap is not None:
+        for a in snap[1].get("agents", []):
+            agents.add_row(a["uri"], a["state"], f"{a['since_s']:.0f} s")
+    disp = Table(title="contacts")
+    disp.add_column("state")
+    disp.add_column("n", justify="right")
+    for k, v in summary["by_state"].items():
+        disp.add_row(k, str(v))
+    return Group(head, agents, disp), data
+
+
+def _status(args: argparse.Namespace, con: Console) -> int:
+    store = DialerStore(make_engine(args.db))
+    store.campaign(args.name)
+
+    def now() -> float:
+        return float(args.now) if args.now is not None else time.time()
+
+    if args.json:
+        _, data = _status_view(store, args.name, now())
+        con.file.write(json.dumps(data, default=str) + "\n")
+        return 0
+    if args.once:
+        con.print(_status_view(store, args.name, now())[0])
+        return 0
+    with Live(_status_view(store, args.name, now())[0], console=con,
+              refresh_per_second=4) as live:
+        try:
+            while True:
+                time.sleep(args.interval)
+                live.update(_status_view(store, args.name, now())[0])
+        except KeyboardInterrupt:
+            pass
+    return 0
