@@ -185,7 +185,7 @@ class DialerStore:
                         source: str | os.PathLike[str] | IO[bytes] | IO[str],
                         mapping: ColumnMapping | None = None, *, now: float,
                         encoding: str = "utf-8", delimiter: str = ",",
-                        batch_size: int = 20000,
+                        batch_size: int = 20000, commit_rows: int | None = None,
                         progress: Callable[[int], None] | None = None,
                         on_problem: ProblemSink | None = None) -> ImportReport:
         """Stream ``source`` into the campaign in batches of ``batch_size`` rows.
@@ -202,7 +202,7 @@ class DialerStore:
         rows = read_rows(source, mapping, region, encoding=encoding, delimiter=delimiter,
                          progress=progress, parser=NumberParser(region))
         return ContactImporter(self.engine, info.id, now=now, batch_size=batch_size,
-                               on_problem=on_problem).run(rows)
+                               commit_rows=commit_rows, on_problem=on_problem).run(rows)
 
     @staticmethod
     def _ensure_zone(s: Session, cid: int, zones: str) -> None:
