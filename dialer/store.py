@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import IO, Any
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialer.callbacks import CallbackStore
@@ -34,7 +34,8 @@ from dialer.models import Attempt, Campaign, CampaignZone, Contact, ContactPhone
 from dialer.policy import CampaignSettings, Disposition, decide, is_live_answer
 from dialer.windows import CallingWindow, zones_from_key
 
-__all__ = ["AbandonmentReport", "CampaignInfo", "DialerStore", "ImportReport", "Lease"]
+__all__ = ["NEVER_RECYCLED", "RECYCLE_DEFAULT", "AbandonmentReport", "CampaignInfo",
+           "DialerStore", "ImportReport", "Lease", "RecycleReport"]
 
 PERIOD_S = 30 * 86400.0
 """FTC 16 CFR 310.4(b)(4)(i): abandonment is measured per campaign over each successive
@@ -72,6 +73,35 @@ class Lease:
     callback: bool
     owner: str
     until: float
+
+
+NEVER_RECYCLED = frozenset({Disposition.DNC.value, Disposition.OPTED_OUT.value,
+                            Disposition.INVALID_NUMBER.value})
+"""Final dispositions recycling refuses: the person asked not to be called, or the number
+cannot be reached (FTC 16 CFR 310.4(b)(1)(iii)(A): a do-not-call request is honoured)."""
+
+RECYCLE_DEFAULT = (Disposition.NO_ANSWER.value, Disposition.BUSY.value,
+                   Disposition.MACHINE.value, Disposition.FAILED.value)
+"""What ``campaign recycle`` takes back by default: calls that reached nobody."""
+
+
+@dataclass(slots=True)
+class RecycleReport:
+    """What :meth:`DialerStore.recycle` did."""
+
+    dispositions: tuple[str, ...]
+    recycled: int = 0
+    skipped_at_limit: int = 0
+    """At ``max_attempts`` and ``reset_attempts`` not asked: left final."""
+    skipped_dnc: int = 0
+    """Every number invalid or on a DNC list: left final."""
+    by_disposition: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {"dispositions": list(self.dispositions), "recycled": self.recycled,
+                "skipped_at_limit": self.skipped_at_limit, "skipped_dnc": self.skipped_dnc,
+                "by_disposition": dict(sorted(self.by_disposition.items()))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +239,75 @@ class DialerStore:
         if s.get(CampaignZone, (cid, zones)) is None:
             s.add(CampaignZone(campaign_id=cid, zones=zones))
             s.flush()
+
+    # -- recycling --------------------------------------------------------------------------
+
+    def recycle(self, name: str, *, now: float,
+                dispositions: Iterable[str] = RECYCLE_DEFAULT,
+                reset_attempts: bool = False, chunk: int = 2000) -> RecycleReport:
+        """Put contacts that ended with one of ``dispositions`` back into the dialable pool.
+
+        Never ``dnc``, ``opted_out`` or ``invalid_number`` (asking for them raises
+        DialerError), and never a contact whose numbers are all invalid or on a DNC list now
+        (the global list or the campaign's): those are counted in ``skipped_dnc``.  A
+        recycled contact is due at ``now`` on its first number that can be dialled; its
+        72 h lock after an abandoned call stays.  Without ``reset_attempts`` its attempts are
+        kept, so a contact already at ``max_attempts`` would still never be dialled: it is
+        left as it is and counted in ``skipped_at_limit``.  Streams the campaign in chunks of
+        ``chunk`` contacts, one transaction each.
+        """
+        wanted = sorted({str(d).strip() for d in dispositions if str(d).strip()})
+        refused = [d for d in wanted if d in NEVER_RECYCLED]
+        if refused:
+            raise DialerError(f"never recycled: {', '.join(refused)} (do-not-call, opted-out "
+                              "and invalid numbers stay final)")
+        if not wanted:
+            raise DialerError("no disposition to recycle")
+        info = self.campaign(name)
+        limit = info.settings.max_attempts
+        report = RecycleReport(dispositions=tuple(wanted))
+        last_id = 0
+        while True:
+            with write_session(self.engine) as s:
+                rows = list(s.execute(
+                    select(Contact.id, Contact.attempts, Contact.disposition)
+                    .where(Contact.campaign_id == info.id, Contact.status == "final",
+                           Contact.disposition.in_(wanted), Contact.id > last_id)
+                    .order_by(Contact.id).limit(chunk)))
+                if not rows:
+                    return report
+                last_id = rows[-1][0]
+                phones: dict[int, list[tuple[int, str]]] = {}
+                for cid_, pos, e164 in s.execute(
+                        select(ContactPhone.contact_id, ContactPhone.position, ContactPhone.e164)
+                        .where(ContactPhone.contact_id.in_([r[0] for r in rows]),
+                               ContactPhone.invalid.is_(False))
+                        .order_by(ContactPhone.contact_id, ContactPhone.position)):
+                    phones.setdefault(cid_, []).append((pos, e164))
+                bad = blocked(s, (e for ps in phones.values() for _, e in ps), info.id)
+                updates = []
+                for cid_, attempts, disp in rows:
+                    if not reset_attempts and attempts >= limit:
+                        report.skipped_at_limit += 1
+                        continue
+                    first = next((pos for pos, e in phones.get(cid_, []) if e not in bad),
+                                 None)
+                    if first is None:
+                        report.skipped_dnc += 1
+                        continue
+                    updates.append({"b_id": cid_, "b_pos": first,
+                                    "b_attempts": 0 if reset_attempts else attempts})
+                    report.recycled += 1
+                    key = str(disp)
+                    report.by_disposition[key] = report.by_disposition.get(key, 0) + 1
+                if updates:
+                    s.connection().execute(
+                        update(Contact.__table__).where(  # type: ignore[arg-type]
+                            Contact.__table__.c.id == bindparam("b_id"))
+                        .values(status="pending", next_due=now, phone_pos=bindparam("b_pos"),
+                                attempts=bindparam("b_attempts"), callback_at=None,
+                                callback_until=None, callback_source=None),
+                        updates)
 
     # -- leasing -----------------------------------------------------------------------------
 
