@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import cast
 
 import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumberType
@@ -58,6 +59,15 @@ _NON_GEO = "001"
 # ("/" or "\").
 _PLAIN = re.compile(r"[ ().\-]*(\+?)([0-9 ().\-]*)")
 _DROP = str.maketrans("", "", " ().-")
+
+_CALLING_CODES = {str(cc): cc for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+_UNKNOWN = PhoneNumberType.UNKNOWN
+_MOBILE = PhoneNumberType.MOBILE
+# phonenumbers' is_number_type_geographical: fixed lines, and mobiles where its
+# _GEO_MOBILE_COUNTRIES says so (read through the function, not the private set).
+_GEO_TYPES = frozenset({PhoneNumberType.FIXED_LINE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+_GEO_MOBILE = frozenset(cc for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+                        if phonenumbers.is_number_type_geographical(PhoneNumberType.MOBILE, cc))
 
 # phonenumbers' ValidationResult, as far as _test_number_length is concerned.
 _IS_POSSIBLE, _LOCAL_ONLY, _TOO_SHORT, _TOO_LONG, _INVALID_LENGTH = range(5)
@@ -120,7 +130,8 @@ class _Plan:
         self.national_prefix = re.compile(npp) if npp else None
         self.transform = md.national_prefix_transform_rule or None
         self.idd = re.compile(md.international_prefix) if md.international_prefix else None
-        self._by_length: dict[int, list[tuple[re.Pattern[str], int]]] = {}
+        self._by_length: dict[int, tuple[re.Pattern[str] | None, re.Pattern[str] | None,
+                                         dict[str, int]]] = {}
 
     def viable(self, digits: str) -> bool:
         """phonenumbers' ``_match_national_number(digits, general_desc, False)``."""
@@ -161,51 +172,58 @@ class _Plan:
         return transformed
 
     def number_type(self, nsn: str) -> int:
-        """phonenumbers' ``_number_type_helper``, with the descriptions that the number's
-        length rules out dropped beforehand (one list per length, built on first use)."""
-        checks = self._by_length.get(len(nsn))
-        if checks is None:
-            checks = self._by_length[len(nsn)] = self._checks(len(nsn))
-        for pattern, t in checks:
-            if pattern.fullmatch(nsn) is not None:
-                if t is _FIXED:
-                    # Fixed line: or mobile too (phonenumbers' FIXED_LINE_OR_MOBILE).
-                    if self.same_mobile_and_fixed or (
-                            self.mobile is not None and self.mobile.matches(nsn)):
-                        return PhoneNumberType.FIXED_LINE_OR_MOBILE
-                    return PhoneNumberType.FIXED_LINE
-                if t is _GENERAL:
-                    continue
-                return t
-            if t is _GENERAL:
-                return PhoneNumberType.UNKNOWN
-        return PhoneNumberType.UNKNOWN
+        """phonenumbers' ``_number_type_helper``: the general description must match, then
+        the first of premium rate, toll free, shared cost, VoIP, personal, pager, UAN,
+        voicemail, fixed line (or mobile too), mobile that does, each gated by its possible
+        lengths.  Per length, the descriptions the length leaves are joined into one
+        alternation in that order: a full match takes the first alternative that matches
+        whole, which is the first description phonenumbers would accept."""
+        entry = self._by_length.get(len(nsn))
+        if entry is None:
+            entry = self._by_length[len(nsn)] = self._join(len(nsn))
+        general, joined, types = entry
+        if general is None or general.fullmatch(nsn) is None or joined is None:
+            return _UNKNOWN
+        m = joined.fullmatch(nsn)
+        if m is None:
+            return _UNKNOWN
+        t = types[cast(str, m.lastgroup)]
+        if t == _FIXED:
+            if self.same_mobile_and_fixed or (self.mobile is not None
+                                              and self.mobile.matches(nsn)):
+                return PhoneNumberType.FIXED_LINE_OR_MOBILE
+            return PhoneNumberType.FIXED_LINE
+        return t
 
-    def _checks(self, n: int) -> list[tuple[re.Pattern[str], int]]:
-        """The patterns a number of length ``n`` is tried against, in phonenumbers' order:
-        the general description (must match), the special types, fixed line, mobile."""
-        out: list[tuple[re.Pattern[str], int]] = []
-        if self.general is None or (self.general.lengths and n not in self.general.lengths) \
-                or self.general.pattern is None:
-            return [(_NEVER, _GENERAL)]
-        out.append((self.general.pattern, _GENERAL))
-        for desc, t in self.special:
-            if desc.pattern is not None and (not desc.lengths or n in desc.lengths):
-                out.append((desc.pattern, t))
-        fixed = self.fixed
-        if fixed is not None and fixed.pattern is not None and (not fixed.lengths
-                                                                 or n in fixed.lengths):
-            out.append((fixed.pattern, _FIXED))
-        mobile = self.mobile
-        if not self.same_mobile_and_fixed and mobile is not None and \
-                mobile.pattern is not None and (not mobile.lengths or n in mobile.lengths):
-            out.append((mobile.pattern, PhoneNumberType.MOBILE))
-        return out
+    def _join(self, n: int) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None,
+                                     dict[str, int]]:
+        """For numbers of length ``n``: the general pattern (None: no number of this length
+        is valid) and the alternation of the type patterns in phonenumbers' order."""
+        def fits(d: _Desc | None) -> bool:
+            return d is not None and d.pattern is not None and (not d.lengths
+                                                                or n in d.lengths)
+        if not fits(self.general):
+            return None, None, {}
+        assert self.general is not None
+        parts: list[tuple[re.Pattern[str], int]] = [
+            (d.pattern, t) for d, t in self.special if fits(d) and d.pattern is not None]
+        if fits(self.fixed) and self.fixed is not None and self.fixed.pattern is not None:
+            parts.append((self.fixed.pattern, _FIXED))
+        if not self.same_mobile_and_fixed and fits(self.mobile) and self.mobile is not None \
+                and self.mobile.pattern is not None:
+            parts.append((self.mobile.pattern, PhoneNumberType.MOBILE))
+        if not parts:
+            return self.general.pattern, None, {}
+        # The metadata's patterns have no groups of their own (checked here), so each
+        # alternative's named group is the last one closed: lastgroup names it.
+        assert all(p.groups == 0 for p, _ in parts)
+        joined = re.compile("|".join(f"(?P<t{i}>{p.pattern})" for i, (p, _) in enumerate(parts)))
+        return self.general.pattern, joined, {f"t{i}": t for i, (_, t) in enumerate(parts)}
 
 
-_GENERAL = -1
 _FIXED = -2
-_NEVER = re.compile(r"(?!)")
+"""Stands for the fixed-line description in a joined alternation (fixed line, or fixed line
+or mobile)."""
 
 
 class E164FastPath:
@@ -226,6 +244,7 @@ class E164FastPath:
         self._home_cc = str(self._home.country_code) if self._home else ""
         self._geo: dict[str, str] = {}
         self._country: dict[int, str] = {}
+        self._calling: dict[int, tuple[_Plan | None, list[_Plan | None]]] = {}
 
     def _plan(self, cc: int, region: str) -> _Plan | None:
         key = (cc, region)
@@ -235,6 +254,16 @@ class E164FastPath:
             md = PhoneMetadata.metadata_for_region_or_calling_code(cc, region)
             plan = self._plans[key] = _Plan(md) if md is not None else None
             return plan
+
+    def _calling_code(self, cc: int) -> tuple[_Plan | None, list[_Plan | None]]:
+        """The plan phonenumbers parses a +cc number with (its main region's) and the plans
+        of every region sharing the code, in phonenumbers' order."""
+        got = self._calling.get(cc)
+        if got is None:
+            regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE[cc]
+            got = self._calling[cc] = (self._plan(cc, regions[0]),
+                                       [self._plan(cc, r) for r in regions])
+        return got
 
     def classify(self, raw: str) -> tuple[str, str] | str | None:
         """``(e164, zones)`` for a valid number, :data:`IMPOSSIBLE` for one that parses but
@@ -246,21 +275,25 @@ class E164FastPath:
         m = _PLAIN.fullmatch(raw)
         if m is None:
             return None
-        digits = m.group(2).translate(_DROP)
+        plus, rest = m.groups()
+        digits = rest.translate(_DROP)
         if len(digits) < 3:  # phonenumbers' viability rule for short strings: let it say
             return None
-        if m.group(1):
+        if plus:
             # "+": the calling code is the first 1-3 digits that are one (never from 0).
             if digits[0] == "0":
                 return None
-            for i in range(1, _MAX_CC_DIGITS + 1):
-                cc = int(digits[:i])
-                if cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-                    national = digits[i:]
-                    break
+            if digits[:1] in _CALLING_CODES:
+                n = 1
+            elif digits[:2] in _CALLING_CODES:
+                n = 2
+            elif digits[:3] in _CALLING_CODES:
+                n = 3
             else:
                 return None
-            plan = self._plan(cc, phonenumbers.COUNTRY_CODE_TO_REGION_CODE[cc][0])
+            cc = _CALLING_CODES[digits[:n]]
+            national = digits[n:]
+            plan, regions = self._calling_code(cc)
             if plan is None:
                 return None
         else:
@@ -269,6 +302,7 @@ class E164FastPath:
             if digits.startswith(self._home_cc):
                 return None  # "44 7400 ..." in GB: phonenumbers weighs both readings
             cc, national, plan = home.country_code, digits, home
+            regions = self._calling_code(cc)[1]
         if len(national) < _MIN_NSN:
             return None
         stripped = plan.strip_national_prefix(national)
@@ -276,53 +310,55 @@ class E164FastPath:
             national = stripped
         if len(national) > _MAX_NSN or not national.strip("0"):
             return None
-        ntype = self._number_type(cc, national)
-        if ntype == PhoneNumberType.UNKNOWN:
+        ntype = _number_type(regions, national)
+        if ntype == _UNKNOWN:
             return IMPOSSIBLE
         e164 = f"+{cc}{national}"
-        return e164, self._zones(e164, cc, national, ntype)
+        if ntype in _GEO_TYPES or (ntype == _MOBILE and cc in _GEO_MOBILE):
+            return e164, self._geo_zones(e164)
+        return e164, self._country_zones(cc, national)
 
-    def _number_type(self, cc: int, nsn: str) -> int:
-        """phonenumbers' ``number_type``: the region of the number, then its type there."""
-        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE[cc]
-        if len(regions) == 1:
-            plan = self._plan(cc, regions[0])
-            return plan.number_type(nsn) if plan is not None else PhoneNumberType.UNKNOWN
-        for region in regions:
-            # phonenumbers' _region_code_for_number_from_list: leading digits when the
-            # region has them, else full validation.
-            plan = self._plan(cc, region)
-            if plan is None:
-                continue
-            if plan.leading_digits is not None:
-                if plan.leading_digits.match(nsn):
-                    return plan.number_type(nsn)
-            else:
-                t = plan.number_type(nsn)
-                if t != PhoneNumberType.UNKNOWN:
-                    return t
-        return PhoneNumberType.UNKNOWN
+    def _geo_zones(self, e164: str) -> str:
+        # phonenumbers' time_zones_for_geographical_number: the longest prefix of the E.164
+        # digits (at most TIMEZONE_LONGEST_PREFIX) that its table knows.
+        for n in range(TIMEZONE_LONGEST_PREFIX, 0, -1):
+            prefix = e164[1:1 + n]
+            zones = self._geo.get(prefix)
+            if zones is not None:
+                return zones
+            found = TIMEZONE_DATA.get(prefix)
+            if found is not None:
+                zones = self._geo[prefix] = zones_key(found)
+                return zones
+        return ""
 
-    def _zones(self, e164: str, cc: int, nsn: str, ntype: int) -> str:
-        if phonenumbers.is_number_type_geographical(ntype, cc):
-            # phonenumbers' time_zones_for_geographical_number: the longest prefix of the
-            # E.164 digits (at most TIMEZONE_LONGEST_PREFIX) that its table knows.
-            for n in range(TIMEZONE_LONGEST_PREFIX, 0, -1):
-                prefix = e164[1:1 + n]
-                zones = self._geo.get(prefix)
-                if zones is not None:
-                    return zones
-                found = TIMEZONE_DATA.get(prefix)
-                if found is not None:
-                    zones = self._geo[prefix] = zones_key(found)
-                    return zones
-            return ""
+    def _country_zones(self, cc: int, nsn: str) -> str:
         zones = self._country.get(cc)
         if zones is None:
             # Country-level zones depend on the calling code alone.
             zones = self._country[cc] = zones_key(
                 pn_timezone.time_zones_for_number(_number(cc, nsn)))
         return zones
+
+
+def _number_type(regions: list[_Plan | None], nsn: str) -> int:
+    """phonenumbers' ``number_type``: the region of the number among those sharing its
+    calling code (``_region_code_for_number_from_list``: leading digits when the region has
+    them, else full validation), then its type there."""
+    if len(regions) == 1:
+        plan = regions[0]
+        return plan.number_type(nsn) if plan is not None else _UNKNOWN
+    for plan in regions:
+        if plan is None:
+            continue
+        if plan.leading_digits is not None:
+            if plan.leading_digits.match(nsn):
+                return plan.number_type(nsn)
+        else:
+            t = plan.number_type(nsn)
+            if t != _UNKNOWN:
+                return t
+    return _UNKNOWN
 
 
 def _number(cc: int, nsn: str) -> phonenumbers.PhoneNumber:

@@ -311,22 +311,14 @@ class ContactImporter:
         return out
 
     def _insert(self, conn: Connection, new: list[Row | _Group]) -> None:
-        report, cid, now = self.report, self.cid, self.now
-        contacts = []
-        for g in new:
-            if isinstance(g, tuple):
-                contacts.append((cid, g[0], _ENCODE(g[2]), g[3], g[4], g[5], now))
-            else:
-                contacts.append((cid, g.row, _ENCODE(g.fields), g.timezone, g.language,
-                                 g.priority, now))
-        ids = self._insert_contacts(conn, contacts)
+        report, cid = self.report, self.cid
+        rows: list[Row] = [g if isinstance(g, tuple) else
+                           (g.row, g.phones, g.fields, g.timezone, g.language, g.priority, ())
+                           for g in new]
+        ids = self._insert_contacts(conn, rows)
         phone_rows: list[tuple[int, int, int, str, str, str]] = []
         zones_seen: set[str] = set()
-        for contact_id, g in zip(ids, new, strict=True):
-            if isinstance(g, tuple):
-                row, phones, tz = g[0], g[1], g[3]
-            else:
-                row, phones, tz = g.row, g.phones, g.timezone
+        for contact_id, (row, phones, _, tz, _, _, _) in zip(ids, rows, strict=True):
             if not (tz or phones[0][2]):
                 report.unknown_zone += 1
                 if len(report.unknown_zone_rows) < report.max_problems:
@@ -346,29 +338,29 @@ class ContactImporter:
         report.imported += len(new)
         self._add_zones(conn, zones_seen)
 
-    def _insert_contacts(self, conn: Connection, rows: list[tuple[Any, ...]]) -> list[int]:
-        """Insert (campaign, row, fields_json, timezone, language, priority, next_due) rows;
-        returns their ids in order."""
+    def _insert_contacts(self, conn: Connection, rows: list[Row]) -> Sequence[int]:
+        """Insert the contacts of ``rows``; returns their ids in order."""
+        cid, now = self.cid, self.now
         if self._sqlite:
-            # The batch's transaction holds SQLite's write lock (BEGIN IMMEDIATE): no other
-            # writer can take ids between this max() and the insert.
+            # The transaction holds SQLite's write lock (BEGIN IMMEDIATE): no other writer
+            # can take ids between this max() and the insert.
             base = int(conn.execute(select(func.max(Contact.id))).scalar() or 0)
             cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
-                cur.executemany(_INSERT_CONTACTS,
-                                [(base + i, *r) for i, r in enumerate(rows, start=1)])
+                cur.executemany(_INSERT_CONTACTS, [
+                    (i, cid, r[0], _ENCODE(r[2]), r[3], r[4], r[5], now)
+                    for i, r in enumerate(rows, start=base + 1)])
             finally:
                 cur.close()
-            return list(range(base + 1, base + 1 + len(rows)))
-        keys = ("campaign_id", "row", "fields_json", "timezone", "language", "priority",
-                "next_due")
-        fixed = {"status": "pending", "disposition": None, "attempts": 0, "phone_pos": 0,
-                 "locked_until": 0.0, "lease_owner": None, "lease_until": 0.0,
-                 "lease_attempt": None, "callback_at": None, "callback_until": None,
-                 "callback_source": None, "callback_request": None}
+            return range(base + 1, base + 1 + len(rows))
+        fixed = {"campaign_id": cid, "next_due": now, "status": "pending", "disposition": None,
+                 "attempts": 0, "phone_pos": 0, "locked_until": 0.0, "lease_owner": None,
+                 "lease_until": 0.0, "lease_attempt": None, "callback_at": None,
+                 "callback_until": None, "callback_source": None, "callback_request": None}
         return list(conn.scalars(
             _CONTACTS.insert().returning(_CONTACTS.c.id, sort_by_parameter_order=True),
-            [{**dict(zip(keys, r, strict=True)), **fixed} for r in rows]))
+            [{"row": r[0], "fields_json": _ENCODE(r[2]), "timezone": r[3], "language": r[4],
+              "priority": r[5], **fixed} for r in rows]))
 
     def _insert_phones(self, conn: Connection,
                        rows: list[tuple[int, int, int, str, str, str]]) -> None:

@@ -176,19 +176,39 @@ _IMPOSSIBLE = ParsedNumber(None, "", "impossible number")
 
 def _decoded_lines(raw: IO[bytes], encoding: str, bad: set[int]) -> Iterator[str]:
     """Lines of ``raw`` decoded one by one; a line that does not decode is replaced (so the
-    CSV reader keeps its place) and its number added to ``bad``."""
+    CSV reader keeps its place) and its number added to ``bad``.
+
+    Lines are read about a megabyte at a time and each block decoded at once; only a block
+    that does not decode is decoded again line by line to find the culprits."""
+    n = 0
     first = True
-    for n, line in enumerate(raw, start=1):
+    while True:
+        block = raw.readlines(1 << 20)
+        if not block:
+            return
         if first:
             first = False
-            if line.startswith(codecs.BOM_UTF8) and encoding.replace("_", "-").lower() in (
+            if block[0].startswith(codecs.BOM_UTF8) and encoding.replace("_", "-").lower() in (
                     "utf-8", "utf8", "utf-8-sig"):
-                line = line[len(codecs.BOM_UTF8):]
+                block[0] = block[0][len(codecs.BOM_UTF8):]
         try:
-            yield line.decode(encoding)
+            pieces = b"".join(block).decode(encoding).split("\n")
         except UnicodeDecodeError:
-            bad.add(n)
-            yield line.decode(encoding, errors="replace")
+            pieces = []
+        lines = [p + "\n" for p in pieces[:-1]]
+        if pieces and pieces[-1]:
+            lines.append(pieces[-1])
+        if len(lines) == len(block):
+            n += len(block)
+            yield from lines
+            continue
+        for line in block:
+            n += 1
+            try:
+                yield line.decode(encoding)
+            except UnicodeDecodeError:
+                bad.add(n)
+                yield line.decode(encoding, errors="replace")
 
 
 def _open(source: Source) -> tuple[IO[bytes] | IO[str], bool]:
