@@ -178,12 +178,12 @@ def _decoded_lines(raw: IO[bytes], encoding: str, bad: set[int]) -> Iterator[str
     """Lines of ``raw`` decoded one by one; a line that does not decode is replaced (so the
     CSV reader keeps its place) and its number added to ``bad``.
 
-    Lines are read about a megabyte at a time and each block decoded at once; only a block
+    Lines are read about 256 KB at a time and each block decoded at once; only a block
     that does not decode is decoded again line by line to find the culprits."""
     n = 0
     first = True
     while True:
-        block = raw.readlines(1 << 20)
+        block = raw.readlines(1 << 18)
         if not block:
             return
         if first:
