@@ -15,9 +15,8 @@ full validation, in phonenumbers' region order) and the number type (phonenumber
 descriptions, gated by possible lengths).  Whatever it is not sure to decide exactly as
 phonenumbers would, it declines (``None``) and the caller asks phonenumbers itself: any
 character other than digits, spaces, ``( ) . -`` and one leading ``+``; an international
-dialling prefix written as digits (``00 44 ...``, ``011 ...``); a national number that begins
-with the region's own calling code (``44 7400 ...`` in GB); anything phonenumbers would reject
-with an exception (too short, unknown calling code, too long).  So the fast path never decides
+dialling prefix written as digits (``00 44 ...``, ``011 ...``); anything phonenumbers would
+reject with an exception (too short, unknown calling code, too long).  So the fast path never decides
 a case differently from phonenumbers; ``tests/unit/test_dialer_e164.py`` checks that on a large
 varied sample, and ``benchmarks/bench_dialer_import.py --verify N`` on millions.
 
@@ -299,9 +298,19 @@ class E164FastPath:
         else:
             if home.idd is not None and home.idd.match(digits):
                 return None  # "00 44 ...": an international prefix, phonenumbers decides
-            if digits.startswith(self._home_cc):
-                return None  # "44 7400 ..." in GB: phonenumbers weighs both readings
             cc, national, plan = home.country_code, digits, home
+            if digits.startswith(self._home_cc):
+                # "1 212 555 0100" in the US: phonenumbers reads the region's own calling
+                # code without "+" when the number is not viable with it and is without it,
+                # or is too long with it (_maybe_extract_country_code).
+                potential = home.strip_national_prefix(digits[len(self._home_cc):])
+                if (not home.viable(digits) and home.viable(potential)) or \
+                        home.length_result(digits) == _TOO_LONG:
+                    national = potential
+                    main = self._calling_code(cc)[0]
+                    if main is None:
+                        return None
+                    plan = main
             regions = self._calling_code(cc)[1]
         if len(national) < _MIN_NSN:
             return None

@@ -93,12 +93,28 @@ def random_digits(r: random.Random) -> str:
 
 
 def samples(n: int, seed: int = 13) -> Iterator[tuple[str, str]]:
-    """``n`` (default region, raw string) pairs: examples, mutations, random strings."""
+    """``n`` (default region, raw string) pairs: examples, mutations, the region's own calling
+    code before national numbers, random strings."""
     r = random.Random(seed)
     base = examples()
+    national: dict[str, list[str]] = {}
+    for region in DEFAULT_REGIONS:
+        cc = phonenumbers.country_code_for_region(region)
+        for t in TYPES:
+            ex = phonenumbers.example_number_for_type(region, t)
+            if ex is not None:
+                text = phonenumbers.format_number(ex, PhoneNumberFormat.NATIONAL)
+                # The region's own calling code written before a national number, without
+                # "+" (with and without its national prefix): phonenumbers weighs both readings.
+                national.setdefault(region, []).extend(
+                    [f"{cc} {text}", f"{cc}{text.lstrip('0')}", f"{cc} {text.lstrip('0')}"])
     for i in range(n):
         region = DEFAULT_REGIONS[i % len(DEFAULT_REGIONS)]
         x = r.random()
+        if x < 0.08 and national.get(region):
+            s = r.choice(national[region])
+            yield region, (mutate(s, r) if r.random() < 0.5 else s)
+            continue
         if x < 0.35:
             s = r.choice(base)
         elif x < 0.8:

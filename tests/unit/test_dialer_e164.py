@@ -55,9 +55,13 @@ def test_fast_path_equals_phonenumbers_on_random_strings(region: str, raw: str) 
 
 def test_fast_path_declines_what_it_cannot_decide_exactly() -> None:
     f = E164FastPath("GB")
-    for raw in ("00 33 6 12 34 56 78", "447400123456", "07400 123456 ext 2", "+999 123",
+    for raw in ("00 33 6 12 34 56 78", "07400 123456 ext 2", "+999 123",
                 "12", "Tel: 020 7946 0000", "＋44 7400 123456"):
         assert f.classify(raw) is None, raw
     assert f.classify("+44 (0)20 7946 0000") == ("+442079460000", "Europe/London")
+    # The region's own calling code without "+", read as phonenumbers reads it.
+    assert f.classify("44 20 7946 0000") == ("+442079460000", "Europe/London")
+    assert E164FastPath("US").classify("1 (212) 555-0100") == ("+12125550100",
+                                                                "America/New_York")
     assert f.classify("07400 12") == ""  # parses, cannot exist
     assert E164FastPath("XX").classify("+44 7400 123456") is None  # unknown region
