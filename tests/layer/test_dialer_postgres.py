@@ -142,8 +142,9 @@ def test_import_merges_and_recycling_on_postgresql(pg_url: str) -> None:
     from dialer.lists import ColumnMapping
     from dialer.policy import CampaignSettings
     from dialer.store import DialerStore
+    from dialer.windows import ALWAYS
     store = DialerStore(pg_url)
-    store.create_campaign("c", CampaignSettings(region="GB", window="always", max_attempts=1),
+    store.create_campaign("c", CampaignSettings(region="GB", window=ALWAYS, max_attempts=1),
                           now=0.0)
     m = ColumnMapping(("mobile", "home"))
     first = (b"name,mobile,home,email\nAnn,07400 123456,,\n"
