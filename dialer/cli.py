@@ -22,16 +22,21 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from dialer.db import DEFAULT_DB_URL, make_engine
-from dialer.errors import DialerError
+from dialer.errors import DialerError, ListImportError
 from dialer.lists import ColumnMapping
 from dialer.models import GLOBAL_SCOPE
 from dialer.policy import CampaignSettings
-from dialer.store import DialerStore
+from dialer.store import RECYCLE_DEFAULT, DialerStore
 from dialer.windows import CallingWindow
 
 __all__ = ["add_parsers", "main"]
 
 Handler = Callable[[argparse.Namespace, Console], int]
+
+BAD_ROWS_HEADER = ("row", "kind", "reason", "column", "value")
+"""Columns of ``campaign import --bad-rows FILE``: the spreadsheet row (header = 1); ``kind``
+``rejected`` (not imported), ``warning`` (imported without that number) or ``unknown_zone``
+(imported, never dialled); the reason; the column and value at fault."""
 
 
 def _store(args: argparse.Namespace) -> DialerStore:
@@ -117,14 +122,28 @@ def _campaign_import(args: argparse.Namespace, con: Console) -> int:
     path = Path(args.file)
     size = path.stat().st_size
     quiet = args.json or args.no_progress or size < 1_000_000
-    with Progress(TextColumn("importing"), BarColumn(), DownloadColumn(),
-                  TimeRemainingColumn(), console=con, disable=quiet) as bar:
-        task = bar.add_task("import", total=size)
-        report = store.import_contacts(
-            args.name, path, mapping, now=_now(args), encoding=args.encoding,
-            delimiter=args.delimiter,
-            progress=lambda done: bar.update(task, completed=done))
-        bar.update(task, completed=size)
+    bad_out: IO[str] | None = None
+    sink: Callable[[ListImportError, str], None] | None = None
+    if args.bad_rows:
+        # Every problem, as it is found (the report on screen keeps only the first ones).
+        bad_out = open(args.bad_rows, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        writer = csv.writer(bad_out)
+        writer.writerow(BAD_ROWS_HEADER)
+
+        def sink(err: ListImportError, kind: str) -> None:
+            writer.writerow((err.row, kind, err.reason, err.column or "", err.value or ""))
+    try:
+        with Progress(TextColumn("importing"), BarColumn(), DownloadColumn(),
+                      TimeRemainingColumn(), console=con, disable=quiet) as bar:
+            task = bar.add_task("import", total=size)
+            report = store.import_contacts(
+                args.name, path, mapping, now=_now(args), encoding=args.encoding,
+                delimiter=args.delimiter,
+                progress=lambda done: bar.update(task, completed=done), on_problem=sink)
+            bar.update(task, completed=size)
+    finally:
+        if bad_out is not None:
+            bad_out.close()
     if args.json:
         con.print_json(json.dumps(report.to_dict()))
     else:
@@ -147,6 +166,33 @@ def _campaign_import(args: argparse.Namespace, con: Console) -> int:
         if report.unknown_zone_rows:
             con.print(f"[yellow]{report.unknown_zone} contacts with no known time zone (not "
                       f"dialled): rows {', '.join(map(str, report.unknown_zone_rows[:20]))}")
+        if args.bad_rows:
+            con.print(f"every problem ({report.bad_rows + report.warnings + report.unknown_zone:,}"
+                      f" rows) written to {args.bad_rows}")
+    return 0
+
+
+def _campaign_recycle(args: argparse.Namespace, con: Console) -> int:
+    store = _store(args)
+    wanted = [d.strip() for d in args.dispositions.split(",") if d.strip()]
+    rep = store.recycle(args.name, now=_now(args), dispositions=wanted,
+                        reset_attempts=args.reset_attempts)
+    if args.json:
+        con.print_json(json.dumps(rep.to_dict()))
+        return 0
+    t = Table(title=f"recycled in {args.name}")
+    t.add_column("disposition")
+    t.add_column("contacts back in the pool", justify="right")
+    for d in rep.dispositions:
+        t.add_row(d, f"{rep.by_disposition.get(d, 0):,}")
+    con.print(t)
+    con.print(f"{rep.recycled:,} contacts recycled")
+    if rep.skipped_at_limit:
+        con.print(f"[yellow]{rep.skipped_at_limit:,} at their attempt limit left final "
+                  "(--reset-attempts to dial them again)")
+    if rep.skipped_dnc:
+        con.print(f"{rep.skipped_dnc:,} with no number that may be dialled (DNC or invalid) "
+                  "left final")
     return 0
 
 
@@ -363,8 +409,21 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--delimiter", default=",")
     p.add_argument("--show", type=int, default=20, help="problems to list")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--bad-rows", dest="bad_rows", metavar="FILE",
+                   help="write every problem to FILE as CSV: "
+                        + ",".join(BAD_ROWS_HEADER))
     _common(p)
     p.set_defaults(func=_campaign_import)
+
+    p = csub.add_parser("recycle", help="put finished contacts back into the dialable pool "
+                                        "(never DNC, opted-out or invalid numbers)")
+    p.add_argument("name")
+    p.add_argument("--dispositions", default=",".join(RECYCLE_DEFAULT),
+                   help=f"final dispositions to recycle (default {','.join(RECYCLE_DEFAULT)})")
+    p.add_argument("--reset-attempts", dest="reset_attempts", action="store_true",
+                   help="start their attempt count again (else contacts at max_attempts stay)")
+    _common(p)
+    p.set_defaults(func=_campaign_recycle)
 
     p = csub.add_parser("list", help="list campaigns")
     _common(p)

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-__all__ = ["DEFAULT_DB_URL", "make_engine", "read_session", "write_session"]
+__all__ = ["DEFAULT_DB_URL", "make_engine", "read_session", "write_options", "write_session"]
 
 DEFAULT_DB_URL = "sqlite:///var/dialtone.db"
 
@@ -56,6 +56,12 @@ def make_engine(url: str = DEFAULT_DB_URL, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def write_options() -> dict[str, Any]:
+    """Execution options that make a connection's transactions writes (``BEGIN IMMEDIATE`` on
+    SQLite), for code that runs on a Connection rather than a session (the bulk import)."""
+    return {_WRITE: True}
 
 
 @contextmanager

@@ -19,16 +19,17 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import IO, Any, cast
+from typing import IO, Any
 
-from sqlalchemy import Engine, Table, and_, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialer.callbacks import CallbackStore
 from dialer.db import make_engine, read_session, write_session
 from dialer.dnc import DncList, blocked
 from dialer.errors import CampaignNotFound, DialerError, LeaseLost, ListImportError
-from dialer.lists import ColumnMapping, ImportedContact, NumberParser, Phone, read_contacts
+from dialer.importer import ContactImporter, ImportReport, ProblemSink
+from dialer.lists import ColumnMapping, NumberParser, read_rows
 from dialer.models import (
     Attempt,
     Campaign,
@@ -41,7 +42,8 @@ from dialer.models import (
 from dialer.policy import CampaignSettings, Disposition, decide, is_live_answer
 from dialer.windows import CallingWindow, zones_from_key
 
-__all__ = ["AbandonmentReport", "CampaignInfo", "DialerStore", "ImportReport", "Lease"]
+__all__ = ["NEVER_RECYCLED", "RECYCLE_DEFAULT", "AbandonmentReport", "CampaignInfo",
+           "DialerStore", "ImportReport", "Lease", "RecycleReport"]
 
 PERIOD_S = 30 * 86400.0
 """FTC 16 CFR 310.4(b)(4)(i): abandonment is measured per campaign over each successive
@@ -81,34 +83,33 @@ class Lease:
     until: float
 
 
+NEVER_RECYCLED = frozenset({Disposition.DNC.value, Disposition.OPTED_OUT.value,
+                            Disposition.INVALID_NUMBER.value})
+"""Final dispositions recycling refuses: the person asked not to be called, or the number
+cannot be reached (FTC 16 CFR 310.4(b)(1)(iii)(A): a do-not-call request is honoured)."""
+
+RECYCLE_DEFAULT = (Disposition.NO_ANSWER.value, Disposition.BUSY.value,
+                   Disposition.MACHINE.value, Disposition.FAILED.value)
+"""What ``campaign recycle`` takes back by default: calls that reached nobody."""
+
+
 @dataclass(slots=True)
-class ImportReport:
-    """What an import did.  ``problems`` keeps the first ``max_problems`` row errors (all are
-    counted in ``bad_rows``/``warnings``) so memory stays bounded on a bad file."""
+class RecycleReport:
+    """What :meth:`DialerStore.recycle` did."""
 
-    rows: int = 0
-    imported: int = 0
-    merged: int = 0
-    bad_rows: int = 0
-    warnings: int = 0
-    unknown_zone: int = 0
-    problems: list[ListImportError] = field(default_factory=list)
-    unknown_zone_rows: list[int] = field(default_factory=list)
-    max_problems: int = 1000
-
-    def problem(self, err: ListImportError) -> None:
-        """Keep ``err`` if there is room."""
-        if len(self.problems) < self.max_problems:
-            self.problems.append(err)
+    dispositions: tuple[str, ...]
+    recycled: int = 0
+    skipped_at_limit: int = 0
+    """At ``max_attempts`` and ``reset_attempts`` not asked: left final."""
+    skipped_dnc: int = 0
+    """Every number invalid or on a DNC list: left final."""
+    by_disposition: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {"rows": self.rows, "imported": self.imported, "merged": self.merged,
-                "bad_rows": self.bad_rows, "warnings": self.warnings,
-                "unknown_zone": self.unknown_zone,
-                "unknown_zone_rows": self.unknown_zone_rows,
-                "problems": [{"row": p.row, "reason": p.reason, "column": p.column,
-                              "value": p.value} for p in self.problems]}
+        return {"dispositions": list(self.dispositions), "recycled": self.recycled,
+                "skipped_at_limit": self.skipped_at_limit, "skipped_dnc": self.skipped_dnc,
+                "by_disposition": dict(sorted(self.by_disposition.items()))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,30 +158,6 @@ class AbandonmentReport:
                 "period_rate": self.period_rate, "live_24h": self.live_24h,
                 "abandoned_24h": self.abandoned_24h, "rate_24h": self.rate_24h,
                 "budget_left": self.budget_left}
-
-
-@dataclass(slots=True)
-class _Group:
-    row: int
-    phones: list[Phone]
-    fields: dict[str, str]
-    timezone: str | None
-    language: str | None
-    priority: int
-
-    @classmethod
-    def of(cls, c: ImportedContact) -> _Group:
-        return cls(c.row, list(c.phones), dict(c.fields), c.timezone, c.language, c.priority)
-
-    def merge(self, c: ImportedContact | _Group) -> None:
-        have = {p.e164 for p in self.phones}
-        self.phones.extend(p for p in c.phones if p.e164 not in have)
-        for k, v in c.fields.items():
-            if not self.fields.get(k):
-                self.fields[k] = v
-        self.timezone = self.timezone or c.timezone
-        self.language = self.language or c.language
-        self.priority = max(self.priority, c.priority)
 
 
 class DialerStore:
@@ -266,157 +243,99 @@ class DialerStore:
                         source: str | os.PathLike[str] | IO[bytes] | IO[str],
                         mapping: ColumnMapping | None = None, *, now: float,
                         encoding: str = "utf-8", delimiter: str = ",",
-                        batch_size: int = 5000,
-                        progress: Callable[[int], None] | None = None) -> ImportReport:
+                        batch_size: int = 20000, commit_rows: int | None = None,
+                        progress: Callable[[int], None] | None = None,
+                        on_problem: ProblemSink | None = None) -> ImportReport:
         """Stream ``source`` into the campaign in batches of ``batch_size`` rows.
 
         Bad rows are reported (row and reason) and the good ones kept; a number already in
         the campaign (from this file or an earlier import) merges the row into that contact:
         its new numbers are added, fields it lacks filled in, the higher priority kept.
+        ``on_problem`` receives every problem as it is found (the report keeps the first
+        ones); see :mod:`dialer.importer`.
         """
         mapping = mapping or ColumnMapping()
         info = self.campaign(name)
         region = info.settings.region
-        report = ImportReport()
-        with read_session(self.engine) as s:
-            known_zones = set(s.scalars(select(CampaignZone.zones)
-                                        .where(CampaignZone.campaign_id == info.id)))
-        batch: list[ImportedContact] = []
-        for item in read_contacts(source, mapping, region, encoding=encoding,
-                                  delimiter=delimiter, progress=progress,
-                                  parser=NumberParser(region)):
-            report.rows += 1
-            if isinstance(item, ListImportError):
-                report.bad_rows += 1
-                report.problem(item)
-                continue
-            for w in item.warnings:
-                report.warnings += 1
-                report.problem(w)
-            batch.append(item)
-            if len(batch) >= batch_size:
-                self._import_batch(info.id, batch, report, known_zones, now)
-                batch = []
-        if batch:
-            self._import_batch(info.id, batch, report, known_zones, now)
-        return report
-
-    def _import_batch(self, cid: int, batch: list[ImportedContact], report: ImportReport,
-                      known_zones: set[str], now: float) -> None:
-        groups: list[_Group | None] = []
-        by_number: dict[str, int] = {}
-        for c in batch:
-            hits = sorted({by_number[p.e164] for p in c.phones if p.e164 in by_number})
-            if not hits:
-                groups.append(_Group.of(c))
-                hit = len(groups) - 1
-            else:
-                hit = hits[0]
-                target = groups[hit]
-                assert target is not None
-                target.merge(c)
-                report.merged += 1
-                for other in hits[1:]:
-                    # This row joins two earlier contacts (it shares a number with each):
-                    # they are one person, merged into the first.
-                    g = groups[other]
-                    assert g is not None
-                    target.merge(g)
-                    groups[other] = None
-            live = groups[hit]
-            assert live is not None
-            for p in live.phones:
-                by_number[p.e164] = hit
-        with write_session(self.engine) as s:
-            existing: dict[str, int] = {}
-            numbers = list(by_number)
-            for i in range(0, len(numbers), 900):
-                existing.update(s.execute(select(ContactPhone.e164, ContactPhone.contact_id)
-                                          .where(ContactPhone.campaign_id == cid,
-                                                 ContactPhone.e164.in_(numbers[i:i + 900])))
-                                .all())
-            new: list[_Group] = []
-            for g in groups:
-                if g is None:
-                    continue
-                old = next((existing[p.e164] for p in g.phones if p.e164 in existing), None)
-                if old is None:
-                    new.append(g)
-                else:
-                    report.merged += 1
-                    self._merge_into(s, cid, old, g, existing)
-            if new:
-                ids = self._insert_contacts(s, [
-                    {"campaign_id": cid, "row": g.row,
-                     "fields_json": json.dumps(g.fields, ensure_ascii=False),
-                     "timezone": g.timezone, "language": g.language, "priority": g.priority,
-                     "status": "pending", "disposition": None, "attempts": 0, "phone_pos": 0,
-                     "next_due": now, "locked_until": 0.0, "lease_owner": None,
-                     "lease_until": 0.0, "lease_attempt": None, "callback_at": None,
-                     "callback_until": None, "callback_source": None,
-                     "callback_request": None}
-                    for g in new])
-                phone_rows = []
-                for contact_id, g in zip(ids, new, strict=True):
-                    zone_key = g.timezone or ""
-                    if not (g.timezone or g.phones[0].zones):
-                        report.unknown_zone += 1
-                        if len(report.unknown_zone_rows) < report.max_problems:
-                            report.unknown_zone_rows.append(g.row)
-                    for pos, p in enumerate(g.phones):
-                        phone_rows.append({"contact_id": contact_id, "campaign_id": cid,
-                                           "position": pos, "label": p.label, "e164": p.e164,
-                                           "zones": zone_key or p.zones, "invalid": False})
-                s.execute(cast(Table, ContactPhone.__table__).insert(), phone_rows)
-                report.imported += len(new)
-                zones = {str(r["zones"]) for r in phone_rows} - known_zones
-                if zones:
-                    s.execute(insert(CampaignZone),
-                              [{"campaign_id": cid, "zones": z} for z in zones])
-                    known_zones.update(zones)
-
-    def _insert_contacts(self, s: Session, rows: list[dict[str, Any]]) -> list[int]:
-        """Insert contact rows (Core executemany: the ORM's unit of work costs more than the
-        phone parsing on a large list); returns their ids in order."""
-        table = cast(Table, Contact.__table__)
-        if self.engine.dialect.name == "sqlite":
-            # The import's transaction holds SQLite's write lock (BEGIN IMMEDIATE): no other
-            # writer can take ids between this max() and the insert.
-            base = s.scalar(select(func.max(Contact.id))) or 0
-            for i, r in enumerate(rows, start=1):
-                r["id"] = base + i
-            s.execute(table.insert(), rows)
-            return [int(r["id"]) for r in rows]
-        return list(s.scalars(table.insert().returning(table.c.id,
-                                                       sort_by_parameter_order=True), rows))
-
-    def _merge_into(self, s: Session, cid: int, contact_id: int, g: _Group,
-                    existing: dict[str, int]) -> None:
-        row = s.get(Contact, contact_id)
-        assert row is not None
-        have = _Group(row.row, [], json.loads(row.fields_json), row.timezone, row.language,
-                      row.priority)
-        have.merge(g)
-        row.fields_json = json.dumps(have.fields, ensure_ascii=False)
-        row.timezone, row.language, row.priority = have.timezone, have.language, have.priority
-        pos = s.scalar(select(func.max(ContactPhone.position))
-                       .where(ContactPhone.contact_id == contact_id)) or 0
-        for p in g.phones:
-            if p.e164 in existing:
-                continue
-            pos += 1
-            zones = row.timezone or p.zones
-            s.add(ContactPhone(contact_id=contact_id, campaign_id=cid, position=pos,
-                               label=p.label, e164=p.e164, zones=zones, invalid=False))
-            existing[p.e164] = contact_id
-            self._ensure_zone(s, cid, zones)
-        s.flush()
+        rows = read_rows(source, mapping, region, encoding=encoding, delimiter=delimiter,
+                         progress=progress, parser=NumberParser(region))
+        return ContactImporter(self.engine, info.id, now=now, batch_size=batch_size,
+                               commit_rows=commit_rows, on_problem=on_problem).run(rows)
 
     @staticmethod
     def _ensure_zone(s: Session, cid: int, zones: str) -> None:
         if s.get(CampaignZone, (cid, zones)) is None:
             s.add(CampaignZone(campaign_id=cid, zones=zones))
             s.flush()
+
+    # -- recycling --------------------------------------------------------------------------
+
+    def recycle(self, name: str, *, now: float,
+                dispositions: Iterable[str] = RECYCLE_DEFAULT,
+                reset_attempts: bool = False, chunk: int = 2000) -> RecycleReport:
+        """Put contacts that ended with one of ``dispositions`` back into the dialable pool.
+
+        Never ``dnc``, ``opted_out`` or ``invalid_number`` (asking for them raises
+        DialerError), and never a contact whose numbers are all invalid or on a DNC list now
+        (the global list or the campaign's): those are counted in ``skipped_dnc``.  A
+        recycled contact is due at ``now`` on its first number that can be dialled; its
+        72 h lock after an abandoned call stays.  Without ``reset_attempts`` its attempts are
+        kept, so a contact already at ``max_attempts`` would still never be dialled: it is
+        left as it is and counted in ``skipped_at_limit``.  Streams the campaign in chunks of
+        ``chunk`` contacts, one transaction each.
+        """
+        wanted = sorted({str(d).strip() for d in dispositions if str(d).strip()})
+        refused = [d for d in wanted if d in NEVER_RECYCLED]
+        if refused:
+            raise DialerError(f"never recycled: {', '.join(refused)} (do-not-call, opted-out "
+                              "and invalid numbers stay final)")
+        if not wanted:
+            raise DialerError("no disposition to recycle")
+        info = self.campaign(name)
+        limit = info.settings.max_attempts
+        report = RecycleReport(dispositions=tuple(wanted))
+        last_id = 0
+        while True:
+            with write_session(self.engine) as s:
+                rows = list(s.execute(
+                    select(Contact.id, Contact.attempts, Contact.disposition)
+                    .where(Contact.campaign_id == info.id, Contact.status == "final",
+                           Contact.disposition.in_(wanted), Contact.id > last_id)
+                    .order_by(Contact.id).limit(chunk)))
+                if not rows:
+                    return report
+                last_id = rows[-1][0]
+                phones: dict[int, list[tuple[int, str]]] = {}
+                for cid_, pos, e164 in s.execute(
+                        select(ContactPhone.contact_id, ContactPhone.position, ContactPhone.e164)
+                        .where(ContactPhone.contact_id.in_([r[0] for r in rows]),
+                               ContactPhone.invalid.is_(False))
+                        .order_by(ContactPhone.contact_id, ContactPhone.position)):
+                    phones.setdefault(cid_, []).append((pos, e164))
+                bad = blocked(s, (e for ps in phones.values() for _, e in ps), info.id)
+                updates = []
+                for cid_, attempts, disp in rows:
+                    if not reset_attempts and attempts >= limit:
+                        report.skipped_at_limit += 1
+                        continue
+                    first = next((pos for pos, e in phones.get(cid_, []) if e not in bad),
+                                 None)
+                    if first is None:
+                        report.skipped_dnc += 1
+                        continue
+                    updates.append({"b_id": cid_, "b_pos": first,
+                                    "b_attempts": 0 if reset_attempts else attempts})
+                    report.recycled += 1
+                    key = str(disp)
+                    report.by_disposition[key] = report.by_disposition.get(key, 0) + 1
+                if updates:
+                    s.connection().execute(
+                        update(Contact.__table__).where(  # type: ignore[arg-type]
+                            Contact.__table__.c.id == bindparam("b_id"))
+                        .values(status="pending", next_due=now, phone_pos=bindparam("b_pos"),
+                                attempts=bindparam("b_attempts"), callback_at=None,
+                                callback_until=None, callback_source=None),
+                        updates)
 
     # -- leasing -----------------------------------------------------------------------------
 

@@ -427,9 +427,11 @@ class CallMedia:
         if addr not in self._logged_sources and len(self._logged_sources) < 8:
             # once per source, a few sources per call: a flood must not flood the log
             self._logged_sources.add(addr)
-            log.warning("RTP from %s:%d rejected (sending to %s, SDP %s, latch %s)",
-                            addr[0], addr[1], self.remote, self._latch.sdp,
-                            self._latch.mode.name)
+            # before the peer's SDP (an outbound call's callee may send RTP before its 200 OK
+            # is processed) a rejection is routine: counted, logged at debug level only
+            level = logging.WARNING if self._latch.sdp is not None else logging.DEBUG
+            log.log(level, "RTP from %s:%d rejected (sending to %s, SDP %s, latch %s)",
+                    addr[0], addr[1], self.remote, self._latch.sdp, self._latch.mode.name)
 
     @staticmethod
     def _negotiated_pts(config: MediaConfig) -> frozenset[int]:

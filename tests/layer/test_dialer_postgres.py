@@ -134,3 +134,36 @@ def test_two_processes_never_lease_one_contact_twice(pg_url: str) -> None:
     ledger = list(store.ledger("shared"))
     assert len(ledger) == N_CONTACTS and {r["outcome"] for r in ledger} == {"connected"}
     store.engine.dispose()
+
+
+def test_import_merges_and_recycling_on_postgresql(pg_url: str) -> None:
+    """The importer's PostgreSQL path (RETURNING ids, merges into stored contacts in a few
+    statements) and recycling, on a real server."""
+    from dialer.lists import ColumnMapping
+    from dialer.policy import CampaignSettings
+    from dialer.store import DialerStore
+    from dialer.windows import ALWAYS
+    store = DialerStore(pg_url)
+    store.create_campaign("c", CampaignSettings(region="GB", window=ALWAYS, max_attempts=1),
+                          now=0.0)
+    m = ColumnMapping(("mobile", "home"))
+    first = (b"name,mobile,home,email\nAnn,07400 123456,,\n"
+             b"Ann again,+44 7400 123456,020 7946 0000,ann@example.org\nBob,07400 223456,,\n"
+             b"bad,xx,,\n")
+    rep = store.import_contacts("c", io.BytesIO(first), m, now=0.0, batch_size=2)
+    assert (rep.rows, rep.imported, rep.merged, rep.bad_rows) == (4, 2, 1, 1)
+    second = b"name,mobile,home,email\nX,020 7946 0000,07400 999999,x@example.org\n"
+    rep2 = store.import_contacts("c", io.BytesIO(second), m, now=0.0)
+    assert (rep2.imported, rep2.merged) == (0, 1)
+    ann, bob = sorted(store.contact_report("c"), key=lambda c: c["row"])
+    assert ann["phones"] == ["+447400123456", "+442079460000", "+447400999999"]
+    assert ann["fields"] == {"name": "Ann", "email": "ann@example.org"}
+    assert bob["phones"] == ["+447400223456"]
+    for le in store.lease("c", now=100.0, count=10, owner="d"):
+        store.record_outcome(le, "no_answer", now=110.0)
+    store.dnc.add("+447400223456", now=120.0)  # Bob's only number
+    rep3 = store.recycle("c", now=200.0, dispositions=["no_answer"], reset_attempts=True)
+    assert (rep3.recycled, rep3.skipped_dnc) == (1, 1)
+    (le,) = store.lease("c", now=200.0, count=10, owner="d")
+    assert le.e164 == "+447400123456"
+    store.engine.dispose()

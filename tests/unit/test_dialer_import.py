@@ -151,3 +151,14 @@ def test_row_joining_two_contacts_merges_them(tmp_path: Path) -> None:
     assert rep.imported == 1
     (c,) = list(store.contact_report("c1"))
     assert sorted(c["phones"]) == [f"+4474001000{i:02d}" for i in range(1, 5)]
+
+
+def test_bad_byte_far_into_a_large_file_spoils_only_its_row() -> None:
+    # Over a megabyte: the reader decodes blocks at once and only a block that fails line by
+    # line; the bad row must still be the right one, every other row kept.
+    lines = [b"name,phone"] + [b"P%d,+1 212 555 %04d" % (i, i % 10000) for i in range(60000)]
+    lines[45000] = b"Ren\xe9e,+1 212 555 0001"
+    out = rows(b"\n".join(lines) + b"\n", region="US")
+    bad = [r for r in out if isinstance(r, ListImportError)]
+    assert [(b.row, b.reason.startswith("bad encoding")) for b in bad] == [(45001, True)]
+    assert sum(isinstance(r, ImportedContact) for r in out) == 59999
