@@ -10,8 +10,10 @@ subclasses through the ``_on_*`` hooks (calls in ``calls.py``, registration in
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +71,7 @@ class EndpointCore:
         self._server_txs: dict[tuple[Any, ...], ServerTransaction] = {}
         self._limits = ParseLimits(max_message_size=config.max_message_size)
         self._hostport = format_hostport(config.sent_by_host, config.sent_by_port)
+        self._stateless_key = self.rng.getrandbits(128).to_bytes(16, "big")
 
     # --- identifiers (RFC 3261 19.3, 8.1.1.7) ------------------------------------------------
 
@@ -295,6 +298,8 @@ class EndpointCore:
         if method == "ACK":
             self._on_ack(req, addr, now, transport)  # ACK for a 2xx: new branch, the dialog's
             return
+        if method == "INVITE" and self._refuse_statelessly(req, via, addr, now, transport):
+            return
         dest = self._response_addr(via, addr, transport)
         tx = ServerTransaction(self, req, key, dest, transport)
         self._server_txs[key] = tx
@@ -321,6 +326,29 @@ class EndpointCore:
             self._handle_cancel(tx, req, via, now)
             return
         self._on_request(tx, req, addr, now, transport)
+
+    def _refuse_statelessly(self, req: SipRequest, via: Via, addr: tuple[str, int], now: float,
+                            transport: str) -> bool:
+        """Hook, before any transaction exists for ``req``: answer it with
+        :meth:`respond_statelessly` and return True, or return False to go on statefully."""
+        return False
+
+    def respond_statelessly(self, req: SipRequest, via: Via, addr: tuple[str, int],
+                            transport: str, status: int, *,
+                            headers: Iterable[tuple[str, str]] = ()) -> None:
+        """Answer ``req`` as a stateless UAS (RFC 3261 8.2.7): no transaction, no timer, no
+        retransmission; a retransmitted request is simply answered again, with the same To
+        tag (derived from the request's branch, Call-ID and From tag), and the ACK of a
+        non-2xx answered this way finds no transaction and is ignored, as 8.2.7 asks.
+        For refusals that must cost next to nothing (overload: issue 12 finding 4)."""
+        dest = self._response_addr(via, addr, transport)
+        seed = "\0".join((via.branch or "", req.call_id, req.from_.tag or ""))
+        tag = hashlib.blake2b(seed.encode(), key=self._stateless_key, digest_size=8).hexdigest()
+        resp = make_response(req, status, to_tag=tag,
+                             headers=[*headers, ("Server", self.config.user_agent)])
+        self.transmit(resp.serialize(), dest, transport)
+        self.stats[f"responded_{status}"] += 1
+        self.stats["responded_statelessly"] += 1
 
     def _handle_cancel(self, tx: ServerTransaction, req: SipRequest, via: Via,
                        now: float) -> None:

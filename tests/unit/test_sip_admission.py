@@ -95,3 +95,41 @@ def test_endpoint_answers_503_with_retry_after_before_any_leg_and_options_still_
     statuses(ep)
     ep.receive_datagram(invite(9), (A, 5060), 0.2)
     assert [r.status for r in statuses(ep)] == [100]
+
+
+def test_refusals_are_stateless_so_a_flood_holds_nothing() -> None:
+    """benchmarks/bench_defences_flood.py: answered through transactions, the 503s of a
+    2,000 INVITE/s flood kept ~30,000 requests and responses alive for 5-32 s (timers H, I);
+    the collector's full passes over them stalled the loop for up to 440 ms.  A refusal is
+    now a stateless 503 (RFC 3261 8.2.7): nothing kept, nothing retransmitted, the same To
+    tag for a retransmitted INVITE, its ACK ignored."""
+    cfg = SipConfig(admission=AdmissionConfig(max_calls=None, calls_per_second=10.0,
+                                              max_tick_lateness=None))
+    ep = SipEndpoint(cfg, rng=random.Random(5))
+    now = 0.0
+    for n in range(2000):  # one second at 2,000 INVITE/s
+        ep.receive_datagram(invite(n), (A, 5060), now)
+        now += 0.0005
+    got = statuses(ep)
+    refused = [r for r in got if r.status == 503]
+    assert len(refused) == 2000 - 19 and [r.status for r in got].count(100) == 19  # 10 + 9/s
+    assert all(r.headers.get("Retry-After") == "1" and r.to.tag for r in refused)
+    assert ep.stats["responded_statelessly"] == len(refused) == ep.stats["overload_node_rate"]
+    assert ep.pending()["server_transactions"] == 19  # the admitted calls' only
+    # no retransmission of a 503 (timer G would fire at T1 = 0.5 s)
+    ep.handle_timer(now + 1.0)
+    assert [r for r in statuses(ep) if r.status == 503] == []
+    # a retransmitted refused INVITE is refused again with the same To tag
+    last = refused[-1]
+    n = int(last.call_id.split("-")[1].split("@")[0])
+    ep.receive_datagram(invite(n), (A, 5060), now)
+    again = statuses(ep)
+    assert [r.status for r in again] == [503] and again[0].to.tag == last.to.tag
+    # and its ACK finds no transaction and is ignored, creating nothing
+    ack = (f"ACK sip:ivr@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {A}:5060;branch=z9hG4bK-{n}-x\r\n"
+           f"Max-Forwards: 70\r\nFrom: <sip:bob@{A}>;tag=f{n}\r\n"
+           f"To: <sip:ivr@127.0.0.1>;tag={last.to.tag}\r\nCall-ID: call-{n}@{A}\r\n"
+           "CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n").encode()
+    ep.receive_datagram(ack, (A, 5060), now)
+    assert statuses(ep) == [] and ep.pending()["server_transactions"] == 19
+    assert ep.stats["acks_absorbed"] == 1
