@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from telephony.errors import LocalProtocolError, SipParseError
 
-from .admission import AdmissionControl
+from .admission import AdmissionControl, AdmissionDecision
 from .call_leg import CallLeg, CallState
 from .config import SUPPORTED_OPTIONS
 from .core import ALLOW_VALUE, EndpointCore
@@ -333,6 +333,14 @@ class CallHandling(EndpointCore):
     # ------------------------------------------------------------------------------------------
     # UAS: inbound INVITE (RFC 3261 13.3)
 
+    def _admission_for(self, addr: tuple[str, int], now: float) -> AdmissionDecision:
+        """One admission decision per new INVITE (counted when refused)."""
+        decision = self.admission.admit(addr[0], now=now, active_calls=len(self._live))
+        if not decision.admitted:
+            self.stats["overload_503"] += 1
+            self.stats[f"overload_{decision.reason}"] += 1
+        return decision
+
     def _refuse_statelessly(self, req: SipRequest, via: Via, addr: tuple[str, int], now: float,
                             transport: str) -> bool:
         """Overload control (issue 12 finding 4), decided when a new INVITE arrives, before
@@ -341,13 +349,11 @@ class CallHandling(EndpointCore):
         refusal kept its request and response for 5-32 s (timers H and I): a 2,000 INVITE/s
         flood held ~30,000 of them, whose full garbage-collection passes stalled the loop
         for up to 440 ms (held calls' RTP and OPTIONS late) and grew RSS by 260 MB."""
-        if req.to.tag is not None:
-            return False  # a re-INVITE: the dialog decides
-        decision = self.admission.admit(addr[0], now=now, active_calls=len(self._live))
+        if req.to.tag is not None or self._admitted_early:
+            return False  # a re-INVITE (the dialog decides), or admitted before parsing
+        decision = self._admission_for(addr, now)
         if decision.admitted:
             return False
-        self.stats["overload_503"] += 1
-        self.stats[f"overload_{decision.reason}"] += 1
         self.respond_statelessly(req, via, addr, transport, 503,
                                  headers=[("Retry-After", str(decision.retry_after))])
         return True
