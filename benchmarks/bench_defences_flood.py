@@ -38,6 +38,7 @@ import os
 import random
 import re
 import select
+import shlex
 import signal
 import socket
 import statistics
@@ -562,7 +563,9 @@ def conduct(args: argparse.Namespace) -> int:
     pin = ["taskset", "-c", str(args.node_cpu)] if args.node_cpu >= 0 else []
     budget = 30 + args.seconds + 40 + args.recover + 30
     node_log = open(work / "node.log", "w")  # noqa: SIM115 - closed at the end
-    node_cmd = [*pin, str(DIALTONE), "serve", "--sip", f"{HOST}:0", "--no-tcp",
+    # BENCH_FLOOD_NODE: another command for the node (a profiling wrapper, say)
+    program = shlex.split(os.environ.get("BENCH_FLOOD_NODE", "")) or [str(DIALTONE)]
+    node_cmd = [*pin, *program, "serve", "--sip", f"{HOST}:0", "--no-tcp",
                 "--events", str(events_path), "--rtp-ports", args.rtp_ports,
                 "--media-timeout", str(args.media_timeout),
                 "--db", f"sqlite:///{work / 'node.db'}", *args.node_arg]
@@ -610,6 +613,9 @@ def conduct(args: argparse.Namespace) -> int:
         rss_before = proc_status(pid, "VmRSS")
         fds_held = fd_count(pid)
         print(f"{args.held} calls up: RSS {rss_before} kB, {fds_held} fds", flush=True)
+        census = os.environ.get("BENCH_FLOOD_SIGUSR1") == "1"  # for a profiling wrapper
+        if census:
+            os.kill(pid, signal.SIGUSR1)
 
         flood = subprocess.Popen(role_cmd(args.client_cpu, "flood", "--port", str(port),
                                           "--rate", str(args.rate), "--seconds",
@@ -624,6 +630,8 @@ def conduct(args: argparse.Namespace) -> int:
             rss_during.append(proc_status(pid, "VmRSS"))
             fds_during.append(fd_count(pid))
             time.sleep(0.5)
+        if census:
+            os.kill(pid, signal.SIGUSR1)
         fres = json.loads((work / "flood.json").read_text())
         flood_end = float(fres["end"])
         print(f"flood: {fres['sent']} INVITEs in {fres['send_seconds']:.1f} s "
@@ -635,6 +643,8 @@ def conduct(args: argparse.Namespace) -> int:
             rss_after.append((time.time() - flood_end, proc_status(pid, "VmRSS")))
             time.sleep(1.0)
         post_end = time.time()
+        if census:
+            os.kill(pid, signal.SIGUSR1)
         fds_after_flood = fd_count(pid)
         opts.stdin.write("stop\n")
         opts.stdin.flush()
