@@ -808,6 +808,34 @@ def conduct(args: argparse.Namespace) -> int:
     return 0
 
 
+def summary(labels: list[str]) -> int:
+    """One comparison table of earlier runs (their JSON results), printed and written to
+    benchmarks/results/defences_flood_summary.md."""
+    rows = [("| run | load avg | INVITE/s achieved | 200 | 503 + Retry-After | no final | "
+            "held RTP p99 before / during / after (ms) | held RTP max during (ms) | "
+            "OPTIONS p99 / max during (ms) | OPTIONS > 100 ms (all phases) | "
+            "RSS before / peak / +60 s (MiB) | leaked calls |"),
+            "|---|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|"]
+    for label in labels:
+        suffix = f"_{label}" if label else ""
+        r = json.loads((HERE / "results" / f"defences_flood{suffix}.json").read_text())
+        f, j, o, m = r["flood"], r["jitter"], r["options"], r["rss_kb"]
+        sts = f["statuses"]
+        over = sum(v["over_100ms"] + v["unanswered"] for v in o.values())
+        rows.append(
+            f"| {label or 'after'} | {r['load_at_start']:.1f} | {f['achieved_rate']:,.0f} | "
+            f"{sts.get('200', 0):,} | {sts.get('503', 0) - f['no_retry_after']:,} | "
+            f"{f['no_final']} | {j['before']['p99']:.1f} / {j['flood']['p99']:.1f} / "
+            f"{j['after']['p99']:.1f} | {j['flood']['max']:.0f} | "
+            f"{o['flood']['p99']:.0f} / {o['flood']['max']:.0f} | {over} | "
+            f"{m['before'] / 1024:.0f} / {m['peak'] / 1024:.0f} / {m['at_recover'] / 1024:.0f} | "
+            f"{r['calls']['leaked']} |")
+    text = "\n".join(rows) + "\n"
+    (HERE / "results" / "defences_flood_summary.md").write_text(text)
+    print(text)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
@@ -830,7 +858,11 @@ def main() -> int:
     ap.add_argument("--node-arg", action="append", default=[],
                     help="extra argument for dialtone serve (repeatable)")
     ap.add_argument("--label", default="", help="results file suffix (e.g. before)")
+    ap.add_argument("--summary", nargs="*", metavar="LABEL", default=None,
+                    help="only tabulate earlier runs with these labels ('' for the plain run)")
     args = ap.parse_args()
+    if args.summary is not None:
+        return summary(args.summary)
     if args.role == "held":
         return role_held(args.port, args.held, args.out)
     if args.role == "options":
