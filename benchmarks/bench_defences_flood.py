@@ -808,6 +808,65 @@ def conduct(args: argparse.Namespace) -> int:
     return 0
 
 
+def repeat(args: argparse.Namespace) -> int:
+    """``--repeat N``: N floods against one node (no held calls), its RSS ``--recover`` s after
+    each: does the memory a flood leaves grow with every flood, or is it a high-water mark?"""
+    work = Path(tempfile.mkdtemp(prefix="bench-flood-repeat-"))
+    events_path = work / "events.jsonl"
+    pin = ["taskset", "-c", str(args.node_cpu)] if args.node_cpu >= 0 else []
+    budget = 30 + args.repeat * (args.seconds + 40 + args.recover)
+    cmd = [*pin, str(DIALTONE), "serve", "--sip", f"{HOST}:0", "--no-tcp", "--events",
+           str(events_path), "--rtp-ports", args.rtp_ports, "--media-timeout",
+           str(args.media_timeout), "--db", f"sqlite:///{work / 'node.db'}", *args.node_arg]
+    with open(work / "node.log", "w") as log:
+        node = subprocess.Popen(["timeout", "-k", "5", str(int(budget)), *cmd], cwd=work,
+                                stdout=log, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        try:
+            port = 0
+            t0 = time.monotonic()
+            while not port and time.monotonic() - t0 < 30 and node.poll() is None:
+                for e in events_of(events_path):
+                    if e.get("type") == "node_started":
+                        port = int(e["sip"].rsplit(":", 1)[1])
+                time.sleep(0.1)
+            if not port:
+                raise RuntimeError("dialtone serve did not start")
+            pid = main_pid_of(node)
+            time.sleep(1.0)
+            rows = [("idle", proc_status(pid, "VmRSS"), "")]
+            for i in range(args.repeat):
+                out = work / f"flood{i}.json"
+                subprocess.run(role_cmd(args.client_cpu, "flood", "--port", str(port), "--rate",
+                                        str(args.rate), "--seconds", str(args.seconds), "--out",
+                                        str(out)), check=True, stdout=subprocess.DEVNULL)
+                time.sleep(args.recover)
+                f = json.loads(out.read_text())
+                rows.append((f"{args.recover:g} s after flood {i + 1}",
+                             proc_status(pid, "VmRSS"),
+                             (f"{f['statuses'].get('200', 0):,} admitted, no final "
+                             f"{f['no_final']}")))
+        finally:
+            if node.poll() is None:
+                os.killpg(node.pid, signal.SIGTERM)
+                node.wait(15)
+    lines = ["### Repeated floods", "",
+             (f"Command: `.venv/bin/python benchmarks/bench_defences_flood.py --repeat "
+              f"{args.repeat} --recover {args.recover:g}`  "),
+             (f"Machine: {machine()}, node on CPU {args.node_cpu}, generator on CPU "
+              f"{args.client_cpu}; load average {os.getloadavg()[0]:.2f} at the end (shared)."),
+             "", "| reading | RSS MiB | change MiB | flood |", "|---|---:|---:|---|"]
+    prev = None
+    for name, kb, note in rows:
+        change = "" if prev is None else f"{(kb - prev) / 1024:+.1f}"
+        lines.append(f"| {name} | {kb / 1024:.1f} | {change} | {note} |")
+        prev = kb
+    lines.append("")
+    (HERE / "results" / "defences_flood_repeat.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
 def summary(labels: list[str]) -> int:
     """One comparison table of earlier runs (their JSON results), printed and written to
     benchmarks/results/defences_flood_summary.md."""
@@ -860,7 +919,11 @@ def main() -> int:
     ap.add_argument("--label", default="", help="results file suffix (e.g. before)")
     ap.add_argument("--summary", nargs="*", metavar="LABEL", default=None,
                     help="only tabulate earlier runs with these labels ('' for the plain run)")
+    ap.add_argument("--repeat", type=int, default=0, metavar="N",
+                    help="only N floods against one node, RSS --recover s after each")
     args = ap.parse_args()
+    if args.repeat:
+        return repeat(args)
     if args.summary is not None:
         return summary(args.summary)
     if args.role == "held":
