@@ -10,18 +10,23 @@ subclasses through the ``_on_*`` hooks (calls in ``calls.py``, registration in
 
 from __future__ import annotations
 
+import hashlib
 import random
+import re
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from telephony.errors import AuthenticationError, MessageTooLarge, SipParseError
 
+from .admission import AdmissionDecision
 from .auth import DigestClient, parse_challenges
 from .config import ALLOWED_METHODS, KNOWN_UNSUPPORTED, SUPPORTED_OPTIONS, SipConfig
 from .events import SipEvent
 from .headers import Via, format_hostport, split_comma_list
 from .message import (
+    REASON_PHRASES,
     IncompleteParse,
     ParseLimits,
     SipMessage,
@@ -32,6 +37,7 @@ from .message import (
 )
 from .timers import TimerQueue
 from .transaction import (
+    MAGIC_COOKIE,
     ClientTransaction,
     ServerTransaction,
     Transaction,
@@ -41,6 +47,15 @@ from .transaction import (
 )
 
 ALLOW_VALUE = ", ".join(ALLOWED_METHODS)
+
+# The raw refusal path (issue 12 finding 4): the headers a response copies (RFC 3261 8.2.6.2,
+# compact forms 7.3.3), a tag parameter, and the ACK of a stateless refusal, whose To tag
+# carries the "sl" prefix (new_tag() makes hex tags only, so no dialog can have it).
+_RAW_KEEP = {b"via": b"Via", b"v": b"Via", b"from": b"From", b"f": b"From", b"to": b"To",
+             b"t": b"To", b"call-id": b"Call-ID", b"i": b"Call-ID", b"cseq": b"CSeq"}
+_RAW_TAG = re.compile(rb";[ \t]*tag[ \t]*=[ \t]*([^;, \t>]+)", re.IGNORECASE)
+_STATELESS_ACK = re.compile(rb"\n(?:to|t)[ \t]*:[^\n]*;[ \t]*tag[ \t]*=[ \t]*sl[0-9a-f]{16}\b",
+                            re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +84,9 @@ class EndpointCore:
         self._server_txs: dict[tuple[Any, ...], ServerTransaction] = {}
         self._limits = ParseLimits(max_message_size=config.max_message_size)
         self._hostport = format_hostport(config.sent_by_host, config.sent_by_port)
+        self._stateless_key = self.rng.getrandbits(128).to_bytes(16, "big")
+        self._admitted_early = False
+        """Set while the request being handled was admitted by the raw path (one decision)."""
 
     # --- identifiers (RFC 3261 19.3, 8.1.1.7) ------------------------------------------------
 
@@ -105,6 +123,20 @@ class EndpointCore:
         if not data.strip(b"\r\n"):
             self.stats["keepalives"] += 1  # RFC 5626 4.4.1 CRLF keep-alive
             return
+        if data[:4] == b"ACK " and _STATELESS_ACK.search(data) is not None:
+            # RFC 3261 8.2.7: the ACK of a stateless refusal is ignored; not even parsed,
+            # since a flood sends one for every 503.
+            self.stats["acks_absorbed"] += 1
+            return
+        if data[:7] == b"INVITE " and self._refuse_new_invite_raw(data, addr, now, transport):
+            return
+        try:
+            self._receive_bytes(data, addr, now, transport)
+        finally:
+            self._admitted_early = False
+
+    def _receive_bytes(self, data: bytes, addr: tuple[str, int], now: float,
+                       transport: str) -> None:
         try:
             msg = parse_datagram(data, self._limits)
         except IncompleteParse as exc:
@@ -295,6 +327,8 @@ class EndpointCore:
         if method == "ACK":
             self._on_ack(req, addr, now, transport)  # ACK for a 2xx: new branch, the dialog's
             return
+        if method == "INVITE" and self._refuse_statelessly(req, via, addr, now, transport):
+            return
         dest = self._response_addr(via, addr, transport)
         tx = ServerTransaction(self, req, key, dest, transport)
         self._server_txs[key] = tx
@@ -321,6 +355,110 @@ class EndpointCore:
             self._handle_cancel(tx, req, via, now)
             return
         self._on_request(tx, req, addr, now, transport)
+
+    def _refuse_statelessly(self, req: SipRequest, via: Via, addr: tuple[str, int], now: float,
+                            transport: str) -> bool:
+        """Hook, before any transaction exists for ``req``: answer it with
+        :meth:`respond_statelessly` and return True, or return False to go on statefully."""
+        return False
+
+    def _admission_for(self, addr: tuple[str, int], now: float) -> AdmissionDecision | None:
+        """Hook: may a new call from ``addr`` start now (None: no admission control)?"""
+        return None
+
+    def _stateless_tag(self, branch: str, call_id: str, from_tag: str) -> str:
+        """RFC 3261 8.2.7: the same To tag for the same request, every time."""
+        seed = f"{branch}\x00{call_id}\x00{from_tag}".encode()
+        digest = hashlib.blake2b(seed, key=self._stateless_key, digest_size=8).hexdigest()
+        return "sl" + digest
+
+    def _refuse_new_invite_raw(self, data: bytes, addr: tuple[str, int], now: float,
+                               transport: str) -> bool:
+        """Admission for a new INVITE before it is parsed: a refusal is a stateless 503 built
+        from the raw Via/From/To/Call-ID/CSeq lines (RFC 3261 8.2.6.2, 8.2.7).  Parsing and
+        validating a whole INVITE costs ~10 times more, which under a flood decides whether
+        the loop keeps up.  Anything unusual (folded lines, a header missing or repeated, no
+        RFC 3261 branch, a To tag, a retransmission of a transaction we hold) returns False:
+        the full path handles it, and admits or refuses it there."""
+        head_end = data.find(b"\r\n\r\n")
+        if head_end < 0:
+            return False
+        kept: list[tuple[bytes, bytes]] = []
+        for line in data[:head_end].split(b"\r\n")[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep or line[:1] in (b" ", b"\t"):
+                return False  # folded or odd: the parser decides
+            canon = _RAW_KEEP.get(name.strip().lower())
+            if canon is not None:
+                kept.append((canon, value.strip()))
+        names = [n for n, _ in kept]
+        if b"Via" not in names or any(names.count(n) != 1
+                                      for n in (b"From", b"To", b"Call-ID", b"CSeq")):
+            return False
+        values = dict(kept)
+        to, frm = values[b"To"], values[b"From"]
+        if _RAW_TAG.search(to.rpartition(b">")[2]) is not None:
+            return False  # in a dialog
+        first_via_value = next(v for n, v in kept if n == b"Via")
+        try:
+            vias = split_comma_list(first_via_value.decode())
+            top = Via.parse(vias[0])
+            call_id = values[b"Call-ID"].decode()
+            from_tag_m = _RAW_TAG.search(frm.rpartition(b">")[2])
+            from_tag = from_tag_m.group(1).decode() if from_tag_m else ""
+        except (SipParseError, UnicodeDecodeError, IndexError):
+            return False
+        branch = top.branch
+        if not branch or not branch.startswith(MAGIC_COOKIE) or not call_id:
+            return False
+        if (branch, top.host.lower(), top.port, "INVITE") in self._server_txs:
+            return False  # a retransmission: its transaction answers it
+        decision = self._admission_for(addr, now)
+        if decision is None:
+            return False
+        if decision.admitted:
+            self._admitted_early = True
+            return False
+        changes: dict[str, str | None] = {}
+        if "rport" in top.params:  # RFC 3581 4, RFC 3261 18.2.1
+            changes = {"rport": str(addr[1]), "received": addr[0]}
+        elif top.host.strip("[]") != addr[0]:
+            changes = {"received": addr[0]}
+        stamped = top.with_params(**changes) if changes else top
+        tag = self._stateless_tag(branch, call_id, from_tag).encode()
+        out = [b"SIP/2.0 503 " + REASON_PHRASES[503].encode()]
+        first_via = True
+        for name, value in kept:
+            if name == b"Via" and first_via:
+                first_via = False
+                value = ", ".join([str(stamped), *vias[1:]]).encode()
+            elif name == b"To":
+                value += b";tag=" + tag
+            out.append(name + b": " + value)
+        out += [b"Retry-After: " + str(decision.retry_after).encode(),
+                b"Server: " + self.config.user_agent.encode(), b"Content-Length: 0", b"", b""]
+        self.stats["requests_received"] += 1
+        self.transmit(b"\r\n".join(out), self._response_addr(stamped, addr, transport),
+                      transport)
+        self.stats["responded_503"] += 1
+        self.stats["responded_statelessly"] += 1
+        return True
+
+    def respond_statelessly(self, req: SipRequest, via: Via, addr: tuple[str, int],
+                            transport: str, status: int, *,
+                            headers: Iterable[tuple[str, str]] = ()) -> None:
+        """Answer ``req`` as a stateless UAS (RFC 3261 8.2.7): no transaction, no timer, no
+        retransmission; a retransmitted request is simply answered again, with the same To
+        tag (derived from the request's branch, Call-ID and From tag), and the ACK of a
+        non-2xx answered this way finds no transaction and is ignored, as 8.2.7 asks.
+        For refusals that must cost next to nothing (overload: issue 12 finding 4)."""
+        dest = self._response_addr(via, addr, transport)
+        tag = self._stateless_tag(via.branch or "", req.call_id, req.from_.tag or "")
+        resp = make_response(req, status, to_tag=tag,
+                             headers=[*headers, ("Server", self.config.user_agent)])
+        self.transmit(resp.serialize(), dest, transport)
+        self.stats[f"responded_{status}"] += 1
+        self.stats["responded_statelessly"] += 1
 
     def _handle_cancel(self, tx: ServerTransaction, req: SipRequest, via: Via,
                        now: float) -> None:

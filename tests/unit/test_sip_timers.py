@@ -1,0 +1,74 @@
+"""The SIP timer queue lets go of what it no longer needs (issue 12 finding 4, the memory
+half: benchmarks/bench_defences_flood.py)."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+from telephony.sip.call_leg import CallLeg
+from telephony.sip.events import IncomingCall
+from telephony.sip.timers import TimerQueue
+from tests.sip_pair import SDP_ANSWER, SDP_OFFER, TARGET, uac_and_uas
+
+
+class Owner:
+    def __init__(self) -> None:
+        self.timers: dict[str, int] = {}
+        self.fired: list[str] = []
+
+    def on_timer(self, name: str, now: float) -> None:
+        self.fired.append(name)
+
+
+def test_cancelled_timers_do_not_keep_their_owners() -> None:
+    q = TimerQueue()
+    owners = [Owner() for _ in range(2000)]
+    for o in owners:
+        q.set(o, "far", 10_000.0)  # minutes away, like a ring guard
+    keep = owners[::100]
+    for o in owners:
+        if o not in keep:
+            TimerQueue.cancel(o, "far")
+    refs = [weakref.ref(o) for o in owners]
+    del owners, o
+    assert q.pop_due(0.0) is None  # the first pop sweeps
+    assert len(q) == len(keep) == 20
+    assert sum(r() is not None for r in refs) == 20  # only the armed ones are held
+    # re-arming many times keeps the heap bounded too (compaction on doubling)
+    for _ in range(10_000):
+        q.set(keep[0], "again", 5_000.0)
+    assert len(q) < 1000
+    # and what is armed still fires, in order
+    assert q.pop_due(20_000.0) == (keep[0], "again")
+    assert {q.pop_due(20_000.0)[0] for _ in range(20)} == set(keep)  # type: ignore[index]
+    assert q.pop_due(20_000.0) is None
+
+
+def test_ended_calls_are_freed_after_their_linger_not_minutes_later() -> None:
+    """Before: an answered call's cancelled ring guard (timer C + 64*T1 = 212 s) and session
+    timers kept its leg, dialog and INVITE alive for minutes after the call ended."""
+    p = uac_and_uas()
+    # a call held throughout: its live timers sit before the stale entries in the heap (as
+    # on a serving node), so looking for the next deadline never drains them by chance
+    held = p.uac.invite(TARGET, body=SDP_OFFER, now=p.now)
+    first = p.take(p.uas, IncomingCall)
+    assert isinstance(first, IncomingCall)
+    p.uas.answer(first.call, SDP_ANSWER, now=p.now)
+    p.run(0.1)
+    calls = []
+    for _ in range(300):
+        call = p.uac.invite(TARGET, body=SDP_OFFER, now=p.now)
+        inc = p.take(p.uas, IncomingCall)
+        assert isinstance(inc, IncomingCall)
+        p.uas.answer(inc.call, SDP_ANSWER, now=p.now)
+        p.run(0.1)
+        calls.append(call)
+    for call in calls:
+        p.uac.hangup(call, now=p.now)
+    p.run(40)  # the 64*T1 linger (32 s), then a sweep
+    assert p.uas.pending()["calls"] == 1 and p.uac.pending()["calls"] == 1
+    assert p.uas.pending()["timers"] < 50, p.uas.pending()
+    legs = [o for o in gc.get_objects() if isinstance(o, CallLeg)]
+    assert len(legs) == 2, len(legs)  # the held call's, one per side
+    assert p.uac.call_info(held)["state"] == "confirmed"
