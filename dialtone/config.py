@@ -106,8 +106,11 @@ class SipSection(_Section):
     """host[:port] that ``tel:`` transfer targets are sent to (None: they are refused)."""
     max_calls: int | None = Field(default=2000, ge=1)
     """Concurrent calls; new INVITEs beyond get 503 with Retry-After (None: no cap)."""
-    max_cps: float | None = Field(default=500.0, gt=0)
-    """New calls per second, node-wide (None: no limit)."""
+    max_cps: float | None = Field(default=100.0, gt=0)
+    """New calls per second, node-wide (None: no limit).  100 by default: far above what a
+    contact centre's node sees (500 calls of 3 minutes are 2.8 calls/s), and the rate at
+    which held calls kept their 20 ms grid through a 2,000 INVITE/s flood on 2 vCPU
+    (BENCHMARKS.md, Defences: SIP); at 500 their p99 reached 33 ms."""
     max_cps_per_source: float | None = Field(default=None, gt=0)
     """New calls per second from one source address (None: off; a trunk sends all from one)."""
     max_tick_lateness: float | None = Field(default=0.010, gt=0)
@@ -342,7 +345,7 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     Flag("--tel-gateway", "sip.tel_gateway", "HOST[:PORT] that tel: transfer targets go to"),
     Flag("--max-calls", "sip.max_calls", "concurrent calls before 503 (default 2000)",
          convert=int),
-    Flag("--max-cps", "sip.max_cps", "new calls per second, node-wide (default 500)",
+    Flag("--max-cps", "sip.max_cps", "new calls per second, node-wide (default 100)",
          convert=float),
     Flag("--max-cps-per-source", "sip.max_cps_per_source",
          "new calls per second from one source address (default: off)", convert=float),
