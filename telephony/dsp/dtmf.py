@@ -21,8 +21,10 @@ resolution) is judged:
 * the column tone not an octave of the row tone (a harmonic of one voiced sound).
 
 The onset is located inside the window from how full its first half is (within about
-1 ms), so a tone is reported once it has lasted ``min_tone_ms`` (23.5 ms): with 20 ms
-frames, at most 45 ms after it starts; tones of 21 ms or less are never reported.  Gaps shorter than
+1 ms), so a tone is reported once it has lasted ``min_tone_ms`` (23.5 ms) over at least
+two accepted windows, or one *clean* window (both tones within 1.6 % and steady across the
+window): with 20 ms frames, at most 45 ms after it starts; tones of 21 ms or less are never
+reported.  Gaps shorter than
 ``merge_gap_ms`` are bridged; a longer pause separates digits.  Once reported, a digit
 goes on through windows that fail the acceptance tests while its own two tones hold
 their level (``hold_drop_db``): speech over a weak digit no longer splits it in two.
@@ -78,6 +80,28 @@ class DtmfConfig:
     min_tone_ms: float = 23.5
     """Shortest tone reported (Q.24: accept 40 ms, reject below about 23 ms).  With 20 ms
     frames a digit is reported at most ``min_tone_ms + 20`` (+ ~1.5 ms) after its onset."""
+    min_windows: int = 2
+    """Accepted windows (5 ms apart) a tone needs before it is reported, unless one of
+    them is *clean* (``clean_freq_tolerance``, ``clean_fill``).  A 20 ms window can be
+    filled by two formant harmonics of a voice for an instant; the onset look-back then
+    stretches that one window past ``min_tone_ms``.  Every false digit on 16 h of speech
+    and music (issue 17: the 31 ms "4" in Spanish, the 180 ms "C" in Italian, held by the
+    hold test after its one accepted window) was one window.  Q.24's shortest accepted
+    tone (40 ms) fills four or five."""
+    clean_freq_tolerance: float = 0.016
+    """A window alone is enough when both tones are within this of nominal (Q.24's 1.5 %
+    plus estimation noise; the ``freq_tolerance`` margin up to 2 % is for tones whose
+    other windows confirm them) ..."""
+    clean_fill: float = 0.9
+    """... and its halves are this alike (a steady tone; speech ramps up and down)."""
+    pending_gap: int = 3
+    """Windows that may fail between the accepted windows of a digit not yet reported
+    (15 ms): a weak tone under speech, or at a Q.24 limit through G.711, fails every
+    other window or two."""
+    soft_twist_db: float = 1.5
+    """A window of a pending digit that passes every test but reverse twist, and misses
+    ``max_twist_db`` by less than this, confirms it (never starts one): a pair at Q.24's
+    8 dB limit measures 7.5 to 9 dB under speech."""
     merge_gap_ms: float = 20.0
     """Interruptions shorter than this belong to the same digit (pauses >= 40 ms separate)."""
     freq_tolerance: float = 0.02
@@ -138,10 +162,14 @@ _IDLE, _PENDING, _ON, _ENDING = 0, 1, 2, 3
 class _Track:
     """Per-channel digit state (plain attributes: touched only when a tone is around)."""
 
-    __slots__ = ("digit", "last_end", "onset", "ref_c", "ref_r", "state")
+    __slots__ = ("digit", "gap", "last_end", "onset", "ref_c", "ref_r", "state", "wins")
 
     def __init__(self) -> None:
         self.state = _IDLE
+        self.wins = 0
+        """Accepted windows of the pending digit so far (a clean one counts as enough)."""
+        self.gap = 0
+        """Failed windows since the pending digit's last accepted one."""
         self.digit = -1
         self.onset = 0.0
         self.last_end = 0.0
@@ -184,10 +212,13 @@ class DtmfDetectorBank:
         self._purity = np.float32(c.purity)
         self._twist_hi = np.float32(10 ** (c.max_twist_db / 10))
         self._twist_lo = np.float32(10 ** (-c.max_reverse_twist_db / 10))
+        self._soft_hi = np.float32(10 ** ((c.max_twist_db + c.soft_twist_db) / 10))
         self._min_pow = np.float32(DBM0_REF_POWER * 10 ** (c.min_level_dbm0 / 10))
         self._group_rej = np.float32(10 ** (-c.group_rejection_db / 10))
         self._fill = np.float32(c.fill_ratio)
         self._min_tone = c.min_tone_ms * SAMPLE_RATE / 1000
+        self._min_wins = c.min_windows
+        self._pending_gap = c.pending_gap
         self._merge_gap = c.merge_gap_ms * SAMPLE_RATE / 1000
         self._hold = 10 ** (-c.hold_drop_db / 10)
         # The candidate test's thresholds, as _judge evaluates them (float32 products).
@@ -289,12 +320,15 @@ class DtmfDetectorBank:
         return rot
 
     def _judge(self, cat: npt.NDArray[np.complex64], ecat: F32, k: int) -> tuple[
-            npt.NDArray[np.bool_], npt.NDArray[np.intp], F32]:
+            npt.NDArray[np.bool_], npt.NDArray[np.intp], F32, npt.NDArray[np.bool_],
+            npt.NDArray[np.bool_]]:
         """Judge the ``k`` windows ending at the new sub-blocks.
 
-        Returns (valid, digit index, tail fill ratio), each ``(n, k)``.  A cheap test on
-        the raw window powers picks the candidate windows; only those get the frequency
-        estimates and the full checks (speech and silence rarely pass it).
+        Returns (valid, digit index, tail fill ratio, clean, soft), each ``(n, k)``:
+        ``clean`` marks the valid windows enough alone (``min_windows``), ``soft`` the
+        windows that fail only the reverse twist limit, by less than ``soft_twist_db``.
+        A cheap test on the raw window powers picks the candidate windows; only those get
+        the frequency estimates and the full checks (speech and silence rarely pass it).
         """
         n = cat.shape[0]
         first = HIST_SUBS - WIN_SUBS + 1
@@ -329,9 +363,11 @@ class DtmfDetectorBank:
         valid = np.zeros((n, k), dtype=bool)
         digit = r * 4 + c
         tail_full = np.ones((n, k), dtype=np.float32)
+        clean = np.zeros((n, k), dtype=bool)
+        soft = np.zeros((n, k), dtype=bool)
         ch, kk = np.nonzero(pre)
         if ch.size == 0:
-            return valid, digit, tail_full
+            return valid, digit, tail_full, clean, soft
         m = ch.size
         sel = np.empty((m, 2), dtype=np.intp)
         sel[:, 0] = r[ch, kk]
@@ -368,10 +404,10 @@ class DtmfDetectorBank:
         rows = np.arange(m)
         others_r = (pwc[:, :4].sum(-1) - pwc[rows, sel[:, 0]]) * scale
         others_c = (pwc[:, 4:].sum(-1) - pwc[rows, sel[:, 1]]) * scale
-        ok = (
+        twist_ok = (pr <= self._twist_hi * pc) & (pr >= self._twist_lo * pc)
+        rest = (
             (pr >= self._min_pow) & (pc >= self._min_pow)
             & (pr + pc >= self._purity * mean_pow[ch, kk])
-            & (pr <= self._twist_hi * pc) & (pr >= self._twist_lo * pc)
             & (np.abs(df) <= self.config.freq_tolerance * fnom).all(-1)
             & (others_r <= self._group_rej * pr)
             & (others_c <= self._group_rej * pc)
@@ -381,9 +417,15 @@ class DtmfDetectorBank:
             & (np.abs((fnom[:, 1] + df[:, 1]) - 2 * (fnom[:, 0] + df[:, 0]))
                > self.config.harmonic_hz)
         )
+        ok = rest & twist_ok
+        # A window that fails only the reverse twist test, by less than the margin, may
+        # confirm a pending digit (never start one): Q.24's 8 dB pair measures 7.5-9 dB.
+        soft[ch, kk] = rest & ~twist_ok & (pr <= self._soft_hi * pc) & (pr >= self._twist_lo * pc)
         valid[ch, kk] = ok
         tail_full[ch, kk] = tail
-        return valid, digit, tail_full
+        clean[ch, kk] = (ok & (fill >= self.config.clean_fill)
+                         & (np.abs(df) <= self.config.clean_freq_tolerance * fnom).all(-1))
+        return valid, digit, tail_full, clean, soft
 
     @staticmethod
     def _hold_arrays(cat: npt.NDArray[np.complex64], k: int) -> tuple[F32, F32, F32]:
@@ -449,7 +491,7 @@ class DtmfDetectorBank:
         s_new, e_new = self._subblocks(frames.astype(np.float32))
         cat = np.concatenate([self._hist, s_new], axis=1)
         ecat = np.concatenate([self._ehist, e_new], axis=1)
-        valid, digit, tail = self._judge(cat, ecat, k)
+        valid, digit, tail, clean, soft = self._judge(cat, ecat, k)
         base = self._samples
         events: list[tuple[int, InbandDigit]] = []
         busy: npt.NDArray[np.bool_] = np.asarray(valid.any(axis=1))
@@ -460,16 +502,17 @@ class DtmfDetectorBank:
         for ch in active.tolist():
             # A channel counts samples from its own start (onset_sample, timestamps).
             first = int(born[ch])
-            self._run_track(ch, cat[ch], valid[ch], digit[ch], tail[ch], base - first, k,
-                            now, end_total - first, events)
+            self._run_track(ch, cat[ch], valid[ch], digit[ch], tail[ch], clean[ch], soft[ch],
+                            base - first, k, now, end_total - first, events)
         self._hist = cat[:, -HIST_SUBS:].copy()
         self._ehist = ecat[:, -HIST_SUBS:].copy()
         self._samples = end_total
         return events
 
     def _run_track(self, ch: int, cat: npt.NDArray[np.complex64], valid: npt.NDArray[np.bool_],
-                   digit: npt.NDArray[np.intp], tail: F32, base: int, k: int, now: float,
-                   end_total: int, events: list[tuple[int, InbandDigit]]) -> None:
+                   digit: npt.NDArray[np.intp], tail: F32, clean: npt.NDArray[np.bool_],
+                   soft: npt.NDArray[np.bool_], base: int, k: int, now: float, end_total: int,
+                   events: list[tuple[int, InbandDigit]]) -> None:
         tr = self._tracks[ch]
         rate = SAMPLE_RATE
 
@@ -494,11 +537,28 @@ class DtmfDetectorBank:
             ok = bool(valid[i])
             d = int(digit[i])
             tail_end = end_sample - (1.0 - float(tail[i])) * 2 * SUB
+            if tr.state == _PENDING and soft[i] and d == tr.digit:
+                # Confirms the pending digit (counts, never starts one).
+                tr.wins += 1
+                tr.gap = 0
+                tr.last_end = tail_end
+                if tail_end - tr.onset >= self._min_tone and tr.wins >= self._min_wins:
+                    tr.state = _ON
+                    emit("start", tail_end)
+                i += 1
+                continue
+            if tr.state == _PENDING and not ok and tr.gap < self._pending_gap:
+                # A failed window between two accepted ones of a tone not yet reported
+                # (Q.24's interruption tolerance, before the report).
+                tr.gap += 1
+                i += 1
+                continue
             if tr.state == _IDLE or (tr.state == _PENDING and (not ok or d != tr.digit)):
                 tr.state = _IDLE
                 if ok:
                     tr.state, tr.digit = _PENDING, d
                     tr.ref_r = tr.ref_c = 0.0
+                    tr.wins = tr.gap = 0
                     tr.onset = self._onset(cat, HIST_SUBS + i, d, end_sample)
                     tr.last_end = tail_end
             elif tr.state in (_ON, _ENDING):
@@ -517,6 +577,7 @@ class DtmfDetectorBank:
                             emit("end", tr.last_end)
                             tr.state = _PENDING
                             tr.ref_r = tr.ref_c = 0.0
+                            tr.wins = tr.gap = 0
                             tr.onset = self._onset(cat, HIST_SUBS + i, d, end_sample)
                     if tr.state != _ENDING:
                         tr.last_end = tail_end
@@ -528,6 +589,7 @@ class DtmfDetectorBank:
                     emit("end", tr.last_end)
                     tr.state, tr.digit = _PENDING, d
                     tr.ref_r = tr.ref_c = 0.0
+                    tr.wins = tr.gap = 0
                     tr.onset = self._onset(cat, HIST_SUBS + i, d, end_sample)
                     tr.last_end = tail_end
                 else:
@@ -537,7 +599,11 @@ class DtmfDetectorBank:
                         tr.state = _IDLE
             if tr.state == _PENDING and ok and d == tr.digit:
                 tr.last_end = tail_end
-                if tail_end - tr.onset >= self._min_tone:
+                # A clean window is enough alone; one with speech or music in it, or a
+                # tone at the edge of the frequency tolerance, needs another beside it.
+                tr.wins += self._min_wins if clean[i] else 1
+                tr.gap = 0
+                if tail_end - tr.onset >= self._min_tone and tr.wins >= self._min_wins:
                     tr.state = _ON
                     emit("start", tail_end)
             if ok and d == tr.digit and tr.state != _IDLE:
