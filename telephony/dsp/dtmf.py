@@ -55,11 +55,14 @@ SUB = 40
 WIN_SUBS = 4
 """Sub-blocks per analysis window (20 ms)."""
 HIST_SUBS = 8
+RAW_HIST = SUB * (WIN_SUBS - 1)
+"""Samples kept from one call to the next for the band purity (a window less one sub-block)."""
 """Sub-blocks kept from one call to the next (window overlap plus onset look-back)."""
 
 _MATMUL_ROWS = 1024
 _WIN_OFFSETS = np.arange(WIN_SUBS)[None, :]
 _STEP_SAMPLES = SUB * np.arange(WIN_SUBS)
+_WIN_SAMPLES = np.arange(SUB * WIN_SUBS)[None, :]
 
 ROW_FREQS = (697, 770, 852, 941)
 COL_FREQS = (1209, 1336, 1477, 1633)
@@ -210,8 +213,10 @@ class DtmfDetectorBank:
         self.config = config
         self._basis = _basis()
         self._hist = np.zeros((n_channels, HIST_SUBS, 8), dtype=np.complex64)
-        self._ehist = np.zeros((n_channels, HIST_SUBS, 2), dtype=np.float32)
-        """Per sub-block: energy, and energy of the first difference (a high-pass)."""
+        self._ehist = np.zeros((n_channels, HIST_SUBS), dtype=np.float32)
+        self._raw = np.zeros((n_channels, RAW_HIST), dtype=np.int16)
+        """The last samples of each channel (a window less one sub-block): the band purity
+        is measured on the samples, only for the few windows that need it."""
         self._samples = 0
         self._born = np.zeros(n_channels, dtype=np.int64)
         """Per channel: the sample count when it started (its phase and time reference)."""
@@ -264,6 +269,7 @@ class DtmfDetectorBank:
         reports what a new detector fed the same frames would."""
         self._hist[channel] = 0
         self._ehist[channel] = 0
+        self._raw[channel] = 0
         self._born[channel] = self._samples
         self._tracks[channel] = _Track()
         self._tone_active[channel] = False
@@ -284,6 +290,7 @@ class DtmfDetectorBank:
         n = n_channels
         self._hist = grow_channels(self._hist, n, 0)
         self._ehist = grow_channels(self._ehist, n, 0)
+        self._raw = grow_channels(self._raw, n, 0)
         self._born = grow_channels(self._born, n, self._samples)
         self._tracks.extend(_Track() for _ in range(extra))
         self._tone_active = grow_channels(self._tone_active, n, False)
@@ -303,11 +310,7 @@ class DtmfDetectorBank:
             np.matmul(xs[i:i + _MATMUL_ROWS], self._basis, out=re_im[i:i + _MATMUL_ROWS])
         re_im = re_im.reshape(n, k, 16)
         local = (re_im[..., :8] - 1j * re_im[..., 8:]).astype(np.complex64, copy=False)
-        energy = np.empty((n * k, 2), dtype=np.float32)
-        energy[:, 0] = np.einsum("ij,ij->i", xs, xs)
-        dx = xs[:, 1:] - xs[:, :-1]
-        energy[:, 1] = np.einsum("ij,ij->i", dx, dx) * np.float32(SUB / (SUB - 1))
-        energy = energy.reshape(n, k, 2)
+        energy = np.einsum("ij,ij->i", xs, xs).reshape(n, k)
         # Refer each sub-block's phase to the sample index counted from the channel's
         # start, so a channel's analysis does not depend on when it joined the bank.
         since = (self._samples - self._born) % SAMPLE_RATE
@@ -334,7 +337,8 @@ class DtmfDetectorBank:
                 self._rot[key] = rot
         return rot
 
-    def _judge(self, cat: npt.NDArray[np.complex64], ecat: F32, k: int) -> tuple[
+    def _judge(self, cat: npt.NDArray[np.complex64], ecat: F32, frames: Int16Array,
+               k: int) -> tuple[
             npt.NDArray[np.bool_], npt.NDArray[np.intp], F32, npt.NDArray[np.bool_],
             npt.NDArray[np.bool_]]:
         """Judge the ``k`` windows ending at the new sub-blocks.
@@ -348,12 +352,10 @@ class DtmfDetectorBank:
         n = cat.shape[0]
         first = HIST_SUBS - WIN_SUBS + 1
         xw = cat[:, first:first + k]
-        ew = ecat[:, first:first + k, 0]
-        dw = ecat[:, first:first + k, 1]
+        ew = ecat[:, first:first + k]
         for j in range(1, WIN_SUBS):
             xw = xw + cat[:, first + j:first + j + k]
-            ew = ew + ecat[:, first + j:first + j + k, 0]
-            dw = dw + ecat[:, first + j:first + j + k, 1]
+            ew = ew + ecat[:, first + j:first + j + k]
         pw = np.square(xw.real)  # (n, k, 8), float32
         pw += np.square(xw.imag)
         # The strongest tone of each group (row, column): argmax and max over an axis of 4
@@ -422,16 +424,8 @@ class DtmfDetectorBank:
         others_r = (pwc[:, :4].sum(-1) - pwc[rows, sel[:, 0]]) * scale
         others_c = (pwc[:, 4:].sum(-1) - pwc[rows, sel[:, 1]]) * scale
         twist_ok = (pr <= self._twist_hi * pc) & (pr >= self._twist_lo * pc)
-        # Purity in the band: speech below 300 Hz (voicing, a first formant) under a weak
-        # digit takes a share of the window's energy the tones cannot have; measured on
-        # the first difference (a high-pass, tones weighted by its gain) it does not.
-        fest = fnom + df
-        gain = np.square(2 * np.sin(np.pi * fest / SAMPLE_RATE))
-        band_pure = (pr * gain[:, 0] + pc * gain[:, 1]
-                     >= self._band_purity * dw[ch, kk] / np.float32(n_win))
         rest = (
             (pr >= self._min_pow) & (pc >= self._min_pow)
-            & ((pr + pc >= self._purity * mean_pow[ch, kk]) | band_pure)
             & (np.abs(df) <= self.config.freq_tolerance * fnom).all(-1)
             & (others_r <= self._group_rej * pr)
             & (others_c <= self._group_rej * pc)
@@ -440,7 +434,19 @@ class DtmfDetectorBank:
             # DTMF pair is an octave, so a column tone at twice the row tone is a harmonic.
             & (np.abs((fnom[:, 1] + df[:, 1]) - 2 * (fnom[:, 0] + df[:, 0]))
                > self.config.harmonic_hz)
+            & (pr <= self._soft_hi * pc) & (pr >= self._twist_lo * pc)
         )
+        pure = pr + pc >= self._purity * mean_pow[ch, kk]
+        # Purity in the band: speech below 300 Hz (voicing, a first formant) under a weak
+        # digit takes a share of the window's energy the tones cannot have; measured on
+        # the first difference (a high-pass, tones weighted by its gain) it does not.  Only
+        # for the windows that pass every other test (few: the samples are read for them).
+        need = np.flatnonzero(rest & ~pure)
+        if need.size:
+            g = np.square(2 * np.sin(np.pi * (fnom[need] + df[need]) / SAMPLE_RATE))
+            pure[need] = (pr[need] * g[:, 0] + pc[need] * g[:, 1]
+                          >= self._band_purity * self._diff_power(frames, ch[need], kk[need]))
+        rest &= pure
         ok = rest & twist_ok
         # A window that fails only the reverse twist test, by less than the margin, may
         # confirm a pending digit (never start one): Q.24's 8 dB pair measures 7.5-9 dB.
@@ -450,6 +456,21 @@ class DtmfDetectorBank:
         clean[ch, kk] = (ok & (fill >= self.config.clean_fill)
                          & (np.abs(df) <= self.config.clean_freq_tolerance * fnom).all(-1))
         return valid, digit, tail_full, clean, soft
+
+    def _diff_power(self, frames: Int16Array, ch: npt.NDArray[np.intp],
+                    kk: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        """Mean power of the first difference over the windows ``(ch[i], kk[i])`` (window
+        ``kk`` ends at new sub-block ``kk``), from the kept and the new samples."""
+        chans, which = np.unique(ch, return_inverse=True)
+        raw = np.concatenate([self._raw[chans], frames[chans]], axis=1)
+        # Window kk covers raw[SUB * kk : SUB * kk + 160]; computed window by window, so
+        # the figure does not depend on how the samples were cut into calls.
+        n_win = SUB * WIN_SUBS
+        w = raw[which[:, None], SUB * kk[:, None] + _WIN_SAMPLES].astype(np.float64)
+        d = w[:, 1:] - w[:, :-1]
+        total = np.einsum("ij,ij->i", d, d)
+        out: npt.NDArray[np.float64] = total / (n_win - 1)
+        return out
 
     @staticmethod
     def _hold_arrays(cat: npt.NDArray[np.complex64], k: int) -> tuple[F32, F32, F32]:
@@ -515,7 +536,7 @@ class DtmfDetectorBank:
         s_new, e_new = self._subblocks(frames.astype(np.float32))
         cat = np.concatenate([self._hist, s_new], axis=1)
         ecat = np.concatenate([self._ehist, e_new], axis=1)
-        valid, digit, tail, clean, soft = self._judge(cat, ecat, k)
+        valid, digit, tail, clean, soft = self._judge(cat, ecat, frames, k)
         base = self._samples
         events: list[tuple[int, InbandDigit]] = []
         busy: npt.NDArray[np.bool_] = np.asarray(valid.any(axis=1))
@@ -530,6 +551,10 @@ class DtmfDetectorBank:
                             base - first, k, now, end_total - first, events)
         self._hist = cat[:, -HIST_SUBS:].copy()
         self._ehist = ecat[:, -HIST_SUBS:].copy()
+        if frames.shape[1] >= RAW_HIST:
+            self._raw[:] = frames[:, -RAW_HIST:]
+        else:
+            self._raw = np.concatenate([self._raw, frames], axis=1)[:, -RAW_HIST:]
         self._samples = end_total
         return events
 
