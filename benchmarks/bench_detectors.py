@@ -68,12 +68,17 @@ def cli_digits(items: Iterable[tuple[str, np.ndarray]], batch: int = 200) -> dic
     """
     out: dict[str, list[Any]] = {}
     env = {**os.environ, "PYTHONPATH": str(CODE)}
+    check = subprocess.run([sys.executable, "-c", "import dialtone; print(dialtone.__file__)"],
+                           capture_output=True, text=True, env=env, cwd=CODE, check=True)
+    assert Path(check.stdout.strip()).resolve().is_relative_to(CODE), check.stdout
     with tempfile.TemporaryDirectory(prefix="dtmf_cli_") as tmp:
         pending: list[str] = []
 
         def run() -> None:
+            # cwd: ``-m`` puts the working directory first on the path.
             proc = subprocess.run([sys.executable, "-m", "dialtone", "dtmf", "--json", *pending],
-                                  capture_output=True, text=True, env=env, check=False)
+                                  capture_output=True, text=True, env=env, cwd=CODE,
+                                  check=False)
             if proc.returncode != 0:
                 raise SystemExit(f"dialtone dtmf failed ({proc.returncode}): {proc.stderr[-2000:]}")
             for line in proc.stdout.splitlines():
