@@ -436,6 +436,9 @@ class DtmfDetectorBank:
                > self.config.harmonic_hz)
             & (pr <= self._soft_hi * pc) & (pr >= self._twist_lo * pc)
         )
+        tail_full[ch, kk] = tail
+        if not rest.any():  # the usual case with speech: nothing more to judge
+            return valid, digit, tail_full, clean, soft
         pure = pr + pc >= self._purity * mean_pow[ch, kk]
         # Purity in the band: speech below 300 Hz (voicing, a first formant) under a weak
         # digit takes a share of the window's energy the tones cannot have; measured on
@@ -452,7 +455,6 @@ class DtmfDetectorBank:
         # confirm a pending digit (never start one): Q.24's 8 dB pair measures 7.5-9 dB.
         soft[ch, kk] = rest & ~twist_ok & (pr <= self._soft_hi * pc) & (pr >= self._twist_lo * pc)
         valid[ch, kk] = ok
-        tail_full[ch, kk] = tail
         clean[ch, kk] = (ok & (fill >= self.config.clean_fill)
                          & (np.abs(df) <= self.config.clean_freq_tolerance * fnom).all(-1))
         return valid, digit, tail_full, clean, soft
