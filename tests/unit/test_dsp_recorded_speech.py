@@ -124,6 +124,17 @@ def test_reverse_twist_limit_under_speech_is_accepted(law: str) -> None:
 
 
 @pytest.mark.parametrize("law", ["ulaw", "alaw"])
+def test_forward_twist_beyond_the_limit_under_speech_is_rejected(law: str) -> None:
+    """5.5 dB forward twist (Q.24 accepts 4) with speech under: the speech in the weak
+    tone's bin pulled the measured twist inside the old 4.5 dB limit in 2 of 64 trials."""
+    row = ROWS["forward twist 5.5 dB, speech under (reject)"]
+    for trial in range(2):
+        for key in KEYS:
+            x, _ = gen.q24_signal(row, key, law, trial)
+            assert keys(x) == "", (key, trial)
+
+
+@pytest.mark.parametrize("law", ["ulaw", "alaw"])
 def test_twenty_ms_tone_is_still_rejected(law: str) -> None:
     row = ROWS["20 ms tone (reject)"]
     for key in KEYS:
