@@ -312,6 +312,64 @@ def talk_off_chunk(seed: int, index: int, seconds: float = 60.0) -> tuple[I16, s
         f"{level:.0f} dBm0")
 
 
+# Synthetic speech in more languages and voices than the Debian prompts have (those are
+# four women and one man): espeak-ng's formant voices, male and female variants, pitch and
+# rate varied.  Not recorded speech, but voiced sounds with exact harmonics in thirteen
+# languages: the talk-off case the recorded set is short of.
+TTS_TEXT = {
+    "de": ("Guten Tag. Bitte hinterlassen Sie eine Nachricht nach dem Signalton. Wir rufen "
+           "Sie so bald wie möglich zurück. Vielen Dank für Ihren Anruf und auf Wiederhören."),
+    "pt": ("Bom dia. Por favor deixe a sua mensagem depois do sinal. Entraremos em contacto "
+           "consigo assim que possível. Obrigado pela sua chamada."),
+    "nl": ("Goedemiddag. Laat alstublieft een bericht achter na de toon. Wij bellen u zo snel "
+           "mogelijk terug. Bedankt voor uw oproep."),
+    "pl": ("Dzień dobry. Proszę zostawić wiadomość po sygnale. Oddzwonimy najszybciej jak to "
+           "możliwe. Dziękujemy za telefon."),
+    "tr": ("İyi günler. Lütfen sinyal sesinden sonra mesajınızı bırakın. En kısa sürede sizi "
+           "arayacağız. Aradığınız için teşekkürler."),
+    "sv": ("God dag. Lämna ett meddelande efter tonen. Vi ringer upp så snart som möjligt. "
+           "Tack för ditt samtal."),
+    "el": ("Καλημέρα. Παρακαλώ αφήστε το μήνυμά σας μετά τον ήχο. Θα σας καλέσουμε το "
+           "συντομότερο δυνατό. Ευχαριστούμε."),
+    "hi": "नमस्ते. कृपया बीप के बाद अपना संदेश छोड़ें. हम जल्द से जल्द आपको वापस कॉल करेंगे. धन्यवाद.",
+    "cmn": "你好。请在提示音后留言。我们会尽快给您回电。谢谢您的来电。",
+    "ar": "مرحبا. من فضلك اترك رسالتك بعد سماع الصفارة. سنعاود الاتصال بك في أقرب وقت ممكن. شكرا لاتصالك.",
+    "ja": "こんにちは。発信音の後にメッセージをどうぞ。折り返しお電話いたします。ありがとうございました。",
+    "ru": ("Здравствуйте. Пожалуйста, оставьте сообщение после сигнала. Мы перезвоним вам как "
+           "можно скорее. Спасибо за звонок."),
+    "en-us": ("Hello. You have reached the office. Please leave your name and number after the "
+              "tone and we will call you back. Thank you for calling."),
+}
+TTS_VARIANTS = ("", "+m1", "+m3", "+m7", "+f1", "+f3", "+Alex", "+adam", "+klatt", "+croak")
+
+
+@cache
+def _espeak_tts(voice: str, pitch: int, speed: int, text: str) -> F64:
+    with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
+        subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(speed), "-w",
+                        tmp.name, text], check=True, capture_output=True)
+        return read_wav(tmp.name)
+
+
+def talk_off_tts_chunk(seed: int, index: int, seconds: float = 60.0) -> tuple[I16, str]:
+    """Chunk ``index`` of the synthetic no-digit stream: espeak-ng sentences in random
+    languages and voice variants (pitch 20-80, 130-190 words a minute), short gaps, active
+    level -28 to -6 dBm0, line noise, one G.711 law."""
+    rng = np.random.default_rng([seed, index, 3])
+    parts: list[F64] = []
+    n = int(seconds * RATE)
+    while sum(map(len, parts)) < n:
+        lang = list(TTS_TEXT)[int(rng.integers(len(TTS_TEXT)))]
+        variant = TTS_VARIANTS[int(rng.integers(len(TTS_VARIANTS)))]
+        pitch, speed = int(rng.integers(20, 80)), int(rng.integers(130, 190))
+        parts.append(_espeak_tts(lang + variant, pitch, speed, TTS_TEXT[lang]))
+        parts.append(np.zeros(int(rng.uniform(0.05, 0.5) * RATE)))
+    level = rng.uniform(-28, -6)
+    x = at_level(np.concatenate(parts)[:n], level)
+    law = law_of(rng)
+    return g711_round_trip(x + line_noise(rng, n), law), f"espeak-ng {law} {level:.0f} dBm0"
+
+
 # ----------------------------------------------------------------------------- AMD set
 
 

@@ -15,14 +15,17 @@ resolution) is judged:
   (2 %: between Q.24's 1.5 % must-accept and 3.5 % must-reject);
 * each tone's power, re-measured coherently at the estimated frequency (so a tone
   1.5 % off loses nothing), at or above ``min_level_dbm0``;
-* twist within limits, and the two tones holding ``purity`` of the window energy
-  (this is what keeps speech and music from talking off);
+* twist within limits, and the two tones holding ``purity`` of the window energy, or
+  ``band_purity`` of the energy of its first difference (a high-pass that leaves out a
+  voice's fundamental) (this is what keeps speech and music from talking off);
 * both halves of the window alike (the tone fills the window);
 * the column tone not an octave of the row tone (a harmonic of one voiced sound).
 
 The onset is located inside the window from how full its first half is (within about
-1 ms), so a tone is reported once it has lasted ``min_tone_ms`` (23.5 ms): with 20 ms
-frames, at most 45 ms after it starts; tones of 21 ms or less are never reported.  Gaps shorter than
+1 ms), so a tone is reported once it has lasted ``min_tone_ms`` (23.5 ms) over at least
+two accepted windows, or one *clean* window (both tones within 1.6 % and steady across the
+window): with 20 ms frames, at most 45 ms after it starts; tones of 21 ms or less are never
+reported.  Gaps shorter than
 ``merge_gap_ms`` are bridged; a longer pause separates digits.  Once reported, a digit
 goes on through windows that fail the acceptance tests while its own two tones hold
 their level (``hold_drop_db``): speech over a weak digit no longer splits it in two.
@@ -52,11 +55,14 @@ SUB = 40
 WIN_SUBS = 4
 """Sub-blocks per analysis window (20 ms)."""
 HIST_SUBS = 8
+RAW_HIST = SUB * (WIN_SUBS - 1)
+"""Samples kept from one call to the next for the band purity (a window less one sub-block)."""
 """Sub-blocks kept from one call to the next (window overlap plus onset look-back)."""
 
 _MATMUL_ROWS = 1024
 _WIN_OFFSETS = np.arange(WIN_SUBS)[None, :]
 _STEP_SAMPLES = SUB * np.arange(WIN_SUBS)
+_WIN_SAMPLES = np.arange(SUB * WIN_SUBS)[None, :]
 
 ROW_FREQS = (697, 770, 852, 941)
 COL_FREQS = (1209, 1336, 1477, 1633)
@@ -78,6 +84,36 @@ class DtmfConfig:
     min_tone_ms: float = 23.5
     """Shortest tone reported (Q.24: accept 40 ms, reject below about 23 ms).  With 20 ms
     frames a digit is reported at most ``min_tone_ms + 20`` (+ ~1.5 ms) after its onset."""
+    min_windows: int = 2
+    """Accepted windows (5 ms apart) a tone needs before it is reported, unless one of
+    them is *clean* (``clean_freq_tolerance``, ``clean_fill``).  A 20 ms window can be
+    filled by two formant harmonics of a voice for an instant; the onset look-back then
+    stretches that one window past ``min_tone_ms``.  Every false digit on 16 h of speech
+    and music (issue 17: the 31 ms "4" in Spanish, the 180 ms "C" in Italian, held by the
+    hold test after its one accepted window) was one window.  Q.24's shortest accepted
+    tone (40 ms) fills four or five."""
+    clean_freq_tolerance: float = 0.016
+    """A window alone is enough when both tones are within this of nominal (Q.24's 1.5 %
+    plus estimation noise; the ``freq_tolerance`` margin up to 2 % is for tones whose
+    other windows confirm them) ..."""
+    clean_fill: float = 0.9
+    """... and its halves are this alike (a steady tone; speech ramps up and down)."""
+    pending_gap: int = 3
+    """Windows that may fail between the accepted windows of a digit not yet reported
+    (15 ms): a weak tone under speech, or at a Q.24 limit through G.711, fails every
+    other window or two."""
+    soft_twist_db: float = 1.5
+    """A window of a pending digit that passes every test but reverse twist, and misses
+    ``max_twist_db`` by less than this, confirms it (never starts one): a pair at Q.24's
+    8 dB limit measures 7.5 to 9 dB under speech."""
+    band_purity: float = 0.9
+    """Or: the share of the window's energy *above the voice's fundamental* the two tones
+    hold, measured on the first difference of the signal (gain 2 sin(pi f / 8000): -22 dB
+    at 100 Hz, -5 dB at 697 Hz) with the tones weighted by the same gain.  Speech under a
+    weak digit puts most of its energy in its fundamental and first formant, below the
+    DTMF band, which ``purity`` counts against the tones (issue 17: 16 -> 9 digits missed
+    on the hard set, the clean set all exact).  0.8 let 4 false digits through on 16 h of
+    speech and music; 0.85 none."""
     merge_gap_ms: float = 20.0
     """Interruptions shorter than this belong to the same digit (pauses >= 40 ms separate)."""
     freq_tolerance: float = 0.02
@@ -88,10 +124,13 @@ class DtmfConfig:
     """How much louder the low (row) group may be than the high group: *reverse* twist
     (Q.24: 8 dB must be accepted).  The margin is for measurement error under speech;
     at 9 dB a clean 941 + 1209 Hz pair 10 dB apart still passed (issue 17's false "*")."""
-    max_reverse_twist_db: float = 4.5
+    max_reverse_twist_db: float = 4.3
     """How much louder the high (column) group may be than the low group: *forward*
     twist (Q.24: 4 dB must be accepted).  The attribute names predate issue 17 and are
-    kept for callers; "reverse" here means the opposite of ``max_twist_db``."""
+    kept for callers; "reverse" here means the opposite of ``max_twist_db``.  4.3 dB
+    (4.5 before the second pass of issue 17): with two accepted windows needed, a clean
+    4 dB pair through either law still passes (256 of 256), and a 5.5 dB pair with speech
+    under is no longer reported (2 of 64 were)."""
     min_level_dbm0: float = -36.0
     """Weakest tone accepted, per tone (Q.24: down to -30 dBm0)."""
     purity: float = 0.80
@@ -138,10 +177,14 @@ _IDLE, _PENDING, _ON, _ENDING = 0, 1, 2, 3
 class _Track:
     """Per-channel digit state (plain attributes: touched only when a tone is around)."""
 
-    __slots__ = ("digit", "last_end", "onset", "ref_c", "ref_r", "state")
+    __slots__ = ("digit", "gap", "last_end", "onset", "ref_c", "ref_r", "state", "wins")
 
     def __init__(self) -> None:
         self.state = _IDLE
+        self.wins = 0
+        """Accepted windows of the pending digit so far (a clean one counts as enough)."""
+        self.gap = 0
+        """Failed windows since the pending digit's last accepted one."""
         self.digit = -1
         self.onset = 0.0
         self.last_end = 0.0
@@ -174,6 +217,9 @@ class DtmfDetectorBank:
         self._basis = _basis()
         self._hist = np.zeros((n_channels, HIST_SUBS, 8), dtype=np.complex64)
         self._ehist = np.zeros((n_channels, HIST_SUBS), dtype=np.float32)
+        self._raw = np.zeros((n_channels, RAW_HIST), dtype=np.int16)
+        """The last samples of each channel (a window less one sub-block): the band purity
+        is measured on the samples, only for the few windows that need it."""
         self._samples = 0
         self._born = np.zeros(n_channels, dtype=np.int64)
         """Per channel: the sample count when it started (its phase and time reference)."""
@@ -184,10 +230,14 @@ class DtmfDetectorBank:
         self._purity = np.float32(c.purity)
         self._twist_hi = np.float32(10 ** (c.max_twist_db / 10))
         self._twist_lo = np.float32(10 ** (-c.max_reverse_twist_db / 10))
+        self._soft_hi = np.float32(10 ** ((c.max_twist_db + c.soft_twist_db) / 10))
         self._min_pow = np.float32(DBM0_REF_POWER * 10 ** (c.min_level_dbm0 / 10))
         self._group_rej = np.float32(10 ** (-c.group_rejection_db / 10))
         self._fill = np.float32(c.fill_ratio)
         self._min_tone = c.min_tone_ms * SAMPLE_RATE / 1000
+        self._min_wins = c.min_windows
+        self._band_purity = c.band_purity
+        self._pending_gap = c.pending_gap
         self._merge_gap = c.merge_gap_ms * SAMPLE_RATE / 1000
         self._hold = 10 ** (-c.hold_drop_db / 10)
         # The candidate test's thresholds, as _judge evaluates them (float32 products).
@@ -222,6 +272,7 @@ class DtmfDetectorBank:
         reports what a new detector fed the same frames would."""
         self._hist[channel] = 0
         self._ehist[channel] = 0
+        self._raw[channel] = 0
         self._born[channel] = self._samples
         self._tracks[channel] = _Track()
         self._tone_active[channel] = False
@@ -242,6 +293,7 @@ class DtmfDetectorBank:
         n = n_channels
         self._hist = grow_channels(self._hist, n, 0)
         self._ehist = grow_channels(self._ehist, n, 0)
+        self._raw = grow_channels(self._raw, n, 0)
         self._born = grow_channels(self._born, n, self._samples)
         self._tracks.extend(_Track() for _ in range(extra))
         self._tone_active = grow_channels(self._tone_active, n, False)
@@ -288,13 +340,17 @@ class DtmfDetectorBank:
                 self._rot[key] = rot
         return rot
 
-    def _judge(self, cat: npt.NDArray[np.complex64], ecat: F32, k: int) -> tuple[
-            npt.NDArray[np.bool_], npt.NDArray[np.intp], F32]:
+    def _judge(self, cat: npt.NDArray[np.complex64], ecat: F32, frames: Int16Array,
+               k: int) -> tuple[
+            npt.NDArray[np.bool_], npt.NDArray[np.intp], F32, npt.NDArray[np.bool_],
+            npt.NDArray[np.bool_]]:
         """Judge the ``k`` windows ending at the new sub-blocks.
 
-        Returns (valid, digit index, tail fill ratio), each ``(n, k)``.  A cheap test on
-        the raw window powers picks the candidate windows; only those get the frequency
-        estimates and the full checks (speech and silence rarely pass it).
+        Returns (valid, digit index, tail fill ratio, clean, soft), each ``(n, k)``:
+        ``clean`` marks the valid windows enough alone (``min_windows``), ``soft`` the
+        windows that fail only the reverse twist limit, by less than ``soft_twist_db``.
+        A cheap test on the raw window powers picks the candidate windows; only those get
+        the frequency estimates and the full checks (speech and silence rarely pass it).
         """
         n = cat.shape[0]
         first = HIST_SUBS - WIN_SUBS + 1
@@ -329,9 +385,11 @@ class DtmfDetectorBank:
         valid = np.zeros((n, k), dtype=bool)
         digit = r * 4 + c
         tail_full = np.ones((n, k), dtype=np.float32)
+        clean = np.zeros((n, k), dtype=bool)
+        soft = np.zeros((n, k), dtype=bool)
         ch, kk = np.nonzero(pre)
         if ch.size == 0:
-            return valid, digit, tail_full
+            return valid, digit, tail_full, clean, soft
         m = ch.size
         sel = np.empty((m, 2), dtype=np.intp)
         sel[:, 0] = r[ch, kk]
@@ -368,10 +426,9 @@ class DtmfDetectorBank:
         rows = np.arange(m)
         others_r = (pwc[:, :4].sum(-1) - pwc[rows, sel[:, 0]]) * scale
         others_c = (pwc[:, 4:].sum(-1) - pwc[rows, sel[:, 1]]) * scale
-        ok = (
+        twist_ok = (pr <= self._twist_hi * pc) & (pr >= self._twist_lo * pc)
+        rest = (
             (pr >= self._min_pow) & (pc >= self._min_pow)
-            & (pr + pc >= self._purity * mean_pow[ch, kk])
-            & (pr <= self._twist_hi * pc) & (pr >= self._twist_lo * pc)
             & (np.abs(df) <= self.config.freq_tolerance * fnom).all(-1)
             & (others_r <= self._group_rej * pr)
             & (others_c <= self._group_rej * pc)
@@ -380,10 +437,45 @@ class DtmfDetectorBank:
             # DTMF pair is an octave, so a column tone at twice the row tone is a harmonic.
             & (np.abs((fnom[:, 1] + df[:, 1]) - 2 * (fnom[:, 0] + df[:, 0]))
                > self.config.harmonic_hz)
+            & (pr <= self._soft_hi * pc) & (pr >= self._twist_lo * pc)
         )
-        valid[ch, kk] = ok
         tail_full[ch, kk] = tail
-        return valid, digit, tail_full
+        if not rest.any():  # the usual case with speech: nothing more to judge
+            return valid, digit, tail_full, clean, soft
+        pure = pr + pc >= self._purity * mean_pow[ch, kk]
+        # Purity in the band: speech below 300 Hz (voicing, a first formant) under a weak
+        # digit takes a share of the window's energy the tones cannot have; measured on
+        # the first difference (a high-pass, tones weighted by its gain) it does not.  Only
+        # for the windows that pass every other test (few: the samples are read for them).
+        need = np.flatnonzero(rest & ~pure)
+        if need.size:
+            g = np.square(2 * np.sin(np.pi * (fnom[need] + df[need]) / SAMPLE_RATE))
+            pure[need] = (pr[need] * g[:, 0] + pc[need] * g[:, 1]
+                          >= self._band_purity * self._diff_power(frames, ch[need], kk[need]))
+        rest &= pure
+        ok = rest & twist_ok
+        # A window that fails only the reverse twist test, by less than the margin, may
+        # confirm a pending digit (never start one): Q.24's 8 dB pair measures 7.5-9 dB.
+        soft[ch, kk] = rest & ~twist_ok & (pr <= self._soft_hi * pc) & (pr >= self._twist_lo * pc)
+        valid[ch, kk] = ok
+        clean[ch, kk] = (ok & (fill >= self.config.clean_fill)
+                         & (np.abs(df) <= self.config.clean_freq_tolerance * fnom).all(-1))
+        return valid, digit, tail_full, clean, soft
+
+    def _diff_power(self, frames: Int16Array, ch: npt.NDArray[np.intp],
+                    kk: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        """Mean power of the first difference over the windows ``(ch[i], kk[i])`` (window
+        ``kk`` ends at new sub-block ``kk``), from the kept and the new samples."""
+        chans, which = np.unique(ch, return_inverse=True)
+        raw = np.concatenate([self._raw[chans], frames[chans]], axis=1)
+        # Window kk covers raw[SUB * kk : SUB * kk + 160]; computed window by window, so
+        # the figure does not depend on how the samples were cut into calls.
+        n_win = SUB * WIN_SUBS
+        w = raw[which[:, None], SUB * kk[:, None] + _WIN_SAMPLES].astype(np.float64)
+        d = w[:, 1:] - w[:, :-1]
+        total = np.einsum("ij,ij->i", d, d)
+        out: npt.NDArray[np.float64] = total / (n_win - 1)
+        return out
 
     @staticmethod
     def _hold_arrays(cat: npt.NDArray[np.complex64], k: int) -> tuple[F32, F32, F32]:
@@ -449,7 +541,7 @@ class DtmfDetectorBank:
         s_new, e_new = self._subblocks(frames.astype(np.float32))
         cat = np.concatenate([self._hist, s_new], axis=1)
         ecat = np.concatenate([self._ehist, e_new], axis=1)
-        valid, digit, tail = self._judge(cat, ecat, k)
+        valid, digit, tail, clean, soft = self._judge(cat, ecat, frames, k)
         base = self._samples
         events: list[tuple[int, InbandDigit]] = []
         busy: npt.NDArray[np.bool_] = np.asarray(valid.any(axis=1))
@@ -460,16 +552,21 @@ class DtmfDetectorBank:
         for ch in active.tolist():
             # A channel counts samples from its own start (onset_sample, timestamps).
             first = int(born[ch])
-            self._run_track(ch, cat[ch], valid[ch], digit[ch], tail[ch], base - first, k,
-                            now, end_total - first, events)
+            self._run_track(ch, cat[ch], valid[ch], digit[ch], tail[ch], clean[ch], soft[ch],
+                            base - first, k, now, end_total - first, events)
         self._hist = cat[:, -HIST_SUBS:].copy()
         self._ehist = ecat[:, -HIST_SUBS:].copy()
+        if frames.shape[1] >= RAW_HIST:
+            self._raw[:] = frames[:, -RAW_HIST:]
+        else:
+            self._raw = np.concatenate([self._raw, frames], axis=1)[:, -RAW_HIST:]
         self._samples = end_total
         return events
 
     def _run_track(self, ch: int, cat: npt.NDArray[np.complex64], valid: npt.NDArray[np.bool_],
-                   digit: npt.NDArray[np.intp], tail: F32, base: int, k: int, now: float,
-                   end_total: int, events: list[tuple[int, InbandDigit]]) -> None:
+                   digit: npt.NDArray[np.intp], tail: F32, clean: npt.NDArray[np.bool_],
+                   soft: npt.NDArray[np.bool_], base: int, k: int, now: float, end_total: int,
+                   events: list[tuple[int, InbandDigit]]) -> None:
         tr = self._tracks[ch]
         rate = SAMPLE_RATE
 
@@ -494,11 +591,28 @@ class DtmfDetectorBank:
             ok = bool(valid[i])
             d = int(digit[i])
             tail_end = end_sample - (1.0 - float(tail[i])) * 2 * SUB
+            if tr.state == _PENDING and soft[i] and d == tr.digit:
+                # Confirms the pending digit (counts, never starts one).
+                tr.wins += 1
+                tr.gap = 0
+                tr.last_end = tail_end
+                if tail_end - tr.onset >= self._min_tone and tr.wins >= self._min_wins:
+                    tr.state = _ON
+                    emit("start", tail_end)
+                i += 1
+                continue
+            if tr.state == _PENDING and not ok and tr.gap < self._pending_gap:
+                # A failed window between two accepted ones of a tone not yet reported
+                # (Q.24's interruption tolerance, before the report).
+                tr.gap += 1
+                i += 1
+                continue
             if tr.state == _IDLE or (tr.state == _PENDING and (not ok or d != tr.digit)):
                 tr.state = _IDLE
                 if ok:
                     tr.state, tr.digit = _PENDING, d
                     tr.ref_r = tr.ref_c = 0.0
+                    tr.wins = tr.gap = 0
                     tr.onset = self._onset(cat, HIST_SUBS + i, d, end_sample)
                     tr.last_end = tail_end
             elif tr.state in (_ON, _ENDING):
@@ -517,6 +631,7 @@ class DtmfDetectorBank:
                             emit("end", tr.last_end)
                             tr.state = _PENDING
                             tr.ref_r = tr.ref_c = 0.0
+                            tr.wins = tr.gap = 0
                             tr.onset = self._onset(cat, HIST_SUBS + i, d, end_sample)
                     if tr.state != _ENDING:
                         tr.last_end = tail_end
@@ -528,6 +643,7 @@ class DtmfDetectorBank:
                     emit("end", tr.last_end)
                     tr.state, tr.digit = _PENDING, d
                     tr.ref_r = tr.ref_c = 0.0
+                    tr.wins = tr.gap = 0
                     tr.onset = self._onset(cat, HIST_SUBS + i, d, end_sample)
                     tr.last_end = tail_end
                 else:
@@ -537,7 +653,11 @@ class DtmfDetectorBank:
                         tr.state = _IDLE
             if tr.state == _PENDING and ok and d == tr.digit:
                 tr.last_end = tail_end
-                if tail_end - tr.onset >= self._min_tone:
+                # A clean window is enough alone; one with speech or music in it, or a
+                # tone at the edge of the frequency tolerance, needs another beside it.
+                tr.wins += self._min_wins if clean[i] else 1
+                tr.gap = 0
+                if tail_end - tr.onset >= self._min_tone and tr.wins >= self._min_wins:
                     tr.state = _ON
                     emit("start", tail_end)
             if ok and d == tr.digit and tr.state != _IDLE:

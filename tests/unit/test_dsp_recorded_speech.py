@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "audio_fixtures"))
 import gen_detector_set as gen
 
 from telephony.dsp.amd import AmdDetector, AmdResult, classify_recording
-from telephony.dsp.dtmf import KEYS, DtmfDetector, DtmfDetectorBank, detect_file_digits
+from telephony.dsp.dtmf import KEYS, DtmfConfig, DtmfDetector, DtmfDetectorBank, detect_file_digits
 
 pytestmark = pytest.mark.skipif(not gen.available(), reason="Debian prompts or hold music missing")
 SEED = 17
@@ -70,6 +70,101 @@ def test_no_talk_off_on_a_speech_and_music_excerpt() -> None:
     for index in (0, 1, 2, 3, 6, 141):
         x, desc = gen.talk_off_chunk(SEED, index)
         assert detect_file_digits(x) == [], desc
+
+
+# The acceptance rules before the one-window and band-purity changes of issue 17 (the
+# same tests on each window, a digit reported on one window, purity on the whole band).
+ONE_WINDOW = DtmfConfig(min_windows=1, band_purity=2.0, pending_gap=0, soft_twist_db=0)
+
+# Every false digit found on 16 h of speech and music before those changes: (chunk of the
+# no-digit stream, time of the digit in ms, what was reported).  Each was one window.
+ONE_WINDOW_TALK_OFF = [(151, 50344, "4"), (558, 1592, "C"), (558, 7302, "B"), (577, 48347, "C"),
+                       (577, 54052, "B"), (653, 33339, "4"), (530, 30908, "B")]
+
+
+def _talk_off_excerpt(chunk: int, ms: int) -> np.ndarray:
+    """One second around ``ms`` of chunk ``chunk`` (cut on the detector's 5 ms grid)."""
+    x, _ = gen.talk_off_chunk(SEED, chunk)
+    start = (ms - 500) * 8 // 40 * 40
+    out: np.ndarray = x[start:start + 8000]
+    return out
+
+
+@pytest.mark.parametrize(("chunk", "ms", "digit"), ONE_WINDOW_TALK_OFF)
+def test_one_window_of_speech_is_not_a_digit(chunk: int, ms: int, digit: str) -> None:
+    """Two formant harmonics fill one 20 ms window: the Spanish "4" of issue 17's last
+    talk-off, and the issue's false "C" (852 + 1633 Hz, held for 180 ms once reported)."""
+    x = _talk_off_excerpt(chunk, ms)
+    assert [d["digit"] for d in detect_file_digits(x, config=ONE_WINDOW)] == [digit]
+    assert detect_file_digits(x) == []
+
+
+@pytest.mark.parametrize("index", [5, 30, 46])
+def test_weak_digit_over_low_pitched_speech_is_found(index: int) -> None:
+    """A weak digit over speech whose energy lies mostly below the DTMF band (voicing, a
+    first formant): missed when the purity counted that energy against the tones."""
+    f = gen.dtmf_file(SEED, index, hard=True)
+    assert len(keys_with(f.pcm, ONE_WINDOW)) == len(f.keys) - 1
+    assert keys(f.pcm) == f.keys
+
+
+def keys_with(x: np.ndarray, config: DtmfConfig) -> str:
+    return "".join(str(d["digit"]) for d in detect_file_digits(x, config=config))
+
+
+@pytest.mark.parametrize("law", ["ulaw", "alaw"])
+def test_reverse_twist_limit_under_speech_is_accepted(law: str) -> None:
+    """Q.24's 8 dB reverse twist at -20 dBm0 with speech under: windows that miss the
+    twist limit by a little confirm the digit."""
+    row = ROWS["reverse twist 8 dB, -20 dBm0, speech 10 dB under"]
+    for trial in range(2):
+        for key in KEYS:
+            x, want = gen.q24_signal(row, key, law, trial)
+            assert keys(x) == want == key
+
+
+@pytest.mark.parametrize("law", ["ulaw", "alaw"])
+def test_forward_twist_beyond_the_limit_under_speech_is_rejected(law: str) -> None:
+    """5.5 dB forward twist (Q.24 accepts 4) with speech under: the speech in the weak
+    tone's bin pulled the measured twist inside the old 4.5 dB limit in 2 of 64 trials."""
+    row = ROWS["forward twist 5.5 dB, speech under (reject)"]
+    for trial in range(2):
+        for key in KEYS:
+            x, _ = gen.q24_signal(row, key, law, trial)
+            assert keys(x) == "", (key, trial)
+
+
+@pytest.mark.parametrize("law", ["ulaw", "alaw"])
+def test_twenty_ms_tone_is_still_rejected(law: str) -> None:
+    row = ROWS["20 ms tone (reject)"]
+    for key in KEYS:
+        x, _ = gen.q24_signal(row, key, law, 0)
+        assert keys(x) == ""
+
+
+def test_bank_matches_single_detectors_on_talk_off_and_band_purity() -> None:
+    """The windows judged by the band purity read samples kept from the previous call: a
+    bank fed 20 ms frames (grown mid-way) reports what one pass over each signal does."""
+    signals = [gen.dtmf_file(SEED, i, hard=True).pcm for i in (5, 30, 46)]
+    signals.append(_talk_off_excerpt(558, 1592))
+    n = min(len(s) for s in signals) // 160 * 160
+    frames = np.stack([s[:n] for s in signals])
+    bank = DtmfDetectorBank(2)
+    got: list[list[str]] = [[] for _ in signals]
+    half = n // 320 * 160
+    for i in range(n // 160):
+        if i * 160 == half:
+            bank.grow(len(signals))  # channels 2 and 3 join here
+        block = frames[:bank.n_channels, i * 160:(i + 1) * 160]
+        for ch, e in bank.process(block, now=(i + 1) * 0.02):
+            if e.kind == "end":
+                got[ch].append(e.digit)
+    for ch, s in enumerate(signals):
+        x = s[:n] if ch < 2 else s[half:n]
+        want = [str(d["digit"]) for d in detect_file_digits(x)]
+        # The bank has not flushed: a digit still sounding at the end is not over yet.
+        assert got[ch] == want[:len(got[ch])] and len(want) - len(got[ch]) <= 1, ch
+    assert sum(map(len, got)) >= 8
 
 
 def test_bank_matches_single_detectors_on_speech() -> None:
