@@ -219,6 +219,19 @@ class HttpSection(_Section):
         return value
 
 
+class DialerSection(_Section):
+    trunk: str | None = None
+    """``sip:HOST[:PORT]`` the node's outbound campaigns dial through; with it the node runs
+    an engine for every campaign whose status is ``running`` (dialtone/dialing.py)."""
+
+    @field_validator("trunk")
+    @classmethod
+    def _trunk(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sip:", "sips:")):
+            raise ValueError(f"{value!r}: want sip:HOST[:PORT]")
+        return value
+
+
 class NodeConfig(_Section):
     """Everything ``dialtone serve`` needs; built once, passed down, never mutated."""
 
@@ -237,6 +250,7 @@ class NodeConfig(_Section):
     flow: FlowSection = FlowSection()
     routing: RoutingSection = RoutingSection()
     http: HttpSection = HttpSection()
+    dialer: DialerSection = DialerSection()
 
     @model_validator(mode="after")
     def _options_apply(self) -> NodeConfig:
@@ -371,6 +385,8 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     Flag("--db", "db", "SQLAlchemy URL (default sqlite:///var/dialtone.db)"),
     Flag("--node-id", "node_id", "this node's id (default: host-port)"),
     Flag("--events", "events", "append call events as JSON lines here"),
+    Flag("--trunk", "dialer.trunk", "sip:HOST[:PORT] outbound campaigns dial through: the node "
+         "then dials every campaign whose status is running (console, campaign start)"),
     Flag("--http", "http.listen", "HOST:PORT of the campaign console and its API "
          "(default: none)"),
     Flag("--workers", "workers", "run N node processes on SIP ports PORT..PORT+N-1 with "

@@ -20,7 +20,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dialtone.cdr import CdrRecorder, CdrWriter
 from dialtone.config import NodeConfig
@@ -36,6 +36,9 @@ from telephony.sip.admission import AdmissionConfig
 from telephony.sip.auth import DigestCredentials, DigestServer
 from telephony.sip.endpoint import SipConfig
 from telephony.sip.transfer_policy import TransferPolicy
+
+if TYPE_CHECKING:
+    from dialtone.dialing import DialerSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +189,9 @@ class Node:
         self.sip_address: tuple[str, int] | None = None
         self.http_address: tuple[str, int] | None = None
         self.cdr_writer: CdrWriter | None = None
+        self.dialer: DialerSupervisor | None = None
+        self.events: NodeEvents | None = None
+        """The node's one event stream (the log, the bus, CDRs, the console observe it)."""
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -213,6 +219,7 @@ class Node:
             stack.callback(json_log.close)
             log_sink = json_log
         events = NodeEvents(log_sink)
+        self.events = events
         stack.callback(events.emit, {"type": "node_stopped", "node_id": self.node_id})
         self.cdr_writer = self._start_cdrs(stack, events)
 
@@ -243,6 +250,8 @@ class Node:
         stack.push_async_callback(ua.close)
         self.ua = ua
         host, port = self.sip_address
+        if config.dialer.trunk is not None:
+            self._start_dialer(stack, ua, events)
         if config.http.listen is not None:
             await self._start_console(stack, events)
         started: dict[str, Any] = {"type": "node_started", "node_id": self.node_id,
@@ -273,11 +282,27 @@ class Node:
         app = create_app(config.http, store, hub=hub, agents=agents, emit=events.emit,
                          events_path=config.events,
                          admin_password=os.environ.get("DIALTONE_ADMIN_PASSWORD"),
-                         ready=lambda: self.ua is not None)
+                         ready=lambda: self.ua is not None,
+                         dialer_trunk=lambda: config.dialer.trunk)
         host, port = parse_hostport(config.http.listen, 8080)
         server = ConsoleServer(app, host, port)
         self.http_address = await server.start()
         stack.push_async_callback(server.close)
+
+    def _start_dialer(self, stack: contextlib.AsyncExitStack, ua: UserAgent,
+                      events: NodeEvents) -> None:
+        """Outbound campaigns on the node's user agent (after it, so stopped before it)."""
+        from dialer.store import DialerStore
+        from dialtone.dialing import DialerSupervisor
+
+        assert self.config.dialer.trunk is not None
+        store = DialerStore(self.config.db)
+        stack.callback(store.engine.dispose)
+        dialer = DialerSupervisor(store, ua, trunk=self.config.dialer.trunk,
+                                  node_id=self.node_id, emit=events.emit)
+        dialer.start()
+        stack.push_async_callback(dialer.close)
+        self.dialer = dialer
 
     def _start_cdrs(self, stack: contextlib.ExitStack | contextlib.AsyncExitStack,
                     events: NodeEvents) -> CdrWriter:

@@ -89,7 +89,8 @@ def create_app(config: HttpSection, store: DialerStore, *, hub: EventHub | None 
                events_path: str | None = None, admin_password: str | None = None,
                ready: Callable[[], bool] | None = None,
                broker_connected: Callable[[], bool] | None = None,
-               live_interval: float = 1.0, hasher: PasswordHasher | None = None) -> FastAPI:
+               live_interval: float = 1.0, hasher: PasswordHasher | None = None,
+               dialer_trunk: Callable[[], str | None] | None = None) -> FastAPI:
     """The console app.
 
     ``hub``: the node's event hub (a private one if None); ``emit``: where the console's own
@@ -322,10 +323,15 @@ def create_app(config: HttpSection, store: DialerStore, *, hub: EventHub | None 
         pending = summary["by_state"].get("pending", 0)
         if pending == 0:
             reasons.append("no contacts left to call: upload a list")
-        if st.kind == "agents":
+        if st.kind == "agents" and not st.extra.get("agents"):
+            # agents listed in the campaign are dialled by the engine itself; otherwise they
+            # come from the routing core's presence
             logged = [a for a in agent_source.agents() if a.state != "offline"]
             if not logged:
                 reasons.append("no agents logged in")
+        if dialer_trunk is not None and dialer_trunk() is None:
+            reasons.append("this node dials no campaigns: serve it with --trunk "
+                           "sip:HOST:PORT (or dial from `dialtone campaign run`)")
         with read_session(store.engine) as s:
             zones = list(s.scalars(select(CampaignZone.zones)
                                    .where(CampaignZone.campaign_id == info.id)))

@@ -34,7 +34,7 @@ class Console:
     events_path: Path
 
 
-def make_console(tmp_path: Path, **http: Any) -> Console:
+def make_console(tmp_path: Path, *, dialer_trunk: Any = None, **http: Any) -> Console:
     store = DialerStore(f"sqlite:///{tmp_path / 'console.db'}")
     hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # fast, for tests
     users = UserStore(store.engine, hasher=hasher)
@@ -53,7 +53,8 @@ def make_console(tmp_path: Path, **http: Any) -> Console:
 
     events_path = tmp_path / "events.jsonl"
     app = create_app(HttpSection(**http), store, hub=hub, agents=agents, emit=emit,
-                     events_path=str(events_path), live_interval=0.2, hasher=hasher)
+                     events_path=str(events_path), live_interval=0.2, hasher=hasher,
+                     dialer_trunk=dialer_trunk)
     return Console(app, store, hub, agents, emitted, events_path)
 
 

@@ -409,3 +409,18 @@ def test_live_figures_follow_a_running_engine_snapshot() -> None:
     store.write_engine_status("snap", "host:snap", {"dial_level": 9.0},
                               now=time.time() - 60)
     assert figures.campaign("snap")["dial_level"] != 9.0
+
+
+def test_start_needs_a_node_that_dials_and_counts_listed_agents(tmp_path: Path) -> None:
+    """On a node without --trunk nothing would dial a started campaign: Start says so.  Agents
+    listed in the campaign (SIP URIs the engine dials) count as agents."""
+    console = make_console(tmp_path, dialer_trunk=lambda: None)
+    with logged_in(console, "max") as c:
+        c.post("/api/campaigns", json={"name": "spring", "settings": {
+            "window": "always", "caller_id": "+12125550199",
+            "extra": {"agents": ["sip:agent1@127.0.0.1:5090"]}}})
+        r = c.post("/api/campaigns/spring/lists", files={"file": ("l.csv", GOOD_CSV)},
+                   data={"mapping": "phone=phone;timezone=tz"})
+        wait_import(c, r.json()["id"])
+        reasons = c.post("/api/campaigns/spring/start").json()["reasons"]
+        assert len(reasons) == 1 and "--trunk" in reasons[0]

@@ -129,6 +129,8 @@ def test_bad_values_name_the_setting(tmp_path: Path) -> None:
         load_config(env={"DIALTONE_SIP__NOPE": "1"})
     with pytest.raises(ConfigError, match="--rtp-ports"):
         load_config(env={}, flags={"media.rtp_ports": "30000-20000"})
+    with pytest.raises(ConfigError, match="--trunk"):
+        load_config(env={}, flags={"dialer.trunk": "http://127.0.0.1:5060"})
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(yaml_path=tmp_path / "missing.yaml", env={})
     assert load_config(env={"DIALTONE_SIP__TRUSTED": "1.1.1.1,2.2.2.2",
