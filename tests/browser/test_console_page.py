@@ -1,8 +1,8 @@
 """The console page in real Chromium (Debian's, driven by Playwright): like a user would.
 
 Never ``playwright install``: the browser is ``/usr/bin/chromium`` (``scripts/system-deps.sh
-test``).  The dialer engine (issue 14) is not in this branch: the live figures are driven the
-way it will drive them, through the store (leases, outcomes) and ``dialer_call`` events.
+test``).  Here the live figures are driven through the store (leases, outcomes) and
+``dialer_call`` events; test_console_real_calls.py drives them with a node that really dials.
 """
 
 from __future__ import annotations
