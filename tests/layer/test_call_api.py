@@ -272,13 +272,18 @@ async def test_transfer_by_refer_places_the_new_call(pair: Pair) -> None:
 
 
 async def test_transfer_to_nowhere_fails(pair: Pair) -> None:
+    # nobody listens there (TCP, so the refusal is immediate; the UDP path ends at timer B,
+    # test_dial_to_a_silent_peer_fails_with_408_at_timer_b): REFER refused, the bridge fails
     call = await pair.client.dial(pair.target)
-    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()
+    started = asyncio.get_running_loop().time()
     with pytest.raises(TransferFailed):
-        await call.transfer(f"sip:agent@127.0.0.1:{port}", timeout=15)
+        await call.transfer(f"sip:agent@127.0.0.1:{port};transport=tcp", timeout=15)
+    assert asyncio.get_running_loop().time() - started < 5
+    assert not call.ended  # a failed transfer leaves the caller where they were
     await call.hangup()
 
 
