@@ -52,7 +52,10 @@ fixtures: install
 
 test: install system-deps
 	$(PY) audio_fixtures/make_fixtures.py --quiet
-	$(PY) -m pytest -q -p no:cacheprovider
+	@# the unit tier (no I/O, CPU-bound) on both cores; the tiers that time real peers alone
+	@rc=0; $(PY) -m pytest -q -p no:cacheprovider -n 2 tests/unit || rc=$$?; \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/layer tests/interop tests/browser || rc=$$?; \
+	  exit $$rc
 
 test-fast: install
 	$(PY) -m pytest -q -m "not interop and not slow"
