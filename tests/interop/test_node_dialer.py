@@ -5,7 +5,6 @@ and refuses to dial a campaign that cannot (no caller ID) with the reason in its
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,28 +13,21 @@ from dialtone.config import load_config
 from dialtone.node import Node
 from telephony.eventlog import MemoryEventLog
 from tests.interop.dialer_peers import SOUNDS, Agents, Population
+from tests.interop.test_dialer_e2e import peers  # noqa: F401 - the called population
 from tests.interop.test_dialer_engine import BASE, make_store, until
 
 pytestmark = [pytest.mark.interop]
 
 
-@pytest.fixture
-async def peers(tmp_path: Path) -> AsyncIterator[tuple[Population, Agents, int, int]]:
+@pytest.fixture(autouse=True)
+def _sounds() -> None:
+    """Before the population (which loads them) starts."""
     if not (SOUNDS / "hello.wav").is_file():
         pytest.skip("Asterisk sounds not installed (asterisk-core-sounds-en-wav)")
-    pop = Population(41000, tmp_path)
-    agents = Agents(43000, talk_s=1.0)
-    pport = await pop.start_population()
-    aport = await agents.start_agents()
-    try:
-        yield pop, agents, pport, aport
-    finally:
-        await pop.close()
-        await agents.close()
 
 
 async def test_the_node_dials_running_campaigns_and_follows_their_status(
-        peers: tuple[Population, Agents, int, int], tmp_path: Path) -> None:
+        peers: tuple[Population, Agents, int, int], tmp_path: Path) -> None:  # noqa: F811
     pop, agents, pport, aport = peers
     first, later = [BASE + "01", BASE + "11"], [BASE + "21"]
     store = make_store(tmp_path, "outreach", first + later,
