@@ -187,7 +187,10 @@ class SipTransportLayer:
         self._timer_at: float | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._pending_connects: dict[Addr, list[bytes]] = {}
-        self._new_calls: deque[tuple[bytes, Addr, str]] = deque()
+        self._new_calls: deque[tuple[bytes, Addr, str, bytes | None]] = deque()
+        self._queued_ids: Counter[bytes | None] = Counter()
+        """Call-IDs of the queued INVITEs: a CANCEL finds its INVITE in one look-up, so a
+        CANCEL flood during an INVITE flood costs no scan of the queue."""
         self._drain_scheduled = False
         self.endpoint_max_size = endpoint.config.max_message_size
 
@@ -242,26 +245,35 @@ class SipTransportLayer:
                 # RFC 3261 9.2: a CANCEL applies to its INVITE; if that INVITE still waits
                 # its turn here, it goes first, so the CANCEL finds it (487, not 481 and a
                 # call answered after its caller gave up)
-                self._take_queued_invite(call_id_of(data))
+                call_id = call_id_of(data)
+                if call_id is not None and self._queued_ids[call_id]:
+                    self._take_queued_invite(call_id)
             self.receive(data, addr, transport)
             return
         queue = self._new_calls
         if len(queue) >= self.limits.max_queued_requests:
-            queue.popleft()  # the oldest INVITE's caller has most likely retransmitted
+            # the oldest INVITE's caller has most likely retransmitted
+            self._unqueued(queue.popleft())
             self.endpoint.stats["dropped_overload"] += 1
-        queue.append((data, addr, transport))
+        call_id = call_id_of(data)
+        queue.append((data, addr, transport, call_id))
+        self._queued_ids[call_id] += 1
         if not self._drain_scheduled:
             self._drain_scheduled = True
             self.loop.call_soon(self._drain_new_calls)
 
-    def _take_queued_invite(self, call_id: bytes | None) -> None:
-        if call_id is None:
-            return
+    def _unqueued(self, item: tuple[bytes, Addr, str, bytes | None]) -> None:
+        ids = self._queued_ids
+        ids[item[3]] -= 1
+        if ids[item[3]] <= 0:
+            del ids[item[3]]
+
+    def _take_queued_invite(self, call_id: bytes) -> None:
         queue = self._new_calls
-        mine = [item for item in queue if call_id_of(item[0]) == call_id]
-        for item in mine:
+        for item in [item for item in queue if item[3] == call_id]:
             queue.remove(item)
-            self.receive(*item)
+            self._unqueued(item)
+            self.receive(item[0], item[1], item[2])
 
     def _drain_new_calls(self) -> None:
         """Up to ``new_request_budget`` new INVITEs, then back to the loop (socket reads, the
@@ -269,8 +281,9 @@ class SipTransportLayer:
         self._drain_scheduled = False
         queue = self._new_calls
         for _ in range(min(len(queue), self.limits.new_request_budget)):
-            data, addr, transport = queue.popleft()
-            self.receive(data, addr, transport)
+            item = queue.popleft()
+            self._unqueued(item)
+            self.receive(item[0], item[1], item[2])
         if queue and not self._drain_scheduled:
             self._drain_scheduled = True
             self.loop.call_soon(self._drain_new_calls)

@@ -183,6 +183,8 @@ async def test_invite_burst_gets_503_options_answer_held_calls_keep_rtp() -> Non
         for got in rx:
             assert got >= 0.8 * 50 * elapsed, (rx, elapsed)
         assert all(not c.ended for c in held)
+        # the INVITE queue drained, and its Call-ID index with it (bounded bookkeeping)
+        assert not server.transport._new_calls and not server.transport._queued_ids
     finally:
         for t in (flood_t, mon_t):
             if t is not None:
