@@ -390,6 +390,8 @@ class EndpointCore:
                 return False  # folded or odd: the parser decides
             canon = _RAW_KEEP.get(name.strip().lower())
             if canon is not None:
+                if b"\n" in value or b"\r" in value or b"\0" in value:
+                    return False  # a bare LF or NUL is never echoed back: the parser decides
                 kept.append((canon, value.strip()))
         names = [n for n, _ in kept]
         if b"Via" not in names or any(names.count(n) != 1

@@ -401,7 +401,10 @@ def _parse_head(head: bytes, limits: ParseLimits) -> tuple[SipMessage, int | Non
         text = head.decode("utf-8")
     except UnicodeDecodeError:
         text = head.decode("latin-1")
-    raw_lines = text.split("\r\n") if "\r\n" in text else text.split("\n")
+    # CRLF ends a line (RFC 3261 7.3.1); a bare LF is tolerated as one too, everywhere, so no
+    # header value can carry a line break that a response echoing it (Call-ID, Via, From,
+    # To, CSeq) would send on as a header of its own.
+    raw_lines = text.replace("\r\n", "\n").split("\n")
     # RFC 3261 7.5: tolerate leading CRLFs (keep-alives on streams are handled by the framer).
     while raw_lines and raw_lines[0] == "":
         raw_lines.pop(0)
@@ -422,7 +425,7 @@ def _parse_head(head: bytes, limits: ParseLimits) -> tuple[SipMessage, int | Non
             continue
         name, colon, value = line.partition(":")
         name = name.rstrip()
-        if not colon or not name or " " in name or "\t" in name:
+        if not colon or not name or " " in name or "\t" in name or "\r" in line:
             # Keep going: enough may parse to answer 400 naming this line (RFC 3261 8.2).
             if bad_line is None:
                 bad_line = SipParseError(f"Malformed header line {line[:40]!r}")

@@ -173,3 +173,9 @@ def test_raw_refusal_copies_the_headers_and_leaves_anything_unusual_to_the_parse
     dropped = ep.stats["dropped_malformed"]
     ep.receive_datagram(compact.replace(b"CSeq: 7 INVITE\r\n", b""), (A, 5070), 0.04)
     assert statuses(ep) == [] and ep.stats["dropped_malformed"] == dropped + 1
+    # a bare LF inside a header value is never echoed into a raw 503: the parser decides
+    raw_before = ep.stats["responded_statelessly"]
+    smuggled = compact.replace(b"i: compact-1@", b"i: compact-2\nX-Evil: 1@")
+    ep.receive_datagram(smuggled, (A, 5070), 0.05)
+    assert all(b"X-Evil" not in o.data for o in ep.datagrams_to_send(0.05))
+    assert ep.stats["responded_statelessly"] <= raw_before + 1

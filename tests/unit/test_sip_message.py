@@ -189,3 +189,16 @@ def test_stream_requires_content_length() -> None:
     sp.feed(b"OPTIONS sip:x@y SIP/2.0\r\nCall-ID: a\r\n\r\n")
     with pytest.raises(SipParseError):
         list(sp.messages())
+
+
+def test_a_bare_lf_ends_a_header_line_so_no_value_carries_a_line_break() -> None:
+    """A message mixing CRLF and a bare LF: the LF ends the line (RFC 3261 7.3.1 tolerance)
+    instead of staying inside the value, where a response echoing the header (Call-ID) would
+    send it on as a header of its own; a lone CR in a line makes the line malformed."""
+    data = (b"OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n"
+            b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:a@example.com>\r\n"
+            b"Call-ID: c1\nX-Smuggled: 1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+    msg = parse_datagram(data)
+    assert msg.call_id == "c1" and msg.headers.get("X-Smuggled") == "1"
+    with pytest.raises(SipParseError):
+        parse_datagram(data.replace(b"Call-ID: c1\n", b"Call-ID: c1\rX-Smuggled: 1\r\n"))
