@@ -18,6 +18,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from dialer.engine import CampaignEngine, EngineConfig
 from dialer.errors import DialerError
 from dialer.store import DialerStore
@@ -52,7 +54,7 @@ class DialerSupervisor:
             try:
                 statuses = {c.name: c.status
                             for c in await asyncio.to_thread(self.store.campaigns)}
-            except DialerError as exc:  # the database is away: try again next round
+            except (DialerError, SQLAlchemyError) as exc:  # the database is away: next round
                 log.warning("dialer: cannot read the campaigns: %s", exc)
                 statuses = None
             if statuses is not None:
