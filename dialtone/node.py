@@ -283,11 +283,27 @@ class Node:
                          events_path=config.events,
                          admin_password=os.environ.get("DIALTONE_ADMIN_PASSWORD"),
                          ready=lambda: self.ua is not None,
-                         dialer_trunk=lambda: config.dialer.trunk)
+                         dialer_trunk=lambda: config.dialer.trunk, node_stats=self.stats)
         host, port = parse_hostport(config.http.listen, 8080)
         server = ConsoleServer(app, host, port)
         self.http_address = await server.start()
         stack.push_async_callback(server.close)
+
+    def stats(self) -> dict[str, dict[str, float]] | None:
+        """The SIP endpoint's and the media mixer's counters, and the load gauges, for
+        ``/metrics`` (read when scraped); None before the user agent is up."""
+        ua = self.ua
+        if ua is None:
+            return None
+        endpoint, media = ua.endpoint, ua.media
+        mixer = dict(media.mixer.counters)
+        mixer["tick_restarts"] = media.tick_restarts
+        mixer["engine_tick_errors"] = media.tick_errors
+        return {"sip": {k: float(v) for k, v in endpoint.stats.items()},
+                "media": {k: float(v) for k, v in mixer.items()},
+                "gauges": {"calls_up": float(endpoint.live_calls()),
+                           "media_tick_lateness_seconds":
+                               endpoint.admission.lateness(now=ua.now())}}
 
     def _start_dialer(self, stack: contextlib.AsyncExitStack, ua: UserAgent,
                       events: NodeEvents) -> None:

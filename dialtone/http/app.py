@@ -57,7 +57,7 @@ from dialtone.http.imports import ImportJob, ImportJobs, check_csv, preview_csv
 from dialtone.http.ivr_stats import IvrTracker, ivr_period_stats
 from dialtone.http.limits import BodyLimit
 from dialtone.http.live import AgentSource, LiveFigures, StaticAgents
-from dialtone.http.metrics import NodeMetrics
+from dialtone.http.metrics import NodeMetrics, NodeStats
 from dialtone.http.reports import compliance, dispositions, recorded_population
 from dialtone.http.users import ConsoleError, Principal, Role, UserStore
 
@@ -90,7 +90,8 @@ def create_app(config: HttpSection, store: DialerStore, *, hub: EventHub | None 
                ready: Callable[[], bool] | None = None,
                broker_connected: Callable[[], bool] | None = None,
                live_interval: float = 1.0, hasher: PasswordHasher | None = None,
-               dialer_trunk: Callable[[], str | None] | None = None) -> FastAPI:
+               dialer_trunk: Callable[[], str | None] | None = None,
+               node_stats: Callable[[], NodeStats | None] | None = None) -> FastAPI:
     """The console app.
 
     ``hub``: the node's event hub (a private one if None); ``emit``: where the console's own
@@ -98,7 +99,8 @@ def create_app(config: HttpSection, store: DialerStore, *, hub: EventHub | None 
     default: the hub); ``events_path``: the event log the IVR statistics read;
     ``admin_password``: creates user ``admin`` when there is no user yet
     (``DIALTONE_ADMIN_PASSWORD``); ``ready``: the node's readiness; ``hasher``: argon2
-    parameters (default: argon2-cffi's, RFC 9106; tests pass cheaper ones).
+    parameters (default: argon2-cffi's, RFC 9106; tests pass cheaper ones); ``node_stats``:
+    the SIP and media counters ``/metrics`` reads when scraped (:class:`NodeCounters`).
     """
     hub = hub or EventHub()
     emit_event = emit or hub.emit
@@ -106,7 +108,7 @@ def create_app(config: HttpSection, store: DialerStore, *, hub: EventHub | None 
     users = UserStore(store.engine, hasher=hasher)
     if admin_password and users.count() == 0:
         users.add_user("admin", admin_password, Role.ADMIN, now=clock())
-    metrics = NodeMetrics()
+    metrics = NodeMetrics(node_stats=node_stats)
     hub.add_listener(metrics.observe)
     ivr = IvrTracker()
     hub.add_listener(ivr.observe)

@@ -3,25 +3,75 @@
 A registry per app (not the library's global one), fed by the event hub: the same events that
 go to the ``--events`` log.  Families whose source is the dialer engine (dial level, calls by
 state, agents by state, abandonment) are set from the live figures every second.
+
+The counters the SIP endpoint and the media mixer keep themselves (malformed messages dropped,
+overload refusals, RTP from rejected sources, the tick's lateness and restarts: the defences of
+issue 12) are read when Prometheus scrapes, by :class:`NodeCounters`, so the hot paths only
+bump a plain ``Counter``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-__all__ = ["NodeMetrics"]
+__all__ = ["NodeCounters", "NodeMetrics", "NodeStats"]
+
+NodeStats = dict[str, dict[str, float]]
+"""What a node reports at scrape time: ``sip`` and ``media`` counters (name -> count since
+start) and ``gauges`` (name -> value)."""
+
+_GAUGES: dict[str, str] = {
+    "calls_up": "Calls not yet ended (what admission control counts against max_calls)",
+    "media_tick_lateness_seconds": "The media tick's smoothed lateness behind its 20 ms "
+                                   "deadline (admission refuses new calls above the limit)",
+}
+
+
+class NodeCounters(Collector):
+    """Prometheus families read from the node's own counters when scraped:
+    ``dialtone_sip_total{counter}``, ``dialtone_media_total{counter}`` and the gauges of
+    ``_GAUGES``.  ``read`` returns a :data:`NodeStats` (None: the node is not up yet)."""
+
+    def __init__(self, read: Callable[[], NodeStats | None]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.read() or {}
+        sip = CounterMetricFamily(
+            "dialtone_sip", "SIP endpoint counters since start (received, sent, "
+            "retransmissions, dropped_malformed, overload_503, overload_<reason>, "
+            "responded_<status>, tcp_closed_<why>, ...)", labels=["counter"])
+        for name, value in sorted((stats.get("sip") or {}).items()):
+            sip.add_metric([name], value)
+        yield sip
+        media = CounterMetricFamily(
+            "dialtone_media", "Media counters since start, every call summed (rx_packets, "
+            "rx_bad, rx_wrong_source, tx_packets, calls_failed, tick_errors, engine_tick_errors, "
+            "tick_restarts, ...)", labels=["counter"])
+        for name, value in sorted((stats.get("media") or {}).items()):
+            media.add_metric([name], value)
+        yield media
+        gauges = stats.get("gauges") or {}
+        for name, doc in _GAUGES.items():
+            if name in gauges:
+                yield GaugeMetricFamily(f"dialtone_{name}", doc, value=gauges[name])
 
 
 class NodeMetrics:
     """The metric families of issue 15, and the event listener that feeds them."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 node_stats: Callable[[], NodeStats | None] | None = None) -> None:
         self.clock = clock
         r = self.registry = CollectorRegistry()
+        if node_stats is not None:
+            r.register(NodeCounters(node_stats))
         self.calls_active = Gauge("dialtone_calls_active", "Calls up now",
                                   ["direction"], registry=r)
         self.calls_total = Counter("dialtone_calls_total", "Calls ended, by outcome",

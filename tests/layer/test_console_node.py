@@ -39,12 +39,45 @@ async def test_node_serves_the_console_and_stops_it(tmp_path: Path,
             # the node's own events reach the console's hub (and /metrics)
             metrics = (await c.get("/metrics")).text
             assert 'dialtone_console_events_total{type="node_started"} 1.0' in metrics
+            # the SIP endpoint's and the mixer's own counters, read when scraped: an OPTIONS
+            # the node answers shows up in them, and the defences' gauges are there
+            await _options(node.sip_address)
+            metrics = (await c.get("/metrics")).text
+            assert 'dialtone_sip_total{counter="responded_200"}' in metrics
+            assert "dialtone_calls_up 0.0" in metrics
+            assert "dialtone_media_tick_lateness_seconds 0.0" in metrics
     lines = [json.loads(x) for x in events.read_text().splitlines()]
     started = next(e for e in lines if e["type"] == "node_started")
     assert started["http"] == "{}:{}".format(*node.http_address)
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient(base_url=url) as c:
             await asyncio.wait_for(c.get("/health"), 5)
+
+
+async def _options(address: tuple[str, int]) -> None:
+    """One OPTIONS to the node over UDP; returns when its 200 arrives."""
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future[bytes] = loop.create_future()
+
+    class _Peer(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            if not answered.done():
+                answered.set_result(data)
+
+    transport, _ = await loop.create_datagram_endpoint(_Peer, local_addr=("127.0.0.1", 0))
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        host, sip_port = address
+        transport.sendto((
+            f"OPTIONS sip:{host}:{sip_port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-metrics-1\r\n"
+            "Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=p1\r\n"
+            f"To: <sip:{host}:{sip_port}>\r\nCall-ID: metrics-probe-1\r\n"
+            "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode(), address)
+        reply = await asyncio.wait_for(answered, 5)
+        assert reply.startswith(b"SIP/2.0 200 ")
+    finally:
+        transport.close()
 
 
 def test_console_options_need_http() -> None:
