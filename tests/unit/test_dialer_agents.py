@@ -11,6 +11,7 @@ from dialer.agents import (
     AgentBook,
     AgentsSpec,
     AgentWants,
+    DialerAgent,
     RoutingAgents,
     contact_offer,
     parse_agents,
@@ -144,3 +145,66 @@ def test_the_contact_offer_carries_the_fields() -> None:
                            "phone": "+15550001"}
     assert (o.customer_id, o.customer_tier, o.language, o.skills, o.menu_path) == (
         "7", "gold", "es", ["sales"], ["campaign:parcels"])
+
+
+class FakeReferCall:
+    """A called party's leg whose REFERs end as scripted (status, refused)."""
+
+    def __init__(self, results: list[tuple[int, bool]]) -> None:
+        self.results = results
+        self.referred: list[str] = []
+        self.ended = False
+
+    async def refer(self, target: str, *, timeout: float) -> Any:
+        from telephony.aio.call import ReferResult
+        self.referred.append(target)
+        status, refused = self.results.pop(0)
+        return ReferResult(status, refused=refused)
+
+
+class FakeEngine:
+    """What the REFER path uses of the engine: its agents, clock and state changes."""
+
+    def __init__(self, *uris: str) -> None:
+        self.book, _ = book(AgentsSpec("list", uris=uris))
+        for i, uri in enumerate(uris):
+            self.book.agents[uri] = DialerAgent(uri, since=float(i))
+        self.t = 0.0
+        self.changes: list[tuple[str, str]] = []
+
+    def _now(self) -> float:
+        self.t += 0.01
+        return self.t
+
+    def _free_agent(self, tried: set[str], wants: AgentWants | None) -> DialerAgent | None:
+        return self.book.free(tried, wants)
+
+    def _agents_back(self, now: float) -> None:
+        pass
+
+    def _set_agent(self, agent: DialerAgent, state: str, call_id: str | None = None) -> None:
+        agent.state = state
+        self.changes.append((agent.uri, state))
+
+
+async def test_refer_tries_the_next_agent_after_a_failed_notify_and_stops_on_refusal() -> None:
+    from dialer.refer import refer_to_agent
+
+    eng = FakeEngine("sip:a@h", "sip:b@h")
+    call = FakeReferCall([(486, False), (200, False)])  # a busy, then b answers
+    got = await refer_to_agent(eng, "c-1", call, deadline=1.0, wants=None)  # type: ignore[arg-type]
+    assert got is not None and got.uri == "sip:b@h"
+    assert call.referred == ["sip:a@h", "sip:b@h"]
+    assert eng.changes == [("sip:a@h", "reserved"), ("sip:a@h", "away"),
+                           ("sip:b@h", "reserved")]
+    # a peer that refuses REFER itself: no other agent is tried, the agent is released
+    eng = FakeEngine("sip:a@h", "sip:b@h")
+    call = FakeReferCall([(403, True)])
+    got = await refer_to_agent(eng, "c-2", call, deadline=1.0, wants=None)  # type: ignore[arg-type]
+    assert got is None
+    assert call.referred == ["sip:a@h"] and eng.book.agents["sip:a@h"].state == "ready"
+    # no agent free until the deadline: None (the engine plays the safe-harbour message)
+    eng = FakeEngine()
+    got = await refer_to_agent(eng, "c-3", FakeReferCall([]),  # type: ignore[arg-type]
+                               deadline=0.1, wants=None)
+    assert got is None

@@ -1,0 +1,105 @@
+"""Agent campaigns with the routing core's agents (a real Mosquitto) and with REFER: the
+dialer dials only the available agent who fits the contact, publishes its use on the
+contract, and offers the contact's fields to the router; a ``connect: refer`` campaign
+REFERs the called party (a Dialtone UA that honours REFER under its transfer policy) to
+the agent, who receives the call from the called party, not from the dialer."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+
+from dialer.engine import CampaignEngine, EngineConfig
+from routing.contract import AgentState
+from routing.mqtt import MqttRouterService, MqttRoutingBus
+from routing.router_config import RouterConfig
+from routing.router_core import ReferenceRouter
+from telephony.aio.useragent import UserAgent
+from telephony.sip.transfer_policy import TransferPolicy
+from tests.interop.dialer_peers import Agents, Population
+from tests.interop.test_dialer_engine import BASE, _sounds, make_store, until, world
+from tests.mosquitto_helper import MosquittoBroker
+
+pytestmark = [pytest.mark.interop]
+
+__all__ = ["_sounds", "world"]  # fixtures, used by name
+
+FAST = {"backoff_initial_s": 0.05, "backoff_max_s": 0.3, "operation_timeout_s": 3.0}
+CALLER_ID = "+442079460999"
+
+World = tuple[Population, Agents, UserAgent, int, int]
+
+
+def presence(agent_id: str, uri: str, state: str = "available", **kw: object) -> AgentState:
+    return AgentState.model_validate({"agent_id": agent_id, "state": state, "uri": uri,
+                                      "skills": ["sales"], **kw})
+
+
+async def test_agents_from_the_routing_core_over_mqtt(
+        world: World, broker: MosquittoBroker, tmp_path: Path) -> None:
+    _pop, agents, dialer, pport, aport = world
+    router = MqttRouterService(broker.url, ReferenceRouter(RouterConfig.from_dict(
+        {"timezone": "UTC", "queues": {"general": {"skills": []}}, "agents": []}),
+        now=time.time()), **FAST)
+    bus = MqttRoutingBus(broker.url, "dialer-1", **FAST)
+    await router.start()
+    await bus.start()
+    try:
+        assert await router.wait_connected(5.0) and await bus.wait_connected(5.0)
+        uri = {a: f"sip:{a}@127.0.0.1:{aport}" for a in ("agent1", "agent2", "agent3")}
+        # available and fit; away; available but speaks only French; no campaign skill
+        await router.publish_agent_state(presence("ann", uri["agent1"], languages=["en"],
+                                                  since=time.time() - 60))
+        await router.publish_agent_state(presence("bea", uri["agent2"], "offline"))
+        await router.publish_agent_state(presence("fra", uri["agent3"], languages=["fr"],
+                                                  since=time.time() - 600))
+        await router.publish_agent_state(AgentState(
+            agent_id="ops", state="available", uri=uri["agent3"], skills=["ops"]))
+        store = make_store(tmp_path, "routed", [], {"from": "routing", "skills": ["sales"]})
+        csv = tmp_path / "fields.csv"
+        csv.write_text(f"phone,name,customer_id\n{BASE}01,Ann Smith,C-42\n")
+        store.import_contacts("routed", csv, now=0.0)
+        engine = CampaignEngine(store, "routed", dialer,
+                                EngineConfig(trunk=f"sip:127.0.0.1:{pport}"), bus=bus)
+        await asyncio.wait_for(engine.run(until_done=True), 20.0)
+        (contact,) = store.contact_report("routed")
+        assert (contact["disposition"], contact["agent"]) == ("connected", uri["agent1"])
+        assert dict(agents.answered) == {"agent1": 1}
+        assert agents.invites["agent2"] == 0 and agents.invites["agent3"] == 0
+        # the dialer's use went out on the contract: the router saw ann busy on the call
+        # (its offer answered with her), then released
+        assert engine.routing_agents is not None
+        decisions = [d for d in engine.routing_agents.offers if d is not None]
+        assert [(d.kind, d.agent_id, d.target) for d in decisions] == [
+            ("transfer", "ann", uri["agent1"])]
+        await until(lambda: router.router.agents()["ann"].state == "available", 5.0)
+        assert router.router.agents()["bea"].state == "offline"
+    finally:
+        await bus.close()
+        await router.close()
+
+
+async def test_connect_by_refer_the_called_party_calls_the_agent(
+        world: World, tmp_path: Path) -> None:
+    pop, agents, dialer, pport, aport = world
+    assert pop.ua is not None
+    # The called party honours REFER to targets on loopback (its transfer policy).
+    policy = TransferPolicy.from_patterns(["sip:127.0.0.1"], inbound_refer=True)
+    pop.ua.config = dataclasses.replace(pop.ua.config, transfer_policy=policy)
+    store = make_store(tmp_path, "refer", [BASE + "01"], [f"sip:agent1@127.0.0.1:{aport}"],
+                       connect="refer")
+    engine = CampaignEngine(store, "refer", dialer,
+                            EngineConfig(trunk=f"sip:127.0.0.1:{pport}"))
+    await asyncio.wait_for(engine.run(until_done=True), 20.0)
+    (contact,) = store.contact_report("refer")
+    assert (contact["disposition"], contact["agent"]) == (
+        "connected", f"sip:agent1@127.0.0.1:{aport}")
+    assert contact["wait_s"] is not None and contact["wait_s"] < 2.0
+    await until(lambda: agents.answered["agent1"] == 1, 5.0)
+    # the agent's INVITE came from the called party's UA, not from the dialer's caller ID
+    assert CALLER_ID not in agents.from_["agent1"]
+    assert engine.stats.connected == 1 and engine.stats.abandoned == 0
