@@ -194,17 +194,6 @@ class AgentBook:
             agent.state, agent.since = "off", now
         return agent
 
-    def removed(self, agent_id: str, *, now: float) -> None:
-        """The agent's retained state was cleared: they are gone."""
-        uri = self._by_id.get(agent_id)
-        agent = self.agents.get(uri) if uri is not None else None
-        if agent is None:
-            return
-        agent.presence = "offline"
-        if agent.state not in OURS and agent.state != "off":
-            self._leave(agent)
-            agent.state, agent.since = "off", now
-
     def back_to_ready(self, agent: DialerAgent, *, now: float) -> bool:
         """The engine freed ``agent`` (wrap over, leg failure forgiven): False if their
         presence changed meanwhile, in which case they leave the pool instead."""

@@ -572,6 +572,7 @@ class CampaignEngine:
         self.pacer.on_event(CallConnected(call_id, agent.uri), now=self._now())
         self.ua.bridge(call, leg)
         bridged_at = self._now()
+        self._offer_contact(agent, call_id, lease)
         ends = {asyncio.ensure_future(call.wait_ended()),
                 asyncio.ensure_future(leg.wait_ended())}
         await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)

@@ -58,8 +58,6 @@ def test_presence_joins_and_leaves_the_pool_and_the_pacer_sees_it() -> None:
     assert b.free(set()) is None
     b.presence(state("alice", langs=("en",)), now=12.0)              # and comes back
     assert b.free(set()) is not None and len(ev) == 3
-    b.removed("alice", now=13.0)                                   # retained state cleared
-    assert b.free(set()) is None and ev[-1] == AgentLoggedOut("sip:alice@127.0.0.1:5091")
 
 
 def test_the_longest_idle_agent_who_fits_the_contact_is_chosen() -> None:
@@ -132,6 +130,11 @@ async def test_the_dialer_publishes_its_use_and_ignores_its_own_echo() -> None:
         await bus.publish_agent_state(state("carol", "busy", call_id="inbound-9"))
         assert carol.state == "off" and woken == [1]
         assert ev[-1] == AgentLoggedOut(carol.uri)
+        await bus.publish_agent_state(state("carol"))
+        assert carol.state == "ready"
+        # an empty retained payload on agents/carol (MqttRoutingBus): she is gone
+        bus._agent_removed("carol")
+        assert carol.state == "off" and "carol" not in bus.agent_states()
         await ra.close()
     finally:
         await bus.close()
