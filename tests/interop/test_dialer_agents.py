@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from dialer.engine import CampaignEngine, EngineConfig
-from routing.contract import AgentState
-from routing.mqtt import MqttRouterService, MqttRoutingBus
+from dialtone.config import load_config
+from dialtone.node import Node
+from routing.contract import AgentState, HandoffOffer, RouteDecision
+from routing.mqtt import MqttRouterService
 from routing.router_config import RouterConfig
 from routing.router_core import ReferenceRouter
 from telephony.aio.useragent import UserAgent
@@ -39,17 +41,23 @@ def presence(agent_id: str, uri: str, state: str = "available", **kw: object) ->
                                       "skills": ["sales"], **kw})
 
 
-async def test_agents_from_the_routing_core_over_mqtt(
+async def test_the_node_dials_agents_from_the_routing_core_over_mqtt(
         world: World, broker: MosquittoBroker, tmp_path: Path) -> None:
-    _pop, agents, dialer, pport, aport = world
+    _pop, agents, _dialer, pport, aport = world
     router = MqttRouterService(broker.url, ReferenceRouter(RouterConfig.from_dict(
         {"timezone": "UTC", "queues": {"general": {"skills": []}}, "agents": []}),
         now=time.time()), **FAST)
-    bus = MqttRoutingBus(broker.url, "dialer-1", **FAST)
+    offers: list[HandoffOffer] = []  # what the routing core received (a desktop's view)
+    route = router.router.route
+
+    def spy(offer: HandoffOffer, *, now: float) -> RouteDecision:
+        offers.append(offer)
+        return route(offer, now=now)
+
+    router.router.route = spy  # type: ignore[method-assign]
     await router.start()
-    await bus.start()
     try:
-        assert await router.wait_connected(5.0) and await bus.wait_connected(5.0)
+        assert await router.wait_connected(5.0)
         uri = {a: f"sip:{a}@127.0.0.1:{aport}" for a in ("agent1", "agent2", "agent3")}
         # available and fit; away; available but speaks only French; no campaign skill
         await router.publish_agent_state(presence("ann", uri["agent1"], languages=["en"],
@@ -63,23 +71,40 @@ async def test_agents_from_the_routing_core_over_mqtt(
         csv = tmp_path / "fields.csv"
         csv.write_text(f"phone,name,customer_id\n{BASE}01,Ann Smith,C-42\n")
         store.import_contacts("routed", csv, now=0.0)
-        engine = CampaignEngine(store, "routed", dialer,
-                                EngineConfig(trunk=f"sip:127.0.0.1:{pport}"), bus=bus)
-        await asyncio.wait_for(engine.run(until_done=True), 20.0)
+        # ``dialtone serve --trunk ... --mqtt URL``: the node's dialer on the node's bus
+        config = load_config(env={}, flags={
+            "sip.listen": "127.0.0.1:0", "sip.tcp": False, "media.rtp_ports": "47000-48000",
+            "db": f"sqlite:///{tmp_path / 'd.db'}", "dialer.trunk": f"sip:127.0.0.1:{pport}",
+            "routing.mqtt": broker.url, "node_id": "edge-1"})
+        async with Node.running(config) as node:
+            assert node.dialer is not None
+            node.dialer.poll_s = 0.1
+            store.set_status("routed", "running")
+            await until(lambda: any(c["disposition"] != "pending"
+                                    for c in store.contact_report("routed")), 20.0)
+            engine = node.dialer.engines["routed"]
+            assert engine.routing_agents is not None
+            # the router saw ann busy on the call, so the offer was answered with her
+            await until(lambda: len(engine.routing_agents.offers) == 1, 5.0)  # type: ignore[union-attr]
+            (decision,) = engine.routing_agents.offers
+            # and released when the call ended
+            await until(lambda: router.router.agents()["ann"].state == "available", 5.0)
         (contact,) = store.contact_report("routed")
         assert (contact["disposition"], contact["agent"]) == ("connected", uri["agent1"])
         assert dict(agents.answered) == {"agent1": 1}
         assert agents.invites["agent2"] == 0 and agents.invites["agent3"] == 0
-        # the dialer's use went out on the contract: the router saw ann busy on the call
-        # (its offer answered with her), then released
-        assert engine.routing_agents is not None
-        decisions = [d for d in engine.routing_agents.offers if d is not None]
-        assert [(d.kind, d.agent_id, d.target) for d in decisions] == [
-            ("transfer", "ann", uri["agent1"])]
-        await until(lambda: router.router.agents()["ann"].state == "available", 5.0)
+        assert decision is not None
+        assert (decision.kind, decision.agent_id, decision.target) == (
+            "transfer", "ann", uri["agent1"])
         assert router.router.agents()["bea"].state == "offline"
+        # the contact's fields reached the routing core with the call the agent is on
+        assert {o.message_id for o in offers} == {offers[0].message_id}  # re-sends at most
+        o = offers[0]
+        assert o.collected == {"name": "Ann Smith", "customer_id": "C-42", "phone": BASE + "01"}
+        assert (o.customer_id, o.caller, o.called, o.node_id, o.language) == (
+            "C-42", BASE + "01", CALLER_ID, "edge-1", "en")
+        assert o.call_id.startswith("routed-") and o.menu_path == ["campaign:routed"]
     finally:
-        await bus.close()
         await router.close()
 
 
