@@ -740,12 +740,10 @@ class CampaignEngine:
         greeting_end = decided_at - self.config.amd.after_greeting_silence_ms / 1000
         deadline = greeting_end + self.connect_within
         if self.connect_mode == "refer":
-            from dialer.refer import connect_by_refer
-            if await connect_by_refer(self, call_id, call, lease, out, decided_at=decided_at,
-                                      greeting_end=greeting_end, deadline=deadline,
-                                      wants=self._wants(lease)) is not None:
-                return Disposition.CONNECTED
-            return await self._safe_harbour(call_id, call, out)
+            from dialer.refer import human_by_refer
+            return await human_by_refer(self, call_id, call, lease, out, results, tap,
+                                        decided_at=decided_at, greeting_end=greeting_end,
+                                        deadline=deadline)
         agent_task: asyncio.Task[tuple[_Agent, Call] | None] = asyncio.ensure_future(
             self._connect_agent(call, deadline, call_id, self._wants(lease)))
         late: asyncio.Task[AmdResult | None] = asyncio.ensure_future(

@@ -19,19 +19,22 @@ the call answers the next REFER with 486, which puts them aside for a while).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 from dialer.agents import AgentWants, DialerAgent
 from dialer.pacing import CallConnected
+from dialer.policy import Disposition
 from telephony.aio.call import Call
+from telephony.dsp.amd import AmdResult
 from telephony.errors import CallEnded, TransferFailed
 
 if TYPE_CHECKING:
-    from dialer.engine import CampaignEngine
+    from dialer.engine import CampaignEngine, _AmdTap
     from dialer.store import Lease
 
-__all__ = ["refer_to_agent"]
+__all__ = ["connect_by_refer", "human_by_refer", "refer_to_agent"]
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +109,30 @@ async def connect_by_refer(engine: CampaignEngine, call_id: str, call: Call, lea
         # Their call goes on out of our sight: they stay busy until their presence changes.
         engine.agent_book.handed_over(agent, now=engine._now())
     return agent
+
+
+async def human_by_refer(engine: CampaignEngine, call_id: str, call: Call, lease: Lease,
+                         out: dict[str, Any], results: asyncio.Queue[AmdResult],
+                         tap: _AmdTap, *, decided_at: float, greeting_end: float,
+                         deadline: float) -> Disposition:
+    """A person answered a ``connect: refer`` campaign: REFER them to an agent, or the
+    safe-harbour message; a machine after all (the detector revises its verdict before the
+    transfer is done) is treated as a machine, as on the bridge path."""
+    refer = asyncio.ensure_future(connect_by_refer(
+        engine, call_id, call, lease, out, decided_at=decided_at, greeting_end=greeting_end,
+        deadline=deadline, wants=engine._wants(lease)))
+    late = asyncio.ensure_future(engine._late_machine(call, results))
+    try:
+        await asyncio.wait({refer, late}, return_when=asyncio.FIRST_COMPLETED)
+        revised = late.result() if late.done() else None
+        if revised is not None and not refer.done():
+            refer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refer
+            out["amd"] = "machine"
+            return await engine._machine(call, out, results, tap, revised)
+    finally:
+        late.cancel()
+    if await refer is not None:
+        return Disposition.CONNECTED
+    return await engine._safe_harbour(call_id, call, out)
