@@ -89,6 +89,12 @@ async def test_the_node_dials_agents_from_the_routing_core_over_mqtt(
             (decision,) = engine.routing_agents.offers
             # and released when the call ended
             await until(lambda: router.router.agents()["ann"].state == "available", 5.0)
+            # the pacer's staffing: ann and fra (in the campaign, though no contact of hers)
+            assert engine.pacer.state.logged_in == 2
+            # ann goes away: the pacer sees it at once
+            await router.publish_agent_state(presence("ann", uri["agent1"], "offline"))
+            await until(lambda: engine.pacer.state.logged_in == 1, 5.0)
+            assert engine.agents[uri["agent1"]].state == "off"
         (contact,) = store.contact_report("routed")
         assert (contact["disposition"], contact["agent"]) == ("connected", uri["agent1"])
         assert dict(agents.answered) == {"agent1": 1}
