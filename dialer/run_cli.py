@@ -165,8 +165,9 @@ async def run_campaign(path: str | Path, *, trunk: str, db: str = DEFAULT_DB_URL
     await ua.start()
     stats: EngineStats | None = None
     engine: CampaignEngine | None = None
-    bus = await _open_bus(mqtt, owner or f"{socket.gethostname()}:{name}")
+    bus = None
     try:
+        bus = await _open_bus(mqtt, owner or f"{socket.gethostname()}:{name}")
         engine = CampaignEngine(store, name, ua, EngineConfig(trunk=trunk, owner=owner),
                                 events=events, bus=bus)
         loop = asyncio.get_running_loop()

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from dialer.engine import CampaignEngine, EngineConfig
+from dialer.engine import CampaignConfigError, CampaignEngine, EngineConfig
+from dialer.run_cli import run_campaign
 from dialtone.config import load_config
 from dialtone.node import Node
 from routing.contract import AgentState, HandoffOffer, RouteDecision
@@ -134,3 +135,19 @@ async def test_connect_by_refer_the_called_party_calls_the_agent(
     # the agent's INVITE came from the called party's UA, not from the dialer's caller ID
     assert CALLER_ID not in agents.from_["agent1"]
     assert engine.stats.connected == 1 and engine.stats.abandoned == 0
+
+
+async def test_campaign_run_takes_mqtt_and_refuses_a_routing_campaign_without_it(
+        broker: MosquittoBroker, tmp_path: Path) -> None:
+    (tmp_path / "l.csv").write_text(f"phone\n{BASE}01\n")
+    camp = tmp_path / "routed.yaml"
+    camp.write_text(f'name: routed\nlist: l.csv\ncaller_id: "{CALLER_ID}"\nwindow: always\n'
+                    "agents: {from: routing, skills: [sales]}\n")
+    db = f"sqlite:///{tmp_path / 'd.db'}"
+    with pytest.raises(CampaignConfigError, match=r"needs a routing bus \(--mqtt\)"):
+        await run_campaign(camp, trunk="sip:127.0.0.1:9", db=db, rtp_ports=(45000, 47000))
+    # with --mqtt it follows the routing core; nobody is available: nothing is dialled
+    report = await run_campaign(camp, trunk="sip:127.0.0.1:9", db=db, mqtt=broker.url,
+                                until_done=False, max_seconds=0.3, rtp_ports=(45000, 47000))
+    assert report["summary"]["run"]["placed"] == 0
+    assert [c["disposition"] for c in report["contacts"]] == ["pending"]
