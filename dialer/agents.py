@@ -42,13 +42,14 @@ from uuid import UUID
 from dialer.errors import DialerError
 from dialer.pacing import AgentLoggedIn, AgentLoggedOut, AgentReady
 from dialer.pacing.events import PacerEvent
+from routing.contract import AgentState, CallEventMessage, HandoffOffer
 
 if TYPE_CHECKING:
     from routing.bus import RoutingBus
-    from routing.contract import AgentState
+    from routing.contract import RouteDecision
 
-__all__ = ["AgentBook", "AgentWants", "AgentsSpec", "DialerAgent", "RoutingAgents",
-           "contact_offer", "parse_agents"]
+__all__ = ["AgentBook", "AgentSourceError", "AgentWants", "AgentsSpec", "DialerAgent",
+           "RoutingAgents", "contact_offer", "parse_agents"]
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +237,7 @@ class RoutingAgents:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self._offered: set[str] = set()
-        self.offers: list[Any] = []
+        self.offers: list[RouteDecision | None] = []
         """Decisions the routing core gave this dialer's offers (for tests and logs)."""
 
     def start(self) -> None:
@@ -269,11 +270,8 @@ class RoutingAgents:
             return
         if state == "ready" and not self.book.back_to_ready(agent, now=self.clock()):
             return  # they went away meanwhile: nothing of ours to release
-        from routing.contract import AgentState as Wire
-        from routing.contract import CallEventMessage
-
         ended = agent.call_id if state in ("wrap", "away") else None
-        msg = Wire(agent_id=agent.agent_id, state=wire, uri=agent.uri,  # type: ignore[arg-type]
+        msg = AgentState(agent_id=agent.agent_id, state=wire, uri=agent.uri,  # type: ignore[arg-type]
                    skills=sorted(agent.skills), languages=list(agent.languages),
                    since=self.clock(), call_id=agent.call_id if wire == "busy" else None)
         self._remember(msg.message_id)
@@ -297,7 +295,13 @@ class RoutingAgents:
         self._offered.add(call_id)
         self._spawn(self._offer(offer, agent))
 
-    async def _offer(self, offer: Any, agent: DialerAgent) -> None:
+    def handed_over(self, agent: DialerAgent) -> None:
+        """The agent took the call by REFER: it goes on out of our sight (no ``ended``)."""
+        if agent.call_id is not None:
+            self._offered.discard(agent.call_id)
+        self.book.handed_over(agent, now=self.clock())
+
+    async def _offer(self, offer: HandoffOffer, agent: DialerAgent) -> None:
         decision = await self.bus.request_route(offer, timeout=offer.timeout_s)
         self.offers.append(decision)
         if decision is None:
@@ -326,12 +330,10 @@ class RoutingAgents:
 def contact_offer(*, node_id: str, call_id: str, phone: str, called: str,
                   fields: Mapping[str, Any], language: str | None, campaign: str,
                   skills: Iterable[str] = (), sent_at: float = 0.0,
-                  timeout_s: float = 5.0) -> Any:
+                  timeout_s: float = 5.0) -> HandoffOffer:
     """The :class:`~routing.contract.HandoffOffer` of a contact connected to an agent: the
     contact's fields in ``collected`` (as strings), ``customer_id``/``customer_tier`` when
     the list has those columns, and the campaign as the menu path."""
-    from routing.contract import HandoffOffer
-
     collected = {str(k)[:128]: str(v)[:1024] for k, v in fields.items() if v is not None}
     collected.setdefault("phone", phone)
     return HandoffOffer(

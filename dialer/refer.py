@@ -105,9 +105,9 @@ async def connect_by_refer(engine: CampaignEngine, call_id: str, call: Call, lea
     await call.hangup("transferred")
     if agent.agent_id is None:
         engine._set_agent(agent, "wrap")
-    else:
+    elif engine.routing_agents is not None:
         # Their call goes on out of our sight: they stay busy until their presence changes.
-        engine.agent_book.handed_over(agent, now=engine._now())
+        engine.routing_agents.handed_over(agent)
     return agent
 
 

@@ -211,3 +211,30 @@ async def test_refer_tries_the_next_agent_after_a_failed_notify_and_stops_on_ref
     got = await refer_to_agent(eng, "c-3", FakeReferCall([]),  # type: ignore[arg-type]
                                deadline=0.1, wants=None)
     assert got is None
+
+
+async def test_an_agent_handed_a_call_by_refer_waits_for_their_own_presence() -> None:
+    bus = InMemoryBus(ReferenceRouter(RouterConfig.from_dict({"agents": []}), now=0.0),
+                      node_id="dialer-1")
+    await bus.start()
+    try:
+        b, ev = book()
+        ra = RoutingAgents(bus, b, campaign="c", clock=lambda: 100.0, wake=lambda: None)
+        ra.start()
+        await bus.publish_agent_state(state("dan"))
+        dan = b.agents["sip:dan@127.0.0.1:5091"]
+        dan.state = "busy"
+        ra.local_state(dan, "busy", "c-9")
+        ra.offer(dan, call_id="c-9", phone="+15550001", called="+15550002", fields={},
+                 language="en")
+        ra.handed_over(dan)  # the REFER succeeded: his call goes on without us
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert dan.state == "off" and ev[-1] == AgentLoggedOut(dan.uri)
+        assert bus.agent_states()["dan"].state == "busy"  # as we published it, still
+        assert b.free(set()) is None
+        await bus.publish_agent_state(state("dan"))  # his desktop: the call is over
+        assert dan.state == "ready" and b.free(set()) is dan
+        await ra.close()
+    finally:
+        await bus.close()
