@@ -8,7 +8,8 @@ Its keys are read by tools outside the project; keep them::
     region: GB                  # for numbers without a country code
     caller_id: "+442071234567"  # From and P-Asserted-Identity; a campaign without one does not start
     pacing: progressive
-    agents: [sip:alice@127.0.0.1:5070]
+    agents: [sip:alice@127.0.0.1:5070]   # or: {from: routing, skills: [...], languages: [...]}
+    connect: bridge             # or refer (REFER the called party to the agent)
     flow: outreach.yaml         # message campaigns
     machine_message: "Hello, this is Acme..."       # a WAV path or text spoken by TTS
     safe_harbour_prompt: "This is Acme, call us back on ..."
@@ -37,7 +38,7 @@ from dialer.errors import DialerError
 from dialer.policy import DEFAULT_RETRIES, CampaignSettings
 from dialer.windows import DAYS, CallingWindow
 
-__all__ = ["CampaignFile", "CampaignFileError", "CampaignProblem", "LoadedCampaign",
+__all__ = ["AgentsFromRouting", "CampaignFile", "CampaignFileError", "CampaignProblem", "LoadedCampaign",
            "WindowSpec", "campaign_schema", "load_campaign_file"]
 
 WAV_SUFFIXES = (".wav", ".WAV")
@@ -97,6 +98,18 @@ class WindowSpec(BaseModel):
         return self
 
 
+class AgentsFromRouting(BaseModel):
+    """``{from: routing, skills: [...], languages: [...]}``: the routing core's agents (their
+    retained presence over MQTT, ``--mqtt``), those with every skill listed and speaking one
+    of the languages (none listed: any)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: Literal["routing"] = Field(alias="from")
+    skills: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+
+
 class CampaignFile(BaseModel):
     """The campaign file's schema (issue 14's keys, unchanged)."""
 
@@ -111,8 +124,11 @@ class CampaignFile(BaseModel):
     caller_id: str | None = None
     """Presented in From and P-Asserted-Identity (RFC 3325); required to start dialling."""
     pacing: str = "progressive"
-    agents: list[str] = Field(default_factory=list)
-    """SIP URIs of the agents (``agents`` campaigns)."""
+    agents: list[str] | AgentsFromRouting = Field(default_factory=list)
+    """SIP URIs of the agents (``agents`` campaigns), or ``{from: routing, ...}``."""
+    connect: Literal["bridge", "refer"] = "bridge"
+    """How a person reaches the agent: the dialer bridges its two legs, or REFERs the
+    called party to the agent (RFC 3515; safe harbour if the transfer fails in time)."""
     flow: str | None = None
     """A flow file, relative to the campaign file (``message`` campaigns)."""
     machine_message: str | None = None
@@ -146,8 +162,8 @@ class CampaignFile(BaseModel):
 
     @field_validator("agents")
     @classmethod
-    def _agents(cls, v: list[str]) -> list[str]:
-        for uri in v:
+    def _agents(cls, v: list[str] | AgentsFromRouting) -> list[str] | AgentsFromRouting:
+        for uri in v if isinstance(v, list) else ():
             if not uri.lower().startswith(("sip:", "sips:")):
                 raise ValueError(f"agent {uri!r} is not a SIP URI (sip:user@host[:port])")
         return v
@@ -192,7 +208,11 @@ class CampaignFile(BaseModel):
         window = CallingWindow.parse("always" if self.window == "always"
                                      else self.window.model_dump())
         extra: dict[str, Any] = {
-            "list": path(self.list_), "agents": list(self.agents), "flow": path(self.flow),
+            "list": path(self.list_), "flow": path(self.flow),
+            "agents": (list(self.agents) if isinstance(self.agents, list) else
+                       {"from": "routing", "skills": list(self.agents.skills),
+                        "languages": list(self.agents.languages)}),
+            "connect": self.connect,
             "machine_message": prompt(self.machine_message),
             "safe_harbour_prompt": prompt(self.safe_harbour_prompt),
             "language": self.language, "wrap_s": self.wrap_s,
@@ -239,12 +259,18 @@ def _problems(err: ValidationError, file: str, raw: Any) -> list[CampaignProblem
     from ivr_flows.yaml_lines import line_at
     out = []
     errors = err.errors(include_url=False)
+    # ``agents`` is a list or a mapping: report the errors of the branch the file wrote.
+    agents_branch = ("AgentsFromRouting" if isinstance(raw.get("agents"), Mapping)
+                     else "list[str]")
+    errors = [e for e in errors if not (e["loc"][:1] == ("agents",) and len(e["loc"]) > 1
+                                        and e["loc"][1] in ("list[str]", "AgentsFromRouting")
+                                        and e["loc"][1] != agents_branch)]
     for e in errors:
         if any(str(p).startswith("literal[") for p in e["loc"]) and any(
                 x is not e and x["loc"][:1] == e["loc"][:1] for x in errors):
             continue  # the 'always' branch of window: the mapping branch's errors say more
         loc = tuple(p for p in e["loc"] if not str(p).startswith(("function-", "literal[")))
-        loc = tuple(p for p in loc if p != "WindowSpec")
+        loc = tuple(p for p in loc if p not in ("WindowSpec", "list[str]", "AgentsFromRouting"))
         where = ".".join(str(p) for p in loc)
         msg = e["msg"].removeprefix("Value error, ")
         out.append(CampaignProblem(file, line_at(raw, loc),

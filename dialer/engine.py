@@ -36,11 +36,13 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from dialer.agents import AgentBook, AgentWants, RoutingAgents, parse_agents
+from dialer.agents import DialerAgent as _Agent
 from dialer.errors import DialerError, LeaseLost
 from dialer.pacing import (
     AbandonBudget,
@@ -68,6 +70,9 @@ from telephony.errors import CallEnded as CallEndedError
 from telephony.errors import CallFailed
 from telephony.eventlog import EventSink, NullEventLog
 from telephony.media import Recording
+
+if TYPE_CHECKING:
+    from routing.bus import RoutingBus
 
 __all__ = ["CampaignConfigError", "CampaignEngine", "EngineConfig", "EngineStats",
            "disposition_for_status", "trunk_target"]
@@ -134,15 +139,6 @@ class EngineConfig:
 
 
 @dataclass(slots=True)
-class _Agent:
-    uri: str
-    state: str = "ready"
-    """``ready``, ``reserved``, ``busy``, ``wrap`` or ``away`` (its leg failed lately)."""
-    since: float = 0.0
-    calls: int = 0
-
-
-@dataclass(slots=True)
 class EngineStats:
     """What the engine did in this run (status view, benchmarks)."""
 
@@ -200,7 +196,8 @@ class CampaignEngine:
 
     def __init__(self, store: DialerStore, campaign: str, ua: UserAgent,
                  config: EngineConfig, *, events: EventSink | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, bus: RoutingBus | None = None
+                 ) -> None:
         self.store = store
         self.campaign = campaign
         self.ua = ua
@@ -225,7 +222,18 @@ class CampaignEngine:
         self.safe_harbour: str = str(extra.get("safe_harbour_prompt") or (
             f"This call was from {self.settings.caller_id}. We are sorry we could not connect "
             f"you. Please call us back on {self.settings.caller_id}."))
-        self.agents = {uri: _Agent(uri) for uri in extra.get("agents") or ()}
+        # The agents: listed in the campaign, or the routing core's (dialer/agents.py).
+        self.agent_spec = parse_agents(extra.get("agents"))
+        self.agents = {uri: _Agent(uri) for uri in self.agent_spec.uris}
+        self.agent_book = AgentBook(self.agent_spec, self._agent_event, self.agents)
+        self.connect_mode = str(extra.get("connect") or "bridge")
+        self.routing_agents: RoutingAgents | None = None
+        if self.agent_spec.source == "routing" and self.settings.kind == "agents":
+            if bus is None:
+                raise CampaignConfigError(f"campaign {campaign!r} takes its agents from the "
+                                          "routing core: it needs a routing bus (--mqtt)")
+            self.routing_agents = RoutingAgents(bus, self.agent_book, campaign=campaign,
+                                                clock=clock, wake=lambda: self._wake.set())
         self._ports: list[str] = []
         self._flow: Any = None
         self._flow_services: Any = None
@@ -301,6 +309,8 @@ class CampaignEngine:
         for uri in [*self.agents, *self._ports]:
             self._agent_event(AgentLoggedIn(uri))
             self._agent_event(AgentReady(uri))
+        if self.routing_agents is not None:
+            self.routing_agents.start()
         # Render the prompts now: TTS on the first abandoned call would cost its 2 s.
         for prompt in (self.safe_harbour, self.machine_message):
             if prompt:
@@ -338,6 +348,8 @@ class CampaignEngine:
                 await renew
         if self._calls:
             await asyncio.gather(*self._calls.values(), return_exceptions=True)
+        if self.routing_agents is not None:
+            await self.routing_agents.close()
         await self._db(self.store.write_engine_status, self.campaign, self.config.owner,
                        self.status(), now=self._now())
         return self.stats
@@ -425,13 +437,28 @@ class CampaignEngine:
     def _agent_event(self, ev: Any) -> None:
         self.pacer.on_event(ev, now=self._now())
 
-    def _set_agent(self, agent: _Agent, state: str) -> None:
+    def _set_agent(self, agent: _Agent, state: str, call_id: str | None = None) -> None:
         now = self._now()
         agent.state, agent.since = state, now
         ev = {"ready": AgentReady, "busy": AgentBusy, "wrap": AgentWrap,
               "away": AgentLoggedOut}.get(state)
         if ev is not None:
             self._agent_event(ev(agent.uri))
+        if self.routing_agents is not None:  # the routing core and other dialers see it
+            self.routing_agents.local_state(agent, state, call_id)
+
+    def _wants(self, lease: Lease) -> AgentWants:
+        """What the contact needs of an agent (language, skills)."""
+        return AgentWants.for_contact(lease.fields, lease.language or self.language)
+
+    def _offer_contact(self, agent: _Agent, call_id: str, lease: Lease) -> None:
+        """A person is connected: their fields go to the routing core (as inbound)."""
+        if self.routing_agents is not None and agent.agent_id is not None:
+            wants = self._wants(lease)
+            self.routing_agents.offer(agent, call_id=call_id, phone=lease.e164,
+                                      called=str(self.settings.caller_id),
+                                      fields=lease.fields, language=wants.language,
+                                      skills=wants.skills)
 
     def _agents_back(self, now: float) -> None:
         for a in self.agents.values():
@@ -441,10 +468,9 @@ class CampaignEngine:
                 self._agent_event(AgentLoggedIn(a.uri))
                 self._set_agent(a, "ready")
 
-    def _free_agent(self, tried: set[str]) -> _Agent | None:
-        ready = [a for a in self.agents.values() if a.state == "ready" and a.uri not in tried]
-        # Longest idle first: fair to agents (the ACD rule).
-        return min(ready, key=lambda a: a.since) if ready else None
+    def _free_agent(self, tried: set[str], wants: AgentWants | None = None) -> _Agent | None:
+        # Longest idle first, among those who fit the contact: fair to agents (the ACD rule).
+        return self.agent_book.free(tried, wants)
 
     # --- one call -------------------------------------------------------------------------------
 
@@ -508,9 +534,9 @@ class CampaignEngine:
         agent answered; dial customer-first instead."""
         caller, _ = self._caller()
         tried: set[str] = set()
-        while (agent := self._free_agent(tried)) is not None:
+        while (agent := self._free_agent(tried, self._wants(lease))) is not None:
             tried.add(agent.uri)
-            agent.state, agent.since = "reserved", self._now()
+            self._set_agent(agent, "reserved", call_id)
             try:
                 leg = await self.ua.dial(agent.uri, timeout=self.settings.ring_timeout,
                                          caller=caller)
@@ -519,7 +545,7 @@ class CampaignEngine:
                 self._set_agent(agent, "away")
                 continue
             out["agent"] = agent.uri
-            self._set_agent(agent, "busy")
+            self._set_agent(agent, "busy", call_id)
             try:
                 return await self._customer_to_agent(call_id, lease, out, agent, leg)
             finally:
@@ -546,6 +572,7 @@ class CampaignEngine:
         self.pacer.on_event(CallConnected(call_id, agent.uri), now=self._now())
         self.ua.bridge(call, leg)
         bridged_at = self._now()
+        self._offer_contact(agent, call_id, lease)
         ends = {asyncio.ensure_future(call.wait_ended()),
                 asyncio.ensure_future(leg.wait_ended())}
         await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
@@ -712,8 +739,13 @@ class CampaignEngine:
         # the end of the greeting).
         greeting_end = decided_at - self.config.amd.after_greeting_silence_ms / 1000
         deadline = greeting_end + self.connect_within
+        if self.connect_mode == "refer":
+            from dialer.refer import human_by_refer
+            return await human_by_refer(self, call_id, call, lease, out, results, tap,
+                                        decided_at=decided_at, greeting_end=greeting_end,
+                                        deadline=deadline)
         agent_task: asyncio.Task[tuple[_Agent, Call] | None] = asyncio.ensure_future(
-            self._connect_agent(call, deadline))
+            self._connect_agent(call, deadline, call_id, self._wants(lease)))
         late: asyncio.Task[AmdResult | None] = asyncio.ensure_future(
             self._late_machine(call, results))
         self.stats.waiting_now += 1
@@ -732,20 +764,7 @@ class CampaignEngine:
         got = await agent_task
         if got is None:
             late.cancel()
-            out["live"] = True
-            if call.ended:
-                # They hung up while we looked for an agent: still an abandoned live answer.
-                self.stats.abandoned += 1
-                self.pacer.on_event(CallAbandoned(call_id), now=self._now())
-                return Disposition.ABANDONED
-            self.pacer.on_event(CallAbandoned(call_id), now=self._now())
-            self.stats.abandoned += 1
-            try:
-                played = await call.play(self.safe_harbour, language=self.language)
-                out["message_played"] = played.prompt[:128]
-            except CallEndedError:
-                out["message_played"] = None
-            return Disposition.ABANDONED
+            return await self._safe_harbour(call_id, call, out)
         agent, leg = got
         bridged_at = self._now()
         self.ua.bridge(call, leg)
@@ -754,8 +773,9 @@ class CampaignEngine:
         self.stats.wait_s.append(bridged_at - decided_at)
         self.stats.greeting_to_bridge_s.append(bridged_at - greeting_end)
         self.stats.connected += 1
-        self._set_agent(agent, "busy")
+        self._set_agent(agent, "busy", call_id)
         self.pacer.on_event(CallConnected(call_id, agent.uri), now=bridged_at)
+        self._offer_contact(agent, call_id, lease)
         try:
             ended: asyncio.Future[Any] = asyncio.ensure_future(call.wait_ended())
             leg_ended: asyncio.Future[Any] = asyncio.ensure_future(leg.wait_ended())
@@ -780,6 +800,22 @@ class CampaignEngine:
             self._set_agent(agent, "wrap")
         return Disposition.CONNECTED
 
+    async def _safe_harbour(self, call_id: str, call: Call, out: dict[str, Any]
+                            ) -> Disposition:
+        """No agent in time: the safe-harbour message, and the call counted abandoned."""
+        out["live"] = True
+        self.pacer.on_event(CallAbandoned(call_id), now=self._now())
+        self.stats.abandoned += 1
+        if call.ended:
+            # They hung up while we looked for an agent: still an abandoned live answer.
+            return Disposition.ABANDONED
+        try:
+            played = await call.play(self.safe_harbour, language=self.language)
+            out["message_played"] = played.prompt[:128]
+        except CallEndedError:
+            out["message_played"] = None
+        return Disposition.ABANDONED
+
     def _release_agent(self, agent: _Agent) -> None:
         if agent.state == "reserved":
             self._set_agent(agent, "ready")
@@ -792,7 +828,8 @@ class CampaignEngine:
                 return r
         return None
 
-    async def _connect_agent(self, call: Call, deadline: float) -> tuple[_Agent, Call] | None:
+    async def _connect_agent(self, call: Call, deadline: float, call_id: str | None = None,
+                             wants: AgentWants | None = None) -> tuple[_Agent, Call] | None:
         """Dial free agents one after another until one answers or ``deadline`` passes."""
         tried: set[str] = set()
         caller, _ = self._caller()
@@ -800,14 +837,14 @@ class CampaignEngine:
             left = deadline - self._now()
             if left <= 0:
                 return None
-            agent = self._free_agent(tried)
+            agent = self._free_agent(tried, wants)
             if agent is None:
                 # Wait for one to come free (wrap ending, a call ending) until the deadline.
                 await asyncio.sleep(min(0.02, left))
                 self._agents_back(self._now())
                 continue
             tried.add(agent.uri)
-            agent.state, agent.since = "reserved", self._now()
+            self._set_agent(agent, "reserved", call_id)
             try:
                 leg = await self.ua.dial(agent.uri, timeout=left, caller=caller)
             except CallFailed as exc:

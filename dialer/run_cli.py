@@ -17,7 +17,9 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import signal
+import socket
 import statistics
 import time
 from pathlib import Path
@@ -55,6 +57,9 @@ def add_run_parsers(csub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument("--sip-port", type=int, default=0, help="local SIP port (0: any)")
     p.add_argument("--rtp-ports", default="20000-30000", help="local RTP port range")
     p.add_argument("--events", default=None, help="append the call events (JSON lines)")
+    p.add_argument("--mqtt", default=None, metavar="URL",
+                   help="mqtt://HOST:PORT of the routing core: agents from its presence "
+                        "(agents: {from: routing}), contacts offered to it when connected")
     _db_arg(p)
     p.set_defaults(func=_run)
 
@@ -126,8 +131,8 @@ async def run_campaign(path: str | Path, *, trunk: str, db: str = DEFAULT_DB_URL
                        until_done: bool = True, owner: str = "",
                        max_seconds: float | None = None, sip_port: int = 0,
                        rtp_ports: tuple[int, int] = (20000, 30000),
-                       events_path: str | None = None, now: float | None = None
-                       ) -> dict[str, Any]:
+                       events_path: str | None = None, now: float | None = None,
+                       mqtt: str | None = None) -> dict[str, Any]:
     """Create/update the campaign from ``path``, import its list, dial it; the report."""
     from telephony.aio.media_engine import MediaEngineConfig
     from telephony.aio.useragent import UserAgent, UserAgentConfig
@@ -160,9 +165,11 @@ async def run_campaign(path: str | Path, *, trunk: str, db: str = DEFAULT_DB_URL
     await ua.start()
     stats: EngineStats | None = None
     engine: CampaignEngine | None = None
+    bus = None
     try:
+        bus = await _open_bus(mqtt, owner or f"{socket.gethostname()}:{name}")
         engine = CampaignEngine(store, name, ua, EngineConfig(trunk=trunk, owner=owner),
-                                events=events)
+                                events=events, bus=bus)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -172,6 +179,8 @@ async def run_campaign(path: str | Path, *, trunk: str, db: str = DEFAULT_DB_URL
             store.set_status(name, "done")
     finally:
         await ua.close()
+        if bus is not None:
+            await bus.close()
         if events_path:
             events.close()  # type: ignore[attr-defined]
     report = campaign_report(store, name, now=time.time(), stats=stats)
@@ -182,13 +191,30 @@ async def run_campaign(path: str | Path, *, trunk: str, db: str = DEFAULT_DB_URL
     return report
 
 
+async def _open_bus(url: str | None, owner: str) -> Any:
+    """The routing core's MQTT bus (``--mqtt``), as node ``dialer-OWNER``; None without."""
+    if not url:
+        return None
+    from routing.mqtt import MqttRoutingBus
+
+    node_id = "dialer-" + re.sub(r"[^A-Za-z0-9_.:@-]", "-", owner)[:120]
+    bus = MqttRoutingBus(url, node_id)
+    await bus.start()
+    # The retained agent states come right after the connection; dialling starts anyway
+    # (the bus reconnects on its own) and takes agents as their presence arrives.
+    if not await bus.wait_connected(5.0):
+        Console(stderr=True).print(f"[yellow]warning:[/] no MQTT broker at {url} yet")
+    return bus
+
+
 def _run(args: argparse.Namespace, con: Console) -> int:
     lo, _, hi = str(args.rtp_ports).partition("-")
     try:
         report = asyncio.run(run_campaign(
             args.file, trunk=args.trunk, db=args.db, until_done=args.until_done,
             owner=args.owner, max_seconds=args.max_seconds, sip_port=args.sip_port,
-            rtp_ports=(int(lo), int(hi or lo)), events_path=args.events, now=args.now))
+            rtp_ports=(int(lo), int(hi or lo)), events_path=args.events, now=args.now,
+            mqtt=args.mqtt))
     except CampaignFileError as exc:
         con.print(f"[red]error:[/] {exc}")
         return 2

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from dialer.engine import CampaignEngine, EngineConfig
 from dialer.errors import DialerError
 from dialer.store import DialerStore
+from routing.bus import RoutingBus
 from telephony.aio.useragent import UserAgent
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,11 @@ class DialerSupervisor:
     """Starts and stops the node's campaign engines as the store's statuses say."""
 
     def __init__(self, store: DialerStore, ua: UserAgent, *, trunk: str, node_id: str,
-                 emit: Callable[[dict[str, Any]], None], poll_s: float = 1.0) -> None:
+                 emit: Callable[[dict[str, Any]], None], poll_s: float = 1.0,
+                 bus: RoutingBus | None = None) -> None:
         self.store = store
+        self.bus = bus
+        """The node's routing bus (``--mqtt``): agents from the routing core, offers."""
         self.ua = ua
         self.trunk = trunk
         self.node_id = node_id
@@ -73,7 +77,7 @@ class DialerSupervisor:
         try:
             engine = CampaignEngine(self.store, name, self.ua,
                                     EngineConfig(trunk=self.trunk, owner=f"{self.node_id}:{name}"),
-                                    events=_Emitter(self.emit))
+                                    events=_Emitter(self.emit), bus=self.bus)
         except DialerError as exc:  # no caller ID, a bad trunk: say why, and do not dial
             log.warning("campaign %s cannot dial: %s", name, exc)
             self.store.set_status(name, "paused")

@@ -315,7 +315,7 @@ class Node:
         store = DialerStore(self.config.db)
         stack.callback(store.engine.dispose)
         dialer = DialerSupervisor(store, ua, trunk=self.config.dialer.trunk,
-                                  node_id=self.node_id, emit=events.emit)
+                                  node_id=self.node_id, emit=events.emit, bus=self.bus)
         dialer.start()
         stack.push_async_callback(dialer.close)
         self.dialer = dialer

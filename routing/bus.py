@@ -23,7 +23,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from routing.contract import AgentState, CallEventMessage, HandoffOffer, RouteDecision
 from routing.errors import RoutingError
@@ -245,7 +245,13 @@ class RoutingBus(ABC):
             listener(state)
 
     def _agent_removed(self, agent_id: str) -> None:
-        self._agents.pop(agent_id, None)
+        previous = self._agents.pop(agent_id, None)
+        if previous is not None:
+            # Its retained state was cleared: listeners (the dialer) hear it went offline.
+            gone = previous.model_copy(update={"state": "offline", "call_id": None,
+                                               "message_id": uuid4()})
+            for listener in list(self._agent_listeners):
+                listener(gone)
 
     def _event_seen(self, event: CallEventMessage) -> None:
         if event.kind in ("abandoned", "ended"):

@@ -19,6 +19,9 @@ Policy, in order:
    every skill wanted (queue skills plus the offer's) and speaks the caller's
    language; with none, the call waits (queue decision with position and
    estimated wait), and gets a callback after ``max_wait_s``.
+
+An offer for a call an agent is already reserved for (``busy`` with its ``call_id``,
+as the dialer publishes when it connects a person) is answered with that agent.
 """
 
 from __future__ import annotations
@@ -165,6 +168,12 @@ class ReferenceRouter:
     def _decide(self, offer: HandoffOffer, *, now: float) -> RouteDecision:
         if offer.sent_at > 0 and now > offer.deadline:
             return self._make(offer, "reject", reason="offer expired")
+        reserved = self._agents.get(self._call_agent.get(offer.call_id, ""))
+        if reserved is not None and reserved.reserved_call == offer.call_id:
+            # An agent is already busy on this call (a dialer connected them and published
+            # it): the offer brings the call's data, the reservation stands.
+            return self._make(offer, "transfer", target=reserved.state.uri,
+                              agent_id=reserved.state.agent_id, reason="reserved")
         queue = self.config.queue_for(offer.intent)
         if queue.hours:
             local = datetime.fromtimestamp(now, self._zone)

@@ -67,6 +67,22 @@ class Utterance:
     duration_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class ReferResult:
+    """How a REFER we sent ended (RFC 3515): the final status of the referred call as the
+    peer's NOTIFY sipfrag reported it, or the REFER's own error response."""
+
+    status: int
+    """The sipfrag's final status (200: the target answered), the REFER's error response
+    when ``refused``, or 408 when no final NOTIFY came in time."""
+    refused: bool = False
+    """The peer refused the REFER itself (403, 405, 501...): it will not transfer."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused and 200 <= self.status < 300
+
+
 class Call:
     """One call leg.  Created by the UserAgent; never construct it yourself."""
 
@@ -354,6 +370,24 @@ class Call:
         if not 200 <= status < 300:
             raise TransferFailed(f"transfer to {target} failed with {status}")
 
+    async def refer(self, target: str, *, timeout: float = 10.0) -> ReferResult:
+        """Send REFER to the peer (Refer-To ``target``) and follow the NOTIFY sipfrag to the
+        referred call's final status (RFC 3515 2.4.4); no fallback (compare
+        :meth:`transfer`).  The transfer policy is asked first, as for :meth:`transfer`;
+        a refusal raises :class:`TransferFailed`.  Our leg stays up: end it on success."""
+        self._check_live()
+        decision = self._ua.check_transfer(target, call_ref=self.ref)
+        if not decision.allowed:
+            raise TransferFailed(f"transfer to {target} refused: {decision.reason}")
+        self._refer_result = self._ua.loop.create_future()
+        self._refer_rejected = False
+        self._ua._refer(self, target)
+        try:
+            status = await asyncio.wait_for(asyncio.shield(self._refer_result), timeout)
+        except TimeoutError:
+            return ReferResult(408)
+        return ReferResult(status, refused=self._refer_rejected)
+
     _refer_rejected = False
 
     def _refer_done(self, status: int, *, rejected: bool = False) -> None:
@@ -388,4 +422,5 @@ class Call:
         raise CallEnded(f"call {self.ref} has ended ({self.end_cause})")
 
 
-__all__: Sequence[str] = ("Call", "CallState", "DigitsResult", "PlayResult", "Utterance")
+__all__: Sequence[str] = ("Call", "CallState", "DigitsResult", "PlayResult", "ReferResult",
+                          "Utterance")

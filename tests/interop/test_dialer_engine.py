@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,7 +55,8 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[Population, Agents, UserA
         await agents.close()
 
 
-def make_store(tmp_path: Path, name: str, numbers: list[str], agents: list[str],
+def make_store(tmp_path: Path, name: str, numbers: list[str],
+               agents: list[str] | dict[str, Any],
                caller_id: str | None = "+442079460999", **extra: str) -> DialerStore:
     store = DialerStore(f"sqlite:///{tmp_path / 'd.db'}")
     csv = tmp_path / f"{name}.csv"

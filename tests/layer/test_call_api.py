@@ -271,6 +271,39 @@ async def test_transfer_by_refer_places_the_new_call(pair: Pair) -> None:
         await third.close()
 
 
+async def test_refer_reports_the_sipfrag_outcome_and_never_bridges(pair: Pair) -> None:
+    # Call.refer (the dialer's connect: refer): the REFER's own refusal, then the referred
+    # call's final status from the NOTIFY sipfrag (RFC 3515 2.4.4); no bridge fallback.
+    third_calls: list[str] = []
+
+    async def third_app(call: Call) -> None:
+        third_calls.append(call.called)
+        if call.called == "busy":
+            third.endpoint.reject(call.ref, 486, now=third.now())
+            third.transport.flush()
+            return
+        await call.answer()
+        await call.wait_ended()
+
+    third = UserAgent(replace(ua_config(), auto_answer=False), handler=third_app)
+    _, tport = await third.start()
+    try:
+        call = await pair.client.dial(pair.target)
+        refused = await call.refer(f"sip:agent@127.0.0.1:{tport}", timeout=5)
+        assert (refused.status, refused.refused, refused.ok) == (403, True, False)
+        assert third_calls == [] and not call.ended
+        pair.server.config = replace(pair.server.config, transfer_policy=TransferPolicy
+                                     .from_patterns(["sip:127.0.0.1"], inbound_refer=True))
+        busy = await call.refer(f"sip:busy@127.0.0.1:{tport}", timeout=5)
+        assert (busy.status, busy.refused, busy.ok) == (486, False, False)
+        done = await call.refer(f"sip:agent@127.0.0.1:{tport}", timeout=5)
+        assert (done.status, done.ok) == (200, True)
+        assert third_calls == ["busy", "agent"]
+        await call.hangup()
+    finally:
+        await third.close()
+
+
 async def test_transfer_to_nowhere_fails(pair: Pair) -> None:
     # nobody listens there (TCP, so the refusal is immediate; the UDP path ends at timer B,
     # test_dial_to_a_silent_peer_fails_with_408_at_timer_b): REFER refused, the bridge fails

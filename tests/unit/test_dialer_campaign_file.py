@@ -132,3 +132,26 @@ def test_trunk_target() -> None:
         "sip:+442079460001@127.0.0.1:5060"
     with pytest.raises(CampaignConfigError):
         trunk_target("127.0.0.1:5060", "+1")
+
+
+def test_agents_from_the_routing_core_and_connect_by_refer(tmp_path: Path) -> None:
+    text = GOOD.replace('agents: [sip:alice@127.0.0.1:5070, "sip:bob@127.0.0.1:5070"]',
+                        "agents: {from: routing, skills: [sales], languages: [en, es]}\n"
+                        "connect: refer")
+    st = load_campaign_file(write(tmp_path, text)).settings()
+    assert st.extra["agents"] == {"from": "routing", "skills": ["sales"],
+                                  "languages": ["en", "es"]}
+    assert st.extra["connect"] == "refer"
+    assert type(st).from_json(st.to_json()) == st
+    assert load_campaign_file(write(tmp_path, GOOD)).settings().extra["connect"] == "bridge"
+    bad = GOOD.replace('agents: [sip:alice@127.0.0.1:5070, "sip:bob@127.0.0.1:5070"]',
+                       "agents:\n  from: pbx\n  skils: [sales]\nconnect: xfer")
+    with pytest.raises(CampaignFileError) as err:
+        load_campaign_file(write(tmp_path, bad))
+    f = str(tmp_path / "campaign.yaml")
+    lines = [str(p) for p in err.value.problems]
+    assert lines == [f"{f}:8: agents.from: Input should be 'routing'",
+                     f"{f}:9: agents.skils: Extra inputs are not permitted",
+                     f"{f}:10: connect: Input should be 'bridge' or 'refer'"]
+    props = campaign_schema()["properties"]
+    assert "connect" in props and len(props["agents"]["anyOf"]) == 2

@@ -226,3 +226,19 @@ def test_router_core_is_sans_io() -> None:
         for forbidden in ("import asyncio", "import socket", "import threading", "time.time(",
                           "time.monotonic("):
             assert forbidden not in text, f"{name} uses {forbidden}"
+
+
+def test_an_offer_for_a_call_an_agent_is_reserved_for_gets_that_agent() -> None:
+    # A dialer connected a person to "dialled" and published it busy on the call; its
+    # offer (the contact's data) must not take a second agent.
+    r = make_router()
+    r.on_agent_state(agent("idle", skills=["general"], since=1.0), now=MONDAY_10)
+    busy = agent("dialled", skills=["general"], state="busy").model_copy(
+        update={"call_id": "camp-7"})
+    r.on_agent_state(busy, now=MONDAY_10)
+    d = r.route(offer("camp-7", intent="billing"), now=at("2026-01-05 22:00"))
+    assert (d.kind, d.agent_id, d.target) == ("transfer", "dialled", busy.uri)
+    assert r.states_to_publish() == [] and r.waiting_calls() == []
+    # wrap_up from the dialer ends the reservation: a later offer is routed as usual
+    r.on_agent_state(agent("dialled", skills=["general"], state="wrap_up"), now=MONDAY_10)
+    assert r.route(offer("camp-7b"), now=MONDAY_10).agent_id == "idle"

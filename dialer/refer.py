@@ -1,0 +1,138 @@
+"""``connect: refer``: a person reaches the agent by REFER instead of a bridge (issue 14).
+
+The dialer sends REFER on the called party's leg (Refer-To: the agent's URI, RFC 3515), so
+the called party's equipment (a PBX, a UA that honours REFER) calls the agent itself and the
+dialer's media path drops out of the conversation.  The outcome comes back in the NOTIFY
+``message/sipfrag`` bodies (RFC 3515 2.4.4): a final 2xx means the agent answered, and the
+dialer then ends its own leg (BYE).  A REFER the peer refuses (403, 405, 501...) or a
+NOTIFY with a failure (486 from a busy agent...) or no final NOTIFY by the deadline is a
+failure: another free agent is tried while time is left (a refused REFER is not retried:
+the peer will not transfer), and at the deadline (2 s from the end of the greeting) the
+engine's safe-harbour path runs, as when no agent is free.
+
+After a REFER the dialer no longer sees the agent's call, so it cannot tell when it ends:
+an agent of the routing core stays ``busy`` (as published) until their own presence says
+otherwise; an agent listed in the campaign file goes to wrap-up at once (a phone still on
+the call answers the next REFER with 486, which puts them aside for a while).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from dialer.agents import AgentWants, DialerAgent
+from dialer.pacing import CallConnected
+from dialer.policy import Disposition
+from telephony.aio.call import Call
+from telephony.dsp.amd import AmdResult
+from telephony.errors import CallEnded, TransferFailed
+
+if TYPE_CHECKING:
+    from dialer.engine import CampaignEngine, _AmdTap
+    from dialer.store import Lease
+
+__all__ = ["connect_by_refer", "human_by_refer", "refer_to_agent"]
+
+log = logging.getLogger(__name__)
+
+
+async def refer_to_agent(engine: CampaignEngine, call_id: str, call: Call, *,
+                         deadline: float, wants: AgentWants | None
+                         ) -> DialerAgent | None:
+    """REFER ``call`` to free agents in turn until one answers or ``deadline`` passes.
+
+    Returns the agent the call went to (our leg is then ended), or None (the caller plays
+    the safe-harbour message on the leg, still ours)."""
+    tried: set[str] = set()
+    while not call.ended:
+        left = deadline - engine._now()
+        if left <= 0:
+            return None
+        agent = engine._free_agent(tried, wants)
+        if agent is None:
+            await asyncio.sleep(min(0.02, left))
+            engine._agents_back(engine._now())
+            continue
+        tried.add(agent.uri)
+        engine._set_agent(agent, "reserved", call_id)
+        try:
+            result = await call.refer(agent.uri, timeout=left)
+        except (TransferFailed, CallEnded) as exc:
+            # The node's transfer policy refuses the agent, or the call ended meanwhile.
+            log.warning("%s: REFER to %s: %s", call_id, agent.uri, exc)
+            engine._set_agent(agent, "ready")
+            return None
+        except asyncio.CancelledError:
+            engine._set_agent(agent, "ready")
+            raise
+        if result.ok:
+            return agent
+        log.info("%s: REFER to %s: %s%s", call_id, agent.uri, result.status,
+                 " (REFER refused)" if result.refused else "")
+        if result.refused:
+            engine._set_agent(agent, "ready")
+            return None  # this peer will not transfer: no other agent will do better
+        # The agent's phone failed the referred call (busy, no answer): aside for a while.
+        engine._set_agent(agent, "away")
+    return None
+
+
+async def connect_by_refer(engine: CampaignEngine, call_id: str, call: Call, lease: Lease,
+                           out: dict[str, Any], *, decided_at: float, greeting_end: float,
+                           deadline: float, wants: AgentWants | None) -> DialerAgent | None:
+    """The REFER path of a person's call: the agent or None (safe harbour follows); on
+    success the engine's figures and the pacer are updated and our leg is ended."""
+    engine.stats.waiting_now += 1
+    try:
+        agent = await refer_to_agent(engine, call_id, call, deadline=deadline, wants=wants)
+    finally:
+        engine.stats.waiting_now -= 1
+    if agent is None:
+        return None
+    now = engine._now()
+    out["agent"], out["live"] = agent.uri, True
+    out["wait_s"] = round(now - decided_at, 4)
+    engine.stats.wait_s.append(now - decided_at)
+    engine.stats.greeting_to_bridge_s.append(now - greeting_end)
+    engine.stats.connected += 1
+    engine._set_agent(agent, "busy", call_id)
+    engine.pacer.on_event(CallConnected(call_id, agent.uri), now=now)
+    engine._offer_contact(agent, call_id, lease)
+    # RFC 3515: the transfer is done; the transferee keeps the new call, we leave ours.
+    await call.hangup("transferred")
+    if agent.agent_id is None:
+        engine._set_agent(agent, "wrap")
+    elif engine.routing_agents is not None:
+        # Their call goes on out of our sight: they stay busy until their presence changes.
+        engine.routing_agents.handed_over(agent)
+    return agent
+
+
+async def human_by_refer(engine: CampaignEngine, call_id: str, call: Call, lease: Lease,
+                         out: dict[str, Any], results: asyncio.Queue[AmdResult],
+                         tap: _AmdTap, *, decided_at: float, greeting_end: float,
+                         deadline: float) -> Disposition:
+    """A person answered a ``connect: refer`` campaign: REFER them to an agent, or the
+    safe-harbour message; a machine after all (the detector revises its verdict before the
+    transfer is done) is treated as a machine, as on the bridge path."""
+    refer = asyncio.ensure_future(connect_by_refer(
+        engine, call_id, call, lease, out, decided_at=decided_at, greeting_end=greeting_end,
+        deadline=deadline, wants=engine._wants(lease)))
+    late = asyncio.ensure_future(engine._late_machine(call, results))
+    try:
+        await asyncio.wait({refer, late}, return_when=asyncio.FIRST_COMPLETED)
+        revised = late.result() if late.done() else None
+        if revised is not None and not refer.done():
+            refer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refer
+            out["amd"] = "machine"
+            return await engine._machine(call, out, results, tap, revised)
+    finally:
+        late.cancel()
+    if await refer is not None:
+        return Disposition.CONNECTED
+    return await engine._safe_harbour(call_id, call, out)

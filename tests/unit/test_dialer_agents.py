@@ -1,0 +1,240 @@
+"""The campaign's agents (dialer/agents.py): the routing core's presence into the dialer's
+table and the pacer's events, the per-contact choice (language, skills, longest idle), and
+what the dialer publishes back on the contract (its own messages not taken for news)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from dialer.agents import (
+    AgentBook,
+    AgentsSpec,
+    AgentWants,
+    DialerAgent,
+    RoutingAgents,
+    contact_offer,
+    parse_agents,
+)
+from dialer.pacing import AgentLoggedIn, AgentLoggedOut, AgentReady
+from dialer.pacing.events import PacerEvent
+from routing.bus import InMemoryBus
+from routing.contract import AgentState, CallEventMessage
+from routing.router_config import RouterConfig
+from routing.router_core import ReferenceRouter
+
+
+def state(agent_id: str, st: str = "available", *, skills: tuple[str, ...] = ("sales",),
+          langs: tuple[str, ...] = (), since: float | None = None, **kw: Any) -> AgentState:
+    return AgentState(agent_id=agent_id, state=st,  # type: ignore[arg-type]
+                      uri=kw.pop("uri", f"sip:{agent_id}@127.0.0.1:5091"),
+                      skills=list(skills), languages=list(langs), since=since, **kw)
+
+
+def book(spec: AgentsSpec | None = None) -> tuple[AgentBook, list[PacerEvent]]:
+    events: list[PacerEvent] = []
+    return AgentBook(spec or AgentsSpec("routing"), events.append), events
+
+
+def test_parse_agents_keeps_the_list_form() -> None:
+    assert parse_agents(["sip:a@h"]) == AgentsSpec("list", uris=("sip:a@h",))
+    assert parse_agents({"from": "routing", "skills": ["x"], "languages": ["en"]}) == \
+        AgentsSpec("routing", skills=frozenset({"x"}), languages=("en",))
+    assert parse_agents(None) == AgentsSpec()
+
+
+def test_presence_joins_and_leaves_the_pool_and_the_pacer_sees_it() -> None:
+    b, ev = book(AgentsSpec("routing", skills=frozenset({"sales"}), languages=("en",)))
+    b.presence(state("alice", langs=("en", "fr")), now=10.0)
+    b.presence(state("nosk", skills=("billing",)), now=10.0)       # lacks the skill
+    b.presence(state("fr", langs=("fr",)), now=10.0)               # no campaign language
+    b.presence(state("away", "offline"), now=10.0)                 # not available
+    assert list(b.agents) == ["sip:alice@127.0.0.1:5091"]
+    assert ev == [AgentLoggedIn("sip:alice@127.0.0.1:5091"), AgentReady("sip:alice@127.0.0.1:5091")]
+    ev.clear()
+    b.presence(state("alice", "offline", langs=("en",)), now=11.0)  # goes away mid-campaign
+    assert b.agents["sip:alice@127.0.0.1:5091"].state == "off"
+    assert ev == [AgentLoggedOut("sip:alice@127.0.0.1:5091")]
+    assert b.free(set()) is None
+    b.presence(state("alice", langs=("en",)), now=12.0)              # and comes back
+    assert b.free(set()) is not None and len(ev) == 3
+
+
+def test_the_longest_idle_agent_who_fits_the_contact_is_chosen() -> None:
+    b, _ = book()
+    b.presence(state("en_new", langs=("en",), since=50.0), now=60.0)
+    b.presence(state("en_old", langs=("en",), since=10.0), now=60.0)
+    b.presence(state("es", langs=("es",), since=1.0), now=60.0)
+    b.presence(state("any", since=30.0, skills=("sales", "vip")), now=60.0)
+    pick = b.free(set(), AgentWants("en-GB"))
+    assert pick is not None and pick.agent_id == "en_old"
+    es = b.free(set(), AgentWants("es"))
+    assert es is not None and es.agent_id == "es"
+    vip = b.free(set(), AgentWants.for_contact({"skills": "vip, sales"}, "fr"))
+    assert vip is not None and vip.agent_id == "any"
+    assert b.free({"sip:any@127.0.0.1:5091"}, AgentWants("de")) is None
+
+
+def test_presence_during_our_call_waits_for_its_end() -> None:
+    b, ev = book()
+    b.presence(state("bob"), now=1.0)
+    bob = b.agents["sip:bob@127.0.0.1:5091"]
+    bob.state = "busy"  # the engine took him
+    ev.clear()
+    b.presence(state("bob", "offline"), now=2.0)
+    assert bob.state == "busy" and ev == []
+    bob.state = "ready"  # the engine frees him after wrap-up: he has logged off meanwhile
+    assert b.back_to_ready(bob, now=3.0) is False
+    assert bob.state == "off" and ev == [AgentLoggedOut(bob.uri)]
+
+
+async def test_the_dialer_publishes_its_use_and_ignores_its_own_echo() -> None:
+    bus = InMemoryBus(ReferenceRouter(RouterConfig.from_dict({"agents": []}), now=0.0),
+                      node_id="dialer-1")
+    await bus.start()
+    try:
+        b, ev = book()
+        woken: list[int] = []
+        ra = RoutingAgents(bus, b, campaign="c", clock=lambda: 100.0,
+                           wake=lambda: woken.append(1))
+        await bus.publish_agent_state(state("carol"))
+        ra.start()  # the agents known now
+        carol = b.agents["sip:carol@127.0.0.1:5091"]
+        assert woken == [1]
+        woken.clear()
+        seen: list[AgentState] = []
+        events: list[CallEventMessage] = []
+        bus.add_agent_listener(seen.append)
+        bus.add_event_listener(events.append)
+        carol.state = "busy"
+        ra.local_state(carol, "busy", "c-1")
+        ra.offer(carol, call_id="c-1", phone="+442079460001", called="+442079460999",
+                 fields={"name": "Ann", "customer_id": "42"}, language="en")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        carol.state = "wrap"
+        ra.local_state(carol, "wrap", None)
+        carol.state = "ready"
+        ra.local_state(carol, "ready", None)
+        for _ in range(5):
+            await asyncio.sleep(0)  # the publications and the offer's decision
+        assert [(s.state, s.call_id) for s in seen] == [
+            ("busy", "c-1"), ("wrap_up", None), ("available", None)]
+        # the reference router gave the offer the agent the dialer had connected
+        assert [(d.kind, d.agent_id) for d in ra.offers if d is not None] == [
+            ("transfer", "carol")]
+        assert [(e.kind, e.call_id) for e in events] == [("ended", "c-1")]
+        # our own messages came back through the bus and changed nothing
+        assert carol.state == "ready" and len(woken) == 0
+        # a change by someone else does
+        await bus.publish_agent_state(state("carol", "busy", call_id="inbound-9"))
+        assert carol.state == "off" and woken == [1]
+        assert ev[-1] == AgentLoggedOut(carol.uri)
+        await bus.publish_agent_state(state("carol"))
+        assert carol.state == "ready"
+        # an empty retained payload on agents/carol (MqttRoutingBus): she is gone
+        bus._agent_removed("carol")
+        assert carol.state == "off" and "carol" not in bus.agent_states()
+        await ra.close()
+    finally:
+        await bus.close()
+
+
+def test_the_contact_offer_carries_the_fields() -> None:
+    o = contact_offer(node_id="n1", call_id="c-3", phone="+15550001", called="+15550002",
+                      fields={"name": "Ann", "customer_id": "7", "tier": "gold", "n": 3},
+                      language="es", campaign="parcels", skills=["sales"])
+    assert o.collected == {"name": "Ann", "customer_id": "7", "tier": "gold", "n": "3",
+                           "phone": "+15550001"}
+    assert (o.customer_id, o.customer_tier, o.language, o.skills, o.menu_path) == (
+        "7", "gold", "es", ["sales"], ["campaign:parcels"])
+
+
+class FakeReferCall:
+    """A called party's leg whose REFERs end as scripted (status, refused)."""
+
+    def __init__(self, results: list[tuple[int, bool]]) -> None:
+        self.results = results
+        self.referred: list[str] = []
+        self.ended = False
+
+    async def refer(self, target: str, *, timeout: float) -> Any:
+        from telephony.aio.call import ReferResult
+        self.referred.append(target)
+        status, refused = self.results.pop(0)
+        return ReferResult(status, refused=refused)
+
+
+class FakeEngine:
+    """What the REFER path uses of the engine: its agents, clock and state changes."""
+
+    def __init__(self, *uris: str) -> None:
+        self.book, _ = book(AgentsSpec("list", uris=uris))
+        for i, uri in enumerate(uris):
+            self.book.agents[uri] = DialerAgent(uri, since=float(i))
+        self.t = 0.0
+        self.changes: list[tuple[str, str]] = []
+
+    def _now(self) -> float:
+        self.t += 0.01
+        return self.t
+
+    def _free_agent(self, tried: set[str], wants: AgentWants | None) -> DialerAgent | None:
+        return self.book.free(tried, wants)
+
+    def _agents_back(self, now: float) -> None:
+        pass
+
+    def _set_agent(self, agent: DialerAgent, state: str, call_id: str | None = None) -> None:
+        agent.state = state
+        self.changes.append((agent.uri, state))
+
+
+async def test_refer_tries_the_next_agent_after_a_failed_notify_and_stops_on_refusal() -> None:
+    from dialer.refer import refer_to_agent
+
+    eng = FakeEngine("sip:a@h", "sip:b@h")
+    call = FakeReferCall([(486, False), (200, False)])  # a busy, then b answers
+    got = await refer_to_agent(eng, "c-1", call, deadline=1.0, wants=None)  # type: ignore[arg-type]
+    assert got is not None and got.uri == "sip:b@h"
+    assert call.referred == ["sip:a@h", "sip:b@h"]
+    assert eng.changes == [("sip:a@h", "reserved"), ("sip:a@h", "away"),
+                           ("sip:b@h", "reserved")]
+    # a peer that refuses REFER itself: no other agent is tried, the agent is released
+    eng = FakeEngine("sip:a@h", "sip:b@h")
+    call = FakeReferCall([(403, True)])
+    got = await refer_to_agent(eng, "c-2", call, deadline=1.0, wants=None)  # type: ignore[arg-type]
+    assert got is None
+    assert call.referred == ["sip:a@h"] and eng.book.agents["sip:a@h"].state == "ready"
+    # no agent free until the deadline: None (the engine plays the safe-harbour message)
+    eng = FakeEngine()
+    got = await refer_to_agent(eng, "c-3", FakeReferCall([]),  # type: ignore[arg-type]
+                               deadline=0.1, wants=None)
+    assert got is None
+
+
+async def test_an_agent_handed_a_call_by_refer_waits_for_their_own_presence() -> None:
+    bus = InMemoryBus(ReferenceRouter(RouterConfig.from_dict({"agents": []}), now=0.0),
+                      node_id="dialer-1")
+    await bus.start()
+    try:
+        b, ev = book()
+        ra = RoutingAgents(bus, b, campaign="c", clock=lambda: 100.0, wake=lambda: None)
+        ra.start()
+        await bus.publish_agent_state(state("dan"))
+        dan = b.agents["sip:dan@127.0.0.1:5091"]
+        dan.state = "busy"
+        ra.local_state(dan, "busy", "c-9")
+        ra.offer(dan, call_id="c-9", phone="+15550001", called="+15550002", fields={},
+                 language="en")
+        ra.handed_over(dan)  # the REFER succeeded: his call goes on without us
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert dan.state == "off" and ev[-1] == AgentLoggedOut(dan.uri)
+        assert bus.agent_states()["dan"].state == "busy"  # as we published it, still
+        assert b.free(set()) is None
+        await bus.publish_agent_state(state("dan"))  # his desktop: the call is over
+        assert dan.state == "ready" and b.free(set()) is dan
+        await ra.close()
+    finally:
+        await bus.close()
