@@ -467,6 +467,16 @@ class CampaignEngine:
         # registered to a PBX, the registered identity the PBX authenticates).
         return self.config.from_uri or cid, (("P-Asserted-Identity", pai),)
 
+    def _agent_credentials(self, uri: str) -> Any:
+        """The PBX's credentials for an agent who is one of its extensions (same host and
+        port as the trunk); none for an agent elsewhere (no digest answer leaves the PBX)."""
+        if self.config.credentials is None:
+            return None
+
+        def where(u: str) -> str:
+            return u.split(":", 1)[-1].split("@", 1)[-1].split(";", 1)[0].lower()
+        return self.config.credentials if where(uri) == where(self.config.trunk) else None
+
     async def _call(self, call_id: str, lease: Lease) -> None:
         out: dict[str, Any] = {"amd": None, "agent": None, "wait_s": None,
                                "message_played": None, "sip_status": None, "live": None,
@@ -527,7 +537,8 @@ class CampaignEngine:
             agent.state, agent.since = "reserved", self._now()
             try:
                 leg = await self.ua.dial(agent.uri, timeout=self.settings.ring_timeout,
-                                         caller=caller)
+                                         caller=caller,
+                                         credentials=self._agent_credentials(agent.uri))
             except CallFailed as exc:
                 log.info("agent %s for callback %s: %s", agent.uri, call_id, exc.status)
                 self._set_agent(agent, "away")
@@ -830,7 +841,8 @@ class CampaignEngine:
             tried.add(agent.uri)
             agent.state, agent.since = "reserved", self._now()
             try:
-                leg = await self.ua.dial(agent.uri, timeout=left, caller=caller)
+                leg = await self.ua.dial(agent.uri, timeout=left, caller=caller,
+                                         credentials=self._agent_credentials(agent.uri))
             except CallFailed as exc:
                 log.info("agent %s: %s %s", agent.uri, exc.status, exc.reason)
                 self._set_agent(agent, "away")

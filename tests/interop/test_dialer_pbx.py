@@ -56,12 +56,13 @@ def _sounds() -> None:
 class Pbx:
     """Kamailio with tests/interop/configs/kamailio-pbx.cfg.in."""
 
-    def __init__(self, workdir: Path, population_port: int) -> None:
+    def __init__(self, workdir: Path, population_port: int, agents_port: int) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         cfg = workdir / "kamailio.cfg"
         cfg.write_text((CONFIGS / "kamailio-pbx.cfg.in").read_text().format(
-            port=self.port, password=PASSWORD, population=f"127.0.0.1:{population_port}"))
+            port=self.port, password=PASSWORD, population=f"127.0.0.1:{population_port}",
+            agents=f"127.0.0.1:{agents_port}"))
         self.proc = Proc(["kamailio", "-f", str(cfg), "-DD", "-E", "-w", str(workdir),
                           "-m", "32", "-M", "8"], log=workdir / "kamailio.log", limit=90,
                          cwd=workdir)
@@ -106,8 +107,8 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[ListeningPopulation, Agen
     pop = ListeningPopulation(51000, tmp_path, human_talk_s=6.0)
     agents = Agents(53000, talk_s=1.0)
     pport = await pop.start_population()
-    await agents.start_agents()
-    pbx = Pbx(tmp_path / "kamailio", pport)
+    aport = await agents.start_agents()
+    pbx = Pbx(tmp_path / "kamailio", pport, aport)
     try:
         yield pop, agents, pbx
     finally:
@@ -129,13 +130,12 @@ async def test_campaign_run_registered_to_a_pbx_per_language_safe_harbour_and_cd
     pop, agents, pbx = world
     spanish, english, busy = BASE + "01", BASE + "17", BASE + "03"
     pop.listeners |= {spanish, english}
-    assert agents.ua is not None
-    aport = agents.ua.local_addr[1]
     (tmp_path / "pbx.csv").write_text(
         f"phone,name,language\n{spanish},Ana,es\n{english},Bob,en\n{busy},Carl,\n")
     campaign = tmp_path / "pbx.yaml"
-    # The only agent is busy: both people hear the safe-harbour message, each in their own
-    # language (the contact's language column picks; the file's language is the fallback).
+    # The only agent, an extension of the PBX, is busy: both people hear the safe-harbour
+    # message, each in their own language (the contact's language column picks; the file's
+    # language is the fallback).
     campaign.write_text(f"""\
 name: pbx
 kind: agents
@@ -143,7 +143,7 @@ list: pbx.csv
 region: GB
 caller_id: "{CALLER_ID}"
 pacing: "ratio:4"
-agents: [sip:busyagent@127.0.0.1:{aport}]
+agents: [{pbx.aor("busyagent")}]
 language: en
 safe_harbour_prompt:
   en: {SAFE_EN}
@@ -176,7 +176,10 @@ max_attempts: 1
     for n in (spanish, english, busy):
         assert f"sip:1001@127.0.0.1:{pbx.port}" in pop.from_[n]
         assert CALLER_ID in pop.pai[n]
-    assert len(pbx.log_lines("authenticated as 1001, registered")) == 3
+    # ... and so did the agent's leg (the PBX's extension: the same credentials)
+    assert agents.invites["busyagent"] >= 1
+    assert len(pbx.log_lines("authenticated as 1001, registered")) == 3 + agents.invites[
+        "busyagent"]
     # Registered before the first call, unregistered at the end (Expires: 0 answered 200).
     regs = [e for e in map(json.loads, events.read_text().splitlines())
             if e["type"] == "registration"]
