@@ -7,7 +7,7 @@ authenticated and that is registered, and forwards it to the called population.
   (TTS with the Spanish voice), an English one the English WAV, as the called side recorded;
   ``dialtone cdr export`` then lists one row per call with its campaign and disposition.
 * A wrong password: the registration is refused, nothing is dialled, the campaign pauses
-  with a message that says why.
+  with a message that says why (``campaign run`` and the node's dialer alike).
 * ``dialtone serve --trunk ... --trunk-register``: the node's dialer registers, dials through
   the PBX, records the call's CDR with its campaign, and unregisters on stop.
 """
@@ -31,6 +31,7 @@ from dialtone.config import load_config
 from dialtone.node import Node
 from telephony.aio.call import Call
 from telephony.dsp.wavio import read_wav_8k
+from telephony.eventlog import MemoryEventLog
 from telephony.speech.tts import EspeakTts
 from tests.conftest import free_port, require_tool
 from tests.interop.dialer_peers import SOUNDS, Agents, Population
@@ -234,6 +235,26 @@ window: always
     assert "refused to register" in error and "401" in error and "password" in error
     assert report["summary"]["status"] == "paused"
     assert pop.invites[BASE + "21"] == 0
+
+    # The node's dialer, refused: a campaign started there is paused with the same message.
+    store = make_store(tmp_path, "node-wrong", [BASE + "23"], ["sip:agent1@127.0.0.1:5999"])
+    config = load_config(env={"DIALTONE_DIALER__PASSWORD": "not-it"}, flags={
+        "sip.listen": "127.0.0.1:0", "sip.tcp": False, "media.rtp_ports": "56200-56400",
+        "db": f"sqlite:///{tmp_path / 'd.db'}", "dialer.trunk": f"sip:127.0.0.1:{pbx.port}",
+        "dialer.register_as": pbx.aor("1003")})
+    async with Node.running(config) as node:
+        assert node.dialer is not None and node.events is not None
+        log = MemoryEventLog()
+        node.events.observers.append(log.emit)
+        node.dialer.poll_s = 0.1
+        registration = node.dialer.registration
+        assert registration is not None
+        await until(lambda: registration.state == "refused", 10.0)
+        store.set_status("node-wrong", "running")
+        await until(lambda: store.campaign("node-wrong").status == "paused", 10.0)
+        reasons = [e["reason"] for e in log.of_type("campaign_paused")]
+        assert reasons and "refused to register" in reasons[0]
+    assert pop.invites[BASE + "23"] == 0
 
 
 async def test_the_node_dialer_registers_dials_through_the_pbx_and_records_cdrs(
