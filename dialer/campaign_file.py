@@ -12,7 +12,10 @@ Its keys are read by tools outside the project; keep them::
     connect: bridge             # or refer (REFER the called party to the agent)
     flow: outreach.yaml         # message campaigns
     machine_message: "Hello, this is Acme..."       # a WAV path or text spoken by TTS
-    safe_harbour_prompt: "This is Acme, call us back on ..."
+    safe_harbour_prompt:        # or per language (the contact's language column picks)
+      en: "This is Acme, call us back on ..."
+      es: safe-harbour-es.wav
+    language: en                # the TTS language, and the fallback of per-language prompts
     window: {days: [mon, tue, wed, thu, fri], start: "09:00", end: "20:00"}   # or: always
     ring_timeout: 20            # seconds, at least 15
     max_attempts: 3             # 1: one attempt, no retry
@@ -32,10 +35,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from dialer.errors import DialerError
 from dialer.policy import DEFAULT_RETRIES, CampaignSettings
+from dialer.prompts import normalise_language
 from dialer.windows import DAYS, CallingWindow
 
 __all__ = ["AgentsFromRouting", "CampaignFile", "CampaignFileError", "CampaignProblem", "LoadedCampaign",
@@ -131,13 +143,16 @@ class CampaignFile(BaseModel):
     called party to the agent (RFC 3515; safe harbour if the transfer fails in time)."""
     flow: str | None = None
     """A flow file, relative to the campaign file (``message`` campaigns)."""
-    machine_message: str | None = None
-    """A WAV path (relative to the file) or a text spoken by TTS, left after the beep."""
-    safe_harbour_prompt: str | None = None
-    """A WAV path or a text spoken by TTS: who is calling and a number to call back
-    (FTC 16 CFR 310.4(b)(4)(iii))."""
     language: str = "en"
-    """Language of the TTS prompts."""
+    """Language of the TTS prompts, and the fallback of per-language prompts."""
+    machine_message: str | dict[str, str] | None = None
+    """A WAV path (relative to the file) or a text spoken by TTS, left after the beep; or a
+    mapping language -> WAV path or text, chosen by the contact's ``language`` column
+    (with an entry for the campaign's ``language``, the fallback)."""
+    safe_harbour_prompt: str | dict[str, str] | None = None
+    """A WAV path or a text spoken by TTS: who is calling and a number to call back
+    (FTC 16 CFR 310.4(b)(4)(iii)); or a mapping language -> WAV path or text, as for
+    ``machine_message``."""
     window: Literal["always"] | WindowSpec = Field(default_factory=WindowSpec)
     ring_timeout: float = Field(20.0, ge=15)
     """Seconds of ringing before CANCEL; at least 15 (Ofcom, FTC)."""
@@ -166,6 +181,46 @@ class CampaignFile(BaseModel):
         for uri in v if isinstance(v, list) else ():
             if not uri.lower().startswith(("sip:", "sips:")):
                 raise ValueError(f"agent {uri!r} is not a SIP URI (sip:user@host[:port])")
+        return v
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str) -> str:
+        tag = normalise_language(v)
+        if tag is None:
+            raise ValueError(f"{v!r} is not a language tag (en, es, pt-BR...)")
+        return tag
+
+    @field_validator("machine_message", "safe_harbour_prompt", mode="before")
+    @classmethod
+    def _prompt_shape(cls, v: Any) -> Any:
+        if v is None or isinstance(v, str):
+            return v
+        if not isinstance(v, Mapping):  # ValueError: pydantic reports it with the key
+            raise ValueError("want a WAV path, a text, or a mapping language -> WAV path "  # noqa: TRY004
+                             "or text")
+        if not v:
+            raise ValueError("an empty mapping: give one prompt, or one per language")
+        out: dict[str, str] = {}
+        for tag, prompt in v.items():
+            norm = normalise_language(tag)
+            if norm is None:
+                raise ValueError(f"{tag!r} is not a language tag (en, es, pt-BR...)")
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise ValueError(f"{tag}: want a WAV path or a text")
+            if norm in out:
+                raise ValueError(f"{tag}: language {norm!r} given twice")
+            out[norm] = prompt
+        return out
+
+    @field_validator("machine_message", "safe_harbour_prompt")
+    @classmethod
+    def _prompt_fallback(cls, v: str | dict[str, str] | None, info: ValidationInfo
+                         ) -> str | dict[str, str] | None:
+        language = info.data.get("language")
+        if isinstance(v, dict) and language is not None and language not in v:
+            raise ValueError(f"no entry for the campaign's language {language!r} (what a "
+                             f"contact in another language hears)")
         return v
 
     @field_validator("retries")
@@ -202,8 +257,13 @@ class CampaignFile(BaseModel):
                 return p
             return str((base_dir / p).resolve())
 
-        def prompt(p: str | None) -> str | None:
-            return path(p) if p is not None and p.endswith(WAV_SUFFIXES) else p
+        def one(p: str) -> str:
+            return (path(p) or p) if p.endswith(WAV_SUFFIXES) else p
+
+        def prompt(p: str | dict[str, str] | None) -> str | dict[str, str] | None:
+            if isinstance(p, dict):
+                return {tag: one(v) for tag, v in p.items()}
+            return None if p is None else one(p)
 
         window = CallingWindow.parse("always" if self.window == "always"
                                      else self.window.model_dump())
@@ -305,11 +365,18 @@ def load_campaign_file(path: str | Path) -> LoadedCampaign:
     base = path.parent
     for key in ("list", "flow", "machine_message", "safe_harbour_prompt"):
         value = getattr(spec, "list_" if key == "list" else key)
-        is_file = key in ("list", "flow") or (value or "").endswith(WAV_SUFFIXES)
-        if value and is_file and not (base / value).is_file():
-            problems.append(CampaignProblem(file, line_at(raw, (key,)),
-                                            f"{key}: no file {value!r} (relative to "
-                                            f"{base})"))
+        given = raw.get(key)
+        # (location in the file, value): a per-language prompt is checked entry by entry
+        entries: list[tuple[tuple[str, ...], str | None]] = (
+            [((key, str(tag)), str(v)) for tag, v in given.items()]
+            if isinstance(value, dict) and isinstance(given, Mapping) else [((key,), value)])
+        for loc, item in entries:
+            is_file = key in ("list", "flow") or (item or "").endswith(WAV_SUFFIXES)
+            if item and is_file and not (base / item).is_file():
+                where = ".".join(loc)
+                problems.append(CampaignProblem(file, line_at(raw, loc),
+                                                f"{where}: no file {item!r} (relative to "
+                                                f"{base})"))
     if problems:
         raise CampaignFileError(problems)
     return LoadedCampaign(path, spec)

@@ -62,6 +62,7 @@ from dialer.pacing import (
     PacerConfig,
 )
 from dialer.policy import CampaignSettings, Disposition
+from dialer.prompts import choose_prompt, prompt_variants
 from dialer.store import DialerStore, Lease
 from telephony.aio.call import Call
 from telephony.aio.useragent import UserAgent
@@ -136,6 +137,16 @@ class EngineConfig:
     """Longest sleep between two pacing rounds."""
     status_every_s: float = 1.0
     """How often the campaign's status (pause/resume) and the abandonment budget are read."""
+    credentials: Any = None
+    """:class:`~telephony.sip.auth.DigestCredentials` answering the trunk's (the PBX's)
+    401/407 challenges to our INVITEs; None: a trunk that does not challenge."""
+    from_uri: str | None = None
+    """From of the calls to the trunk: the identity registered to the PBX (its AOR);
+    None: the campaign's caller ID at our address.  P-Asserted-Identity always carries the
+    caller ID."""
+    may_dial: Callable[[], bool] | None = None
+    """Asked before each round of new calls: False holds dialling (the PBX registration is
+    being renewed after a failure); calls in progress go on."""
 
 
 @dataclass(slots=True)
@@ -218,10 +229,11 @@ class CampaignEngine:
         self.callbacks_agent_first = str(extra.get("callbacks") or "customer_first") \
             == "agent_first"
         self.language = str(extra.get("language") or "en")
-        self.machine_message: str | None = extra.get("machine_message")
-        self.safe_harbour: str = str(extra.get("safe_harbour_prompt") or (
+        # One prompt, or language -> prompt (dialer.prompts picks by the contact's language).
+        self.machine_message: Any = extra.get("machine_message")
+        self.safe_harbour: Any = extra.get("safe_harbour_prompt") or (
             f"This call was from {self.settings.caller_id}. We are sorry we could not connect "
-            f"you. Please call us back on {self.settings.caller_id}."))
+            f"you. Please call us back on {self.settings.caller_id}.")
         # The agents: listed in the campaign, or the routing core's (dialer/agents.py).
         self.agent_spec = parse_agents(extra.get("agents"))
         self.agents = {uri: _Agent(uri) for uri in self.agent_spec.uris}
@@ -312,9 +324,9 @@ class CampaignEngine:
         if self.routing_agents is not None:
             self.routing_agents.start()
         # Render the prompts now: TTS on the first abandoned call would cost its 2 s.
-        for prompt in (self.safe_harbour, self.machine_message):
-            if prompt:
-                await asyncio.to_thread(self.ua.prompts.resolve, prompt, language=self.language)
+        for spec in (self.safe_harbour, self.machine_message):
+            for prompt, language in prompt_variants(spec, self.language):
+                await asyncio.to_thread(self.ua.prompts.resolve, prompt, language=language)
         await self.recover()
         await self._db(self.store.set_status, self.campaign, "running")
         started = self._now()
@@ -330,7 +342,7 @@ class CampaignEngine:
                     await self._refresh(now)
                 self._agents_back(now)
                 placed = 0
-                if not self.paused:
+                if not self.paused and (self.config.may_dial is None or self.config.may_dial()):
                     placed = await self._place(now)
                 if until_done and not self._calls and placed == 0 and (
                         self._idle_done() or self.config_error is not None):
@@ -477,12 +489,24 @@ class CampaignEngine:
     def _caller(self) -> tuple[str, tuple[tuple[str, str], ...]]:
         cid = str(self.settings.caller_id)
         pai = f"<tel:{cid}>" if cid.startswith("+") else f"<sip:{cid}@{self._ua_host}>"
-        # RFC 3325 9.1: the identity the trunk asserts; From carries the same number.
-        return cid, (("P-Asserted-Identity", pai),)
+        # RFC 3325 9.1: the identity the trunk asserts; From carries the same number (or,
+        # registered to a PBX, the registered identity the PBX authenticates).
+        return self.config.from_uri or cid, (("P-Asserted-Identity", pai),)
+
+    def _agent_credentials(self, uri: str) -> Any:
+        """The PBX's credentials for an agent who is one of its extensions (same host and
+        port as the trunk); none for an agent elsewhere (no digest answer leaves the PBX)."""
+        if self.config.credentials is None:
+            return None
+
+        def where(u: str) -> str:
+            return u.split(":", 1)[-1].split("@", 1)[-1].split(";", 1)[0].lower()
+        return self.config.credentials if where(uri) == where(self.config.trunk) else None
 
     async def _call(self, call_id: str, lease: Lease) -> None:
         out: dict[str, Any] = {"amd": None, "agent": None, "wait_s": None,
-                               "message_played": None, "sip_status": None, "live": None}
+                               "message_played": None, "sip_status": None, "live": None,
+                               "language": lease.language or lease.fields.get("language")}
         disposition: Disposition | str = Disposition.FAILED
         try:
             disposition = await self._dial_and_handle(call_id, lease, out)
@@ -525,7 +549,7 @@ class CampaignEngine:
                     "number": lease.e164, "disposition": d, "attempt": lease.attempt,
                     "amd": out["amd"], "amd_ms": out.get("amd_ms"),
                     "agent": out["agent"], "wait_s": out["wait_s"],
-                    "sip_status": out["sip_status"]})
+                    "sip_status": out["sip_status"], "language": out.get("prompt_language")})
 
     async def _agent_first(self, call_id: str, lease: Lease, out: dict[str, Any]
                            ) -> Disposition | str | None:
@@ -539,7 +563,8 @@ class CampaignEngine:
             self._set_agent(agent, "reserved", call_id)
             try:
                 leg = await self.ua.dial(agent.uri, timeout=self.settings.ring_timeout,
-                                         caller=caller)
+                                         caller=caller,
+                                         credentials=self._agent_credentials(agent.uri))
             except CallFailed as exc:
                 log.info("agent %s for callback %s: %s", agent.uri, call_id, exc.status)
                 self._set_agent(agent, "away")
@@ -560,7 +585,7 @@ class CampaignEngine:
         try:
             call = await self.ua.dial(trunk_target(self.config.trunk, lease.e164),
                                       timeout=self.settings.ring_timeout, caller=caller,
-                                      headers=headers)
+                                      headers=headers, credentials=self.config.credentials)
         except CallFailed as exc:
             out["sip_status"], out["live"], out["agent"] = exc.status or None, False, None
             ours = exc.status == 408 and exc.reason == "no answer"
@@ -594,14 +619,17 @@ class CampaignEngine:
         self.stats.dialling_now += 1
         try:
             call = await self.ua.dial(target, timeout=self.settings.ring_timeout,
-                                      caller=caller, headers=headers)
+                                      caller=caller, headers=headers,
+                                      credentials=self.config.credentials)
         except CallFailed as exc:
             out["sip_status"] = exc.status or None
             out["live"] = False
             if exc.status in (403, 407):
                 # Without credentials the trunk refuses every call alike: stop dialling
                 # rather than burn the list; a person must fix the trunk or the caller ID.
-                self.config_error = (f"the trunk refused the call with {exc.status} "
+                creds = ("our credentials" if self.config.credentials is not None
+                         else "a call without credentials")
+                self.config_error = (f"the trunk refused {creds} with {exc.status} "
                                      f"{exc.reason!r}: check the trunk's credentials and "
                                      f"the caller ID {caller}; campaign paused")
                 await self.pause(self.config_error)
@@ -724,11 +752,13 @@ class CampaignEngine:
                     break
         if call.ended:
             return Disposition.MACHINE
+        message, language = choose_prompt(self.machine_message, out.get("language"),
+                                          self.language)
         try:
-            played = await call.play(self.machine_message, language=self.language)
+            played = await call.play(message or "", language=language)
         except CallEndedError:
             return Disposition.MACHINE
-        out["message_played"] = played.prompt[:128]
+        out["message_played"], out["prompt_language"] = played.prompt[:128], language
         return Disposition.MACHINE_MESSAGE
 
     async def _human(self, call_id: str, call: Call, lease: Lease, out: dict[str, Any],
@@ -809,9 +839,10 @@ class CampaignEngine:
         if call.ended:
             # They hung up while we looked for an agent: still an abandoned live answer.
             return Disposition.ABANDONED
+        prompt, language = choose_prompt(self.safe_harbour, out.get("language"), self.language)
         try:
-            played = await call.play(self.safe_harbour, language=self.language)
-            out["message_played"] = played.prompt[:128]
+            played = await call.play(prompt or "", language=language)
+            out["message_played"], out["prompt_language"] = played.prompt[:128], language
         except CallEndedError:
             out["message_played"] = None
         return Disposition.ABANDONED
@@ -846,7 +877,8 @@ class CampaignEngine:
             tried.add(agent.uri)
             self._set_agent(agent, "reserved", call_id)
             try:
-                leg = await self.ua.dial(agent.uri, timeout=left, caller=caller)
+                leg = await self.ua.dial(agent.uri, timeout=left, caller=caller,
+                                         credentials=self._agent_credentials(agent.uri))
             except CallFailed as exc:
                 log.info("agent %s: %s %s", agent.uri, exc.status, exc.reason)
                 self._set_agent(agent, "away")

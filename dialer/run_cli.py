@@ -6,6 +6,14 @@ picks one; not the whole node).  ``--until-done`` returns when every contact has
 disposition or waits for a retry later than the run; ``--json`` prints the report
 ``{"summary": {...}, "contacts": [...]}``.
 
+``--register sip:USER@HOST[:PORT]`` dials registered to a PBX instead of over a trunk
+(dialer.registration): the password comes from ``--password-file`` or the environment
+variable ``DIALTONE_DIALER__PASSWORD`` (the node's name for it), never from the command line,
+where ``ps`` and the shell's history would show it.  ``--trunk`` then defaults to the PBX.
+
+The calls placed get CDR rows in ``--db`` when the caller hands a recorder down
+(:data:`RecorderFactory`; ``dialtone campaign run`` does, from dialtone.cdr).
+
 ``start`` and ``resume`` set the campaign running (a dialer running it picks that up within
 a second), ``pause`` stops its dialling (calls in progress go on), ``status`` is a live view
 of the running dialer's snapshot and the store's figures.
@@ -17,11 +25,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import signal
 import socket
 import statistics
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +43,23 @@ from rich.table import Table
 from dialer.campaign_file import CampaignFileError, campaign_schema, load_campaign_file
 from dialer.db import DEFAULT_DB_URL, make_engine
 from dialer.engine import CampaignEngine, EngineConfig, EngineStats
-from dialer.errors import CampaignNotFound
+from dialer.errors import CampaignNotFound, DialerError
 from dialer.lists import ColumnMapping
+from dialer.registration import PbxAccount, PbxRegistration
 from dialer.store import DialerStore
 
-__all__ = ["add_run_parsers", "campaign_report", "run_campaign"]
+__all__ = ["PASSWORD_ENV", "CallObserver", "RecorderFactory", "add_run_parsers",
+           "campaign_report", "pbx_account", "run_campaign"]
+
+PASSWORD_ENV = "DIALTONE_DIALER__PASSWORD"
+"""The registration password's environment variable (as ``dialtone serve`` reads it)."""
+
+CallObserver = Callable[[dict[str, Any]], None]
+"""Sees every event of the run (the user agent's and the engine's), as they happen."""
+
+RecorderFactory = Callable[[str, str], AbstractContextManager[CallObserver | None]]
+"""``(db URL, node id)`` -> a context giving an observer that records the calls (CDRs),
+flushed when the context exits.  Passed down by the layer that owns CDRs."""
 
 
 def _db_arg(p: argparse.ArgumentParser) -> None:
@@ -48,7 +71,18 @@ def add_run_parsers(csub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     """Add run/start/pause/resume/status/schema to ``dialtone campaign``'s sub-parsers."""
     p = csub.add_parser("run", help="create/update a campaign from its file and dial it")
     p.add_argument("file", help="campaign YAML")
-    p.add_argument("--trunk", required=True, help="sip:HOST:PORT the calls go to")
+    p.add_argument("--trunk", default=None, help="sip:HOST:PORT the calls go to "
+                   "(default with --register: the PBX)")
+    p.add_argument("--register", default=None, metavar="sip:USER@HOST[:PORT]",
+                   help="register to this PBX as USER before dialling (kept refreshed; "
+                   "unregistered at the end); calls go through it with that identity")
+    p.add_argument("--auth-user", default=None,
+                   help="digest user for REGISTER and INVITE challenges (default USER)")
+    p.add_argument("--password-file", default=None, metavar="FILE",
+                   help=f"the registration password (first line); default: the "
+                   f"environment variable {PASSWORD_ENV}")
+    p.add_argument("--register-expires", type=int, default=300, metavar="SECONDS",
+                   help="registration expiry asked for (default 300)")
     p.add_argument("--until-done", action="store_true",
                    help="return when no contact can be dialled any more in this run")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -127,20 +161,74 @@ def campaign_report(store: DialerStore, name: str, *, now: float,
 # --- run -----------------------------------------------------------------------------------------
 
 
-async def run_campaign(path: str | Path, *, trunk: str, db: str = DEFAULT_DB_URL,
+def pbx_account(register: str, *, auth_user: str | None, password_file: str | None,
+                expires: int = 300, env: dict[str, str] | None = None) -> PbxAccount:
+    """The account of ``--register``: the password from ``password_file`` (its first line)
+    or the environment (:data:`PASSWORD_ENV`)."""
+    if password_file is not None:
+        try:
+            text = Path(password_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise DialerError(f"--password-file {password_file}: {exc.strerror}") from exc
+        password = text.splitlines()[0] if text.strip() else ""
+    else:
+        password = (os.environ if env is None else env).get(PASSWORD_ENV, "")
+    if not password:
+        raise DialerError(f"--register needs a password: --password-file FILE or the "
+                          f"environment variable {PASSWORD_ENV}")
+    return PbxAccount.parse(register, password=password, auth_user=auth_user, expires=expires)
+
+
+class _Tee:
+    """An event sink that writes the log and hands each event to observers."""
+
+    def __init__(self, sink: Any, observers: list[CallObserver]) -> None:
+        self.sink = sink
+        self.observers = observers
+
+    def emit(self, event: dict[str, Any]) -> None:
+        self.sink.emit(event)
+        for observe in self.observers:
+            observe(event)
+
+
+async def run_campaign(path: str | Path, *, trunk: str | None = None, db: str = DEFAULT_DB_URL,
                        until_done: bool = True, owner: str = "",
                        max_seconds: float | None = None, sip_port: int = 0,
                        rtp_ports: tuple[int, int] = (20000, 30000),
                        events_path: str | None = None, now: float | None = None,
-                       mqtt: str | None = None) -> dict[str, Any]:
-    """Create/update the campaign from ``path``, import its list, dial it; the report."""
+                       mqtt: str | None = None, account: PbxAccount | None = None,
+                       recorder: RecorderFactory | None = None) -> dict[str, Any]:
+    """Create/update the campaign from ``path``, import its list, dial it; the report.
+
+    With ``account`` the user agent registers to the PBX first (and ``trunk`` defaults to
+    it); with ``recorder`` every call placed is recorded (CDRs) into ``db``."""
+    loaded = load_campaign_file(path)
+    if trunk is None:
+        if account is None:
+            raise DialerError("campaign run needs --trunk sip:HOST:PORT or --register")
+        trunk = account.registrar
+    name = loaded.spec.name
+    node_id = owner or f"{socket.gethostname()}:{name}"
+    cm: AbstractContextManager[CallObserver | None] = (
+        recorder(db, node_id) if recorder is not None else contextlib.nullcontext(None))
+    with cm as observe:
+        return await _dial(loaded, name, trunk=trunk, db=db, until_done=until_done,
+                           owner=owner, max_seconds=max_seconds, sip_port=sip_port,
+                           rtp_ports=rtp_ports, events_path=events_path, now=now,
+                           account=account, observe=observe, mqtt=mqtt)
+
+
+async def _dial(loaded: Any, name: str, *, trunk: str, db: str, until_done: bool,
+                owner: str, max_seconds: float | None, sip_port: int,
+                rtp_ports: tuple[int, int], events_path: str | None, now: float | None,
+                account: PbxAccount | None, observe: CallObserver | None,
+                mqtt: str | None) -> dict[str, Any]:
     from telephony.aio.media_engine import MediaEngineConfig
     from telephony.aio.useragent import UserAgent, UserAgentConfig
     from telephony.eventlog import EventSink, JsonLinesEventLog, NullEventLog
     from telephony.sip.config import SipConfig
 
-    loaded = load_campaign_file(path)
-    name = loaded.spec.name
     store = DialerStore(make_engine(db))
     settings = loaded.settings()
     t0 = time.time() if now is None else now
@@ -154,7 +242,9 @@ async def run_campaign(path: str | Path, *, trunk: str, db: str = DEFAULT_DB_URL
         imp = store.import_contacts(name, loaded.list_path, ColumnMapping(), now=t0)
         imported = imp.to_dict()
         imported["problems"] = imported["problems"][:50]
-    events: EventSink = JsonLinesEventLog(events_path) if events_path else NullEventLog()
+    log_sink: EventSink = JsonLinesEventLog(events_path) if events_path else NullEventLog()
+    observers: list[CallObserver] = [observe] if observe is not None else []
+    events = _Tee(log_sink, observers)
     # Only what a dialer needs: a SIP user agent on loopback or the given port, no node.
     config = UserAgentConfig(
         sip=SipConfig(host="127.0.0.1", port=sip_port),
@@ -166,28 +256,62 @@ async def run_campaign(path: str | Path, *, trunk: str, db: str = DEFAULT_DB_URL
     stats: EngineStats | None = None
     engine: CampaignEngine | None = None
     bus = None
+    registration: PbxRegistration | None = None
+    error: str | None = None
+    pausing: list[asyncio.Task[None]] = []
     try:
         bus = await _open_bus(mqtt, owner or f"{socket.gethostname()}:{name}")
-        engine = CampaignEngine(store, name, ua, EngineConfig(trunk=trunk, owner=owner),
-                                events=events, bus=bus)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, engine.stop)
-        stats = await engine.run(until_done=until_done, max_seconds=max_seconds)
-        if until_done and not engine.paused:
-            store.set_status(name, "done")
+        engine_config = EngineConfig(trunk=trunk, owner=owner)
+        if account is not None:
+            registration = PbxRegistration(ua, account)
+            observers.append(registration.observe)
+            engine_config = EngineConfig(trunk=trunk, owner=owner,
+                                         credentials=account.credentials,
+                                         from_uri=account.aor,
+                                         may_dial=registration.may_dial)
+        engine = CampaignEngine(store, name, ua, engine_config, events=events, bus=bus)
+        if registration is not None:
+            run_engine = engine
+
+            def refused(message: str) -> None:
+                # Refused while dialling (a refresh): pause, as a trunk's 403 does.
+                run_engine.config_error = message
+                pausing.append(asyncio.ensure_future(run_engine.pause(message)))
+
+            # Register before the first call; refused: dial nothing.
+            if not await registration.start() and registration.state == "refused":
+                error = registration.message
+                store.set_status(name, "paused")
+            registration.on_refused = refused
+        if error is None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, engine.stop)
+            stats = await engine.run(until_done=until_done, max_seconds=max_seconds)
+            if pausing:
+                await asyncio.gather(*pausing)
+            if until_done and not engine.paused:
+                store.set_status(name, "done")
     finally:
+        if registration is not None:
+            await registration.close()
         await ua.close()
         if bus is not None:
             await bus.close()
         if events_path:
-            events.close()  # type: ignore[attr-defined]
+            log_sink.close()  # type: ignore[attr-defined]
     report = campaign_report(store, name, now=time.time(), stats=stats)
     if imported is not None:
         report["summary"]["import"] = imported
     if engine is not None and engine.config_error is not None:
-        report["summary"]["error"] = engine.config_error
+        error = engine.config_error
+    if registration is not None:
+        report["summary"]["registration"] = {
+            "aor": registration.account.aor, "registrar": registration.account.registrar,
+            "status": registration.status}
+    if error is not None:
+        report["summary"]["error"] = error
     return report
 
 
@@ -209,12 +333,24 @@ async def _open_bus(url: str | None, owner: str) -> Any:
 
 def _run(args: argparse.Namespace, con: Console) -> int:
     lo, _, hi = str(args.rtp_ports).partition("-")
+    account: PbxAccount | None = None
+    if args.register is not None:
+        account = pbx_account(args.register, auth_user=args.auth_user,
+                              password_file=args.password_file,
+                              expires=args.register_expires)
+    elif args.auth_user is not None or args.password_file is not None:
+        con.print("[red]error:[/] --auth-user and --password-file apply only with --register")
+        return 2
+    if args.trunk is None and account is None:
+        con.print("[red]error:[/] give --trunk sip:HOST:PORT or --register sip:USER@HOST:PORT")
+        return 2
     try:
         report = asyncio.run(run_campaign(
             args.file, trunk=args.trunk, db=args.db, until_done=args.until_done,
             owner=args.owner, max_seconds=args.max_seconds, sip_port=args.sip_port,
             rtp_ports=(int(lo), int(hi or lo)), events_path=args.events, now=args.now,
-            mqtt=args.mqtt))
+            mqtt=args.mqtt, account=account,
+            recorder=getattr(args, "call_recorder", None)))
     except CampaignFileError as exc:
         con.print(f"[red]error:[/] {exc}")
         return 2

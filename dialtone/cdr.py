@@ -7,12 +7,20 @@ why), the agent, and the answering-machine verdict of an outbound call, and hand
 row to a writer thread, so the event loop never waits on the database.
 
 A call's row is inserted when its SIP leg ends (``call_ended``); a call that ran a flow gets the
-flow's fields when the flow's ``cdr`` event follows (an update of the same row).  Times are epoch
-seconds (UTC), as in the dialer's tables.
+flow's fields when the flow's ``cdr`` event follows (an update of the same row).  An outbound
+campaign call gets its campaign, disposition, AMD verdict and agent when the dialer's
+``campaign_call`` event follows: it names the number dialled, and the row is that of the latest
+outbound leg to that number (a contact is leased to one call at a time, so there is one).  Times
+are epoch seconds (UTC), as in the dialer's tables.
+
+The node records its own dialer's calls this way; ``dialtone campaign run`` records the calls it
+places into its ``--db`` through the same recorder (dialtone.cli hands it down as a hook: the
+dialer layer does not import this one).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -26,7 +34,8 @@ from sqlalchemy import Boolean, Engine, Float, Index, Integer, String, Text, sel
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, configure_mappers, mapped_column
 
-__all__ = ["CDR_FIELDS", "CdrBase", "CdrRecorder", "CdrRow", "CdrWriter", "iter_cdrs"]
+__all__ = ["CDR_FIELDS", "CdrBase", "CdrRecorder", "CdrRow", "CdrWriter", "campaign_run_cdrs",
+           "iter_cdrs"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +84,9 @@ class CdrRow(CdrBase):
     """human, machine, ... (outbound calls with answering-machine detection)."""
     rtp_received: Mapped[int] = mapped_column(Integer, default=0)
     rtp_lost: Mapped[int] = mapped_column(Integer, default=0)
+    campaign: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    """The outbound campaign that placed the call (None: not a campaign's customer leg).
+    Last, so the export's earlier columns keep their places."""
 
     __table_args__ = (
         Index("ix_dialtone_cdrs_started", "started_at"),
@@ -187,6 +199,9 @@ class CdrRecorder:
         self._calls: dict[str, _Pending] = {}
         self._ended: dict[str, float] = {}
         """call_id -> started_at of rows written whose flow ``cdr`` may still follow."""
+        self._outbound: dict[str, tuple[str, float]] = {}
+        """Number dialled -> (call_id, started_at) of the latest outbound leg to it, for the
+        dialer's ``campaign_call`` that follows its end."""
 
     def observe(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -201,9 +216,18 @@ class CdrRecorder:
                 "caller": str(event.get("caller", "")), "called": str(event.get("called", "")),
                 "remote": event.get("remote"), "started_at": now,
             })
+            if event.get("direction") == "outbound":
+                called = str(event.get("called", ""))
+                self._outbound.pop(called, None)  # re-inserted last: the oldest go first
+                self._outbound[called] = (call_id, now)
+                if len(self._outbound) > 10_000:
+                    self._outbound.pop(next(iter(self._outbound)))
             return
         if kind == "cdr":
             self._flow_cdr(call_id, event)
+            return
+        if kind == "campaign_call":
+            self._campaign_call(event)
             return
         pending = self._calls.get(call_id)
         if pending is None:
@@ -260,6 +284,53 @@ class CdrRecorder:
         started = self._ended.pop(call_id, None)
         if started is not None:
             self.writer.update(call_id, started, values)
+
+
+    def _campaign_call(self, event: dict[str, Any]) -> None:
+        leg = self._outbound.pop(str(event.get("number", "")), None)
+        if leg is None:  # never dialled (a failure before the INVITE): no SIP leg, no row
+            return
+        call_id, started = leg
+        values: dict[str, Any] = {
+            "campaign": str(event.get("campaign", ""))[:128] or None,
+            "disposition": str(event.get("disposition", ""))[:32] or None,
+            "amd": event.get("amd"), "agent": event.get("agent"),
+        }
+        if event.get("language"):
+            values["language"] = str(event["language"])[:16]
+        pending = self._calls.get(call_id)
+        if pending is not None:  # the outcome came before the SIP leg's end was seen
+            pending.row.update(values)
+        else:
+            self.writer.update(call_id, started, values)
+
+
+@contextlib.contextmanager
+def campaign_run_cdrs(db: str, node_id: str) -> Iterator[Callable[[dict[str, Any]], None] | None]:
+    """The recorder ``dialtone campaign run`` hands down to the dialer (dialer.run_cli's
+    ``RecorderFactory``): its calls' rows go into ``db``, written before the command returns.
+
+    SQLite is brought to the newest schema first (as a node does); another database behind
+    it is left alone and the run goes on without CDRs, with a warning that says why."""
+    from dialer.db import make_engine
+    from dialtone.migrations import ensure_schema
+    from dialtone_errors import ConfigError
+
+    try:
+        ensure_schema(db)
+    except ConfigError as exc:
+        log.warning("this run writes no CDRs: %s", exc)
+        yield None
+        return
+    engine = make_engine(db)
+    writer = CdrWriter(engine)
+    try:
+        yield CdrRecorder(writer, node_id).observe
+    finally:
+        if not writer.flush(30.0):
+            log.error("CDRs of this run not all written after 30 s")
+        writer.close()
+        engine.dispose()
 
 
 def iter_cdrs(engine: Engine, *, since: float, until: float | None = None

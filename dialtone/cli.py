@@ -32,11 +32,16 @@ log = logging.getLogger("dialtone")
 
 def _add_dialer_parsers(subparsers: Any) -> None:
     """``campaign`` and ``dnc``: their handlers take (args, console) and are run through
-    :func:`dialer.cli.run`, which turns a DialerError into a message and exit 2."""
+    :func:`dialer.cli.run`, which turns a DialerError into a message and exit 2.
+    ``campaign run`` records its calls as CDRs in its ``--db``: the recorder is handed down
+    (the dialer does not import this layer)."""
+    from dialtone.cdr import campaign_run_cdrs
+
     before = set(subparsers.choices)
     dialer_cli.add_parsers(subparsers)
     for name in set(subparsers.choices) - before:
-        subparsers.choices[name].set_defaults(runner=dialer_cli.run)
+        subparsers.choices[name].set_defaults(runner=dialer_cli.run,
+                                              call_recorder=campaign_run_cdrs)
 
 
 # Each registers its subcommands on the top-level subparsers; the order is the order of --help.

@@ -223,6 +223,19 @@ class DialerSection(_Section):
     trunk: str | None = None
     """``sip:HOST[:PORT]`` the node's outbound campaigns dial through; with it the node runs
     an engine for every campaign whose status is ``running`` (dialtone/dialing.py)."""
+    register_as: str | None = None
+    """``sip:USER@HOST[:PORT]``: the dialer registers to this PBX as USER before its first
+    call, keeps the binding refreshed, and its calls carry that identity (dialer.registration).
+    The node's own ``sip.registrar`` (inbound calls) is separate."""
+    auth_user: str | None = None
+    """Digest user for the PBX's challenges (default: USER of ``register``)."""
+    password: SecretStr | None = None
+    """The PBX password: from the YAML file or ``DIALTONE_DIALER__PASSWORD``; there is no
+    flag (a password on a command line is seen by ``ps``).  Or ``password_file``."""
+    password_file: str | None = None
+    """A file whose first line is the PBX password."""
+    register_expires: int = Field(default=300, ge=60)
+    """Seconds asked for the binding (refreshed before it expires)."""
 
     @field_validator("trunk")
     @classmethod
@@ -230,6 +243,32 @@ class DialerSection(_Section):
         if value is not None and not value.startswith(("sip:", "sips:")):
             raise ValueError(f"{value!r}: want sip:HOST[:PORT]")
         return value
+
+    @field_validator("register_as")
+    @classmethod
+    def _register(cls, value: str | None) -> str | None:
+        from dialer.errors import DialerError
+        from dialer.registration import PbxAccount
+
+        if value is not None:
+            try:
+                PbxAccount.parse(value, password="-")
+            except DialerError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    def password_value(self) -> str:
+        """The PBX password (``password``, else the first line of ``password_file``)."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is None:
+            return ""
+        try:
+            text = Path(self.password_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{describe('dialer.password_file')}: cannot read "
+                              f"{self.password_file}: {exc.strerror}") from exc
+        return text.splitlines()[0] if text.strip() else ""
 
 
 class NodeConfig(_Section):
@@ -288,6 +327,20 @@ class NodeConfig(_Section):
         if self.http.listen is None:
             for name in sorted(self.http.model_fields_set - {"listen"}):
                 refuse(f"http.{name}", "applies only with the console (--http)")
+        dialer = self.dialer
+        if dialer.register_as is None:
+            # (the password alone is let be: the environment variable is also what
+            # `dialtone campaign run --register` reads, so it may be exported for that)
+            for name in sorted(dialer.model_fields_set - {"trunk", "register_as", "password"}):
+                refuse(f"dialer.{name}", "applies only with --trunk-register")
+        else:
+            if dialer.trunk is None:
+                refuse("dialer.register_as", "applies only with --trunk (the node dials then)")
+            if dialer.password is None and dialer.password_file is None:
+                refuse("dialer.register_as", "needs a password: DIALTONE_DIALER__PASSWORD, "
+                       "dialer.password in the file, or --trunk-password-file")
+            elif dialer.password is not None and dialer.password_file is not None:
+                refuse("dialer.password_file", "and dialer.password: give one")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -309,6 +362,8 @@ class NodeConfig(_Section):
             sip["password"] = MASK
         if data["routing"]["mqtt"]:
             data["routing"]["mqtt"] = mask_url(data["routing"]["mqtt"])
+        if data["dialer"]["password"] is not None:
+            data["dialer"]["password"] = MASK
         data["db"] = mask_url(data["db"])
         return data
 
@@ -387,6 +442,13 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     Flag("--events", "events", "append call events as JSON lines here"),
     Flag("--trunk", "dialer.trunk", "sip:HOST[:PORT] outbound campaigns dial through: the node "
          "then dials every campaign whose status is running (console, campaign start)"),
+    Flag("--trunk-register", "dialer.register_as", "with --trunk: register the dialer to the PBX "
+         "as this sip:USER@HOST[:PORT] before dialling; calls carry that identity (password: "
+         "DIALTONE_DIALER__PASSWORD or --trunk-password-file)", metavar="URI"),
+    Flag("--trunk-user", "dialer.auth_user", "digest user for the PBX (default: USER of "
+         "--trunk-register)"),
+    Flag("--trunk-password-file", "dialer.password_file", "a file whose first line is the PBX "
+         "password", metavar="FILE"),
     Flag("--http", "http.listen", "HOST:PORT of the campaign console and its API "
          "(default: none)"),
     Flag("--workers", "workers", "run N node processes on SIP ports PORT..PORT+N-1 with "

@@ -7,6 +7,16 @@ runs an engine on the node's own user agent; an engine follows ``paused`` itself
 progress go on) and is stopped when its campaign is archived, done or deleted.  The engine's
 lease owner is ``NODE_ID:CAMPAIGN``, so a node restarted after a crash closes its own open
 attempts and dials no contact twice (the store's leases; docs/dialer-engine.md).
+
+Registered to a PBX (``--trunk-register sip:USER@HOST[:PORT]``, config ``dialer.register_as``)
+the dialer registers before its first call (no engine starts before the registrar answered),
+holds new calls while the binding is lost (the SIP core retries with back-off), pauses every
+campaign with a message when the PBX refuses the account, and unregisters when the node stops
+(dialer.registration).  Its calls carry the registered identity and answer the PBX's
+challenges with the same credentials.
+
+Every call's CDR row (dialtone.cdr) gets its campaign, disposition, AMD verdict and agent from
+the engine's ``campaign_call`` event on the node's stream.
 """
 
 from __future__ import annotations
@@ -22,7 +32,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dialer.engine import CampaignEngine, EngineConfig
 from dialer.errors import DialerError
+from dialer.registration import PbxAccount, PbxRegistration
 from dialer.store import DialerStore
+from dialtone.config import DialerSection
 from routing.bus import RoutingBus
 from telephony.aio.useragent import UserAgent
 
@@ -32,12 +44,20 @@ DIALLING = frozenset({"running", "paused"})
 """Statuses an engine runs in (paused: it holds, and its calls in progress go on)."""
 
 
+def pbx_account(section: DialerSection) -> PbxAccount | None:
+    """The PBX account of the node's dialer configuration (None: a trunk, no registration)."""
+    if section.register_as is None:
+        return None
+    return PbxAccount.parse(section.register_as, password=section.password_value(),
+                            auth_user=section.auth_user, expires=section.register_expires)
+
+
 class DialerSupervisor:
     """Starts and stops the node's campaign engines as the store's statuses say."""
 
     def __init__(self, store: DialerStore, ua: UserAgent, *, trunk: str, node_id: str,
                  emit: Callable[[dict[str, Any]], None], poll_s: float = 1.0,
-                 bus: RoutingBus | None = None) -> None:
+                 bus: RoutingBus | None = None, account: PbxAccount | None = None) -> None:
         self.store = store
         self.bus = bus
         """The node's routing bus (``--mqtt``): agents from the routing core, offers."""
@@ -49,11 +69,31 @@ class DialerSupervisor:
         self.engines: dict[str, CampaignEngine] = {}
         self._runs: dict[str, asyncio.Task[Any]] = {}
         self._loop: asyncio.Task[None] | None = None
+        self.registration: PbxRegistration | None = (
+            PbxRegistration(ua, account, on_refused=self._refused) if account is not None
+            else None)
+        self._pausing: set[asyncio.Task[None]] = set()
+
+    def observe(self, event: dict[str, Any]) -> None:
+        """An event of the node's stream (the user agent's registration events)."""
+        if self.registration is not None:
+            self.registration.observe(event)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop().create_task(self._watch())
 
+    def _refused(self, message: str) -> None:
+        """The PBX refused our account: every campaign dialling pauses, saying why."""
+        for engine in self.engines.values():
+            engine.config_error = message
+            task = asyncio.get_running_loop().create_task(engine.pause(message))
+            self._pausing.add(task)
+            task.add_done_callback(self._pausing.discard)
+
     async def _watch(self) -> None:
+        if self.registration is not None:
+            # Register before the first call (refused: the engines started below pause).
+            await self.registration.start()
         while True:
             try:
                 statuses = {c.name: c.status
@@ -74,9 +114,16 @@ class DialerSupervisor:
                 engine.stop()  # archived, done or deleted: finish the calls up, dial no more
 
     def _start_engine(self, name: str) -> None:
+        reg = self.registration
+        config = EngineConfig(trunk=self.trunk, owner=f"{self.node_id}:{name}")
+        if reg is not None:
+            config = EngineConfig(trunk=self.trunk, owner=config.owner,
+                                  credentials=reg.account.credentials,
+                                  from_uri=reg.account.aor, may_dial=reg.may_dial)
         try:
-            engine = CampaignEngine(self.store, name, self.ua,
-                                    EngineConfig(trunk=self.trunk, owner=f"{self.node_id}:{name}"),
+            if reg is not None and reg.state == "refused":
+                raise DialerError(reg.message or "the PBX refused our registration")
+            engine = CampaignEngine(self.store, name, self.ua, config,
                                     events=_Emitter(self.emit), bus=self.bus)
         except DialerError as exc:  # no caller ID, a bad trunk: say why, and do not dial
             log.warning("campaign %s cannot dial: %s", name, exc)
@@ -107,6 +154,8 @@ class DialerSupervisor:
             _, pending = await asyncio.wait(runs, timeout=timeout)
             for task in pending:
                 task.cancel()
+        if self.registration is not None:
+            await self.registration.close()  # unregister: no call is left to place
 
 
 class _Emitter:

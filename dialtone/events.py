@@ -428,6 +428,8 @@ class CampaignCall(_CallEvent):
     wait_s: float | None = None
     """AMD's human verdict to the agent's leg bridged."""
     sip_status: int | None = None
+    language: str | None = None
+    """The language of the message played (safe harbour, machine message), when one was."""
 
 
 class CampaignPaused(_Event):

@@ -309,13 +309,15 @@ class Node:
                       events: NodeEvents) -> None:
         """Outbound campaigns on the node's user agent (after it, so stopped before it)."""
         from dialer.store import DialerStore
-        from dialtone.dialing import DialerSupervisor
+        from dialtone.dialing import DialerSupervisor, pbx_account
 
         assert self.config.dialer.trunk is not None
         store = DialerStore(self.config.db)
         stack.callback(store.engine.dispose)
         dialer = DialerSupervisor(store, ua, trunk=self.config.dialer.trunk,
-                                  node_id=self.node_id, emit=events.emit, bus=self.bus)
+                                  node_id=self.node_id, emit=events.emit, bus=self.bus,
+                                  account=pbx_account(self.config.dialer))
+        events.observers.append(dialer.observe)  # the UA's registration events
         dialer.start()
         stack.push_async_callback(dialer.close)
         self.dialer = dialer

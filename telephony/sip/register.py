@@ -1,7 +1,10 @@
 """REGISTER client (RFC 3261 section 10.2): bind, refresh before expiry, unbind.
 
 One Call-ID per registration with a CSeq that increases across refreshes (10.2.4);
-digest challenges answered (22.2); 423 Interval Too Brief retried with Min-Expires.
+digest challenges answered (22.2); 423 Interval Too Brief retried with Min-Expires; a failed
+registration is retried after a back-off that doubles with each failure in a row (60 s,
+120 s, ... at most 15 min; a Retry-After from the registrar wins), so a registrar that is
+down or refuses us is not hammered.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from .message import Headers, SipRequest, SipResponse
 from .transaction import ClientTransaction
 
 RETRY_AFTER_FAILURE = 60.0
+"""First retry after a failed registration; doubled per failure in a row ..."""
+RETRY_AFTER_FAILURE_MAX = 900.0
+"""... up to this."""
 
 
 class Registration:
@@ -36,6 +42,7 @@ class Registration:
         "dest",
         "endpoint",
         "expires",
+        "failures",
         "from_tag",
         "granted",
         "ref",
@@ -69,6 +76,8 @@ class Registration:
         self.contact = contact
         self.auth_rounds = 0
         self.auth_header = "Authorization"
+        self.failures = 0
+        """Failed attempts in a row (the retry back-off's exponent)."""
 
     def on_timer(self, name: str, now: float) -> None:
         self.endpoint._reg_timer(self, name, now)
@@ -146,6 +155,7 @@ class RegistrationClient(EndpointCore):
         expires_req = uint(tx.request.headers.get("Expires")) or 0
         if status < 300:
             reg.auth_rounds = 0
+            reg.failures = 0
             if reg.closing or expires_req == 0:
                 self._reg_done(reg, status)
                 return
@@ -201,7 +211,8 @@ class RegistrationClient(EndpointCore):
             return
         reg.registered = False
         self.emit(RegistrationChanged(reg.ref, False, status, 0))
-        delay = RETRY_AFTER_FAILURE
+        reg.failures += 1
+        delay = min(RETRY_AFTER_FAILURE_MAX, RETRY_AFTER_FAILURE * 2 ** min(reg.failures - 1, 16))
         seconds = uint(retry_after.split(";")[0]) if retry_after else None
         if seconds is not None:
             delay = float(seconds)

@@ -118,6 +118,29 @@ def test_register_wrong_password_does_not_loop() -> None:
     assert reg_srv.handle(ep, 60.0) == 1  # retried later
 
 
+def test_register_failures_in_a_row_back_off_doubling_and_reset_on_success() -> None:
+    ep = endpoint()
+    reg_srv = FakeRegistrar()
+    creds = DigestCredentials("alice", "wrong")
+    reg = ep.register("127.0.0.1:5070", aor="sip:alice@dialtone.test", credentials=creds,
+                      now=0.0)
+    reg_srv.handle(ep, 0.0)
+    reg_srv.handle(ep, 0.0)
+    assert ep.next_event() == RegistrationChanged(reg, False, 401, 0)
+    now, retries = 0.0, []
+    for _ in range(6):  # each failure in a row doubles the wait: 60, 120, 240, 480, 900, 900
+        before = len(reg_srv.requests)
+        while len(reg_srv.requests) == before:
+            now += 1.0
+            run_timers(ep, now)
+            reg_srv.handle(ep, now)
+        reg_srv.handle(ep, now)  # the challenged answer, refused again
+        retries.append(now)
+        assert ep.next_event() == RegistrationChanged(reg, False, 401, 0)
+    gaps = [b - a for a, b in zip([0.0, *retries], retries, strict=False)]
+    assert gaps == [60.0, 120.0, 240.0, 480.0, 900.0, 900.0]
+
+
 def test_register_short_expiry_refreshes_at_half_and_expires_header() -> None:
     ep = endpoint()
     reg_srv = FakeRegistrar(grant=40, style="expires")
