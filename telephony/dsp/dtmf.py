@@ -431,7 +431,8 @@ class DtmfDetectorBank:
     def _judge(self, cat: npt.NDArray[np.complex64], ecat: F32, frames: Int16Array,
                k: int) -> tuple[
             npt.NDArray[np.bool_], npt.NDArray[np.intp], F32, npt.NDArray[np.bool_],
-            npt.NDArray[np.bool_], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+            npt.NDArray[np.bool_], npt.NDArray[np.float64] | None,
+            npt.NDArray[np.bool_] | None]:
         """Judge the ``k`` windows ending at the new sub-blocks.
 
         Returns (valid, digit index, tail fill ratio, clean, soft), each ``(n, k)``, and
@@ -441,7 +442,8 @@ class DtmfDetectorBank:
         jointly, :func:`_joint_powers`) of the windows that pass every test but twist,
         zero elsewhere; ``relaxed`` ``(n, k)`` the windows that pass every test with the
         band purity lowered to ``steady_purity`` (and not the usual one): a run of
-        ``steady_windows`` of them makes a digit.
+        ``steady_windows`` of them makes a digit (both None when no window gets that far,
+        the usual case).
         A cheap test on the raw window powers picks the candidate windows; only those get
         the frequency estimates and the full checks (speech and silence rarely pass it).
         """
@@ -480,11 +482,9 @@ class DtmfDetectorBank:
         tail_full = np.ones((n, k), dtype=np.float32)
         clean = np.zeros((n, k), dtype=bool)
         soft = np.zeros((n, k), dtype=bool)
-        tone = np.zeros((n, k, 2), dtype=np.float64)
-        relaxed = np.zeros((n, k), dtype=bool)
         ch, kk = np.nonzero(pre)
         if ch.size == 0:
-            return valid, digit, tail_full, clean, soft, tone, relaxed
+            return valid, digit, tail_full, clean, soft, None, None
         m = ch.size
         sel = np.empty((m, 2), dtype=np.intp)
         sel[:, 0] = r[ch, kk]
@@ -534,7 +534,9 @@ class DtmfDetectorBank:
         )
         tail_full[ch, kk] = tail
         if not rest.any():  # the usual case with speech: nothing more to judge
-            return valid, digit, tail_full, clean, soft, tone, relaxed
+            return valid, digit, tail_full, clean, soft, None, None
+        tone = np.zeros((n, k, 2), dtype=np.float64)
+        relaxed = np.zeros((n, k), dtype=bool)
         # The twist from the two tones solved jointly (each one's leakage into the other's
         # bin removed), for the windows that pass the tests above.
         idx = np.flatnonzero(rest)
@@ -657,16 +659,22 @@ class DtmfDetectorBank:
         events: list[tuple[int, InbandDigit]] = []
         busy: npt.NDArray[np.bool_] = np.asarray(valid.any(axis=1))
         self._tone_active = busy.copy()
-        tonal = tone[..., 1] > 0
-        active = np.flatnonzero(busy | self._nonidle | tonal.any(axis=1))
+        if tone is None or relaxed is None:
+            active = np.flatnonzero(busy | self._nonidle)
+            tone = np.zeros((1, k, 2))
+            relaxed = np.zeros((1, k), dtype=bool)
+            one = True
+        else:
+            active = np.flatnonzero(busy | self._nonidle | (tone[..., 1] > 0).any(axis=1))
+            one = False
         end_total = base + k * SUB
         born = self._born
         for ch in active.tolist():
             # A channel counts samples from its own start (onset_sample, timestamps).
             first = int(born[ch])
             self._run_track(ch, cat[ch], valid[ch], digit[ch], tail[ch], clean[ch], soft[ch],
-                            tone[ch], relaxed[ch], base - first, k, now, end_total - first,
-                            events)
+                            tone[0 if one else ch], relaxed[0 if one else ch], base - first, k,
+                            now, end_total - first, events)
         self._hist = cat[:, -HIST_SUBS:].copy()
         self._ehist = ecat[:, -HIST_SUBS:].copy()
         if frames.shape[1] >= RAW_HIST:
