@@ -122,11 +122,11 @@ class DtmfConfig:
     tone_twist_db: float = 8.8
     """Reverse twist limit on the digit's windows together (their tone powers summed, from
     the window before its start on): the twist of one 20 ms window varies by +-1 dB
-    under speech (a voice harmonic in the weak tone's bin beats with it), so a 9.5 dB pair
-    had a window inside ``max_twist_db`` in 3 % of the trials, and the windows that miss
-    by a little (``soft_twist_db``) then confirmed it.  Summed over the tone, a 9.5 dB
-    pair under speech measured 8.9 dB or more, the 8 dB pairs 8.7 dB or less (256 trials
-    each, both laws)."""
+    under speech (a voice harmonic in the weak tone's bin beats with it): a 9.5 dB pair was
+    reported in 3 % of the trials, one window inside ``max_twist_db`` and the windows that
+    miss by a little (``soft_twist_db``) confirming it.  Summed over the tone, the 9.5 dB
+    pairs under speech measured mostly 8.9 dB or more, the 8 dB pairs 8.7 dB or less (256
+    trials each, both laws; 2 in 512 of the 9.5 dB pairs are still reported)."""
     near_twist_db: float = 7.5
     """A digit whose windows together measure more reverse twist than this is reported
     only once ``tone_windows`` windows agree, or when the tone ends: near the limit, one or
