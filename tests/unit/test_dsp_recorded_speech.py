@@ -73,8 +73,10 @@ def test_no_talk_off_on_a_speech_and_music_excerpt() -> None:
 
 
 # The acceptance rules before the one-window and band-purity changes of issue 17 (the
-# same tests on each window, a digit reported on one window, purity on the whole band).
-ONE_WINDOW = DtmfConfig(min_windows=1, band_purity=2.0, pending_gap=0, soft_twist_db=0)
+# same tests on each window, a digit reported on one window, purity on the whole band, no
+# steady runs: those came later).
+ONE_WINDOW = DtmfConfig(min_windows=1, band_purity=2.0, pending_gap=0, soft_twist_db=0,
+                        steady_windows=1_000_000)
 
 # Every false digit found on 16 h of speech and music before those changes: (chunk of the
 # no-digit stream, time of the digit in ms, what was reported).  Each was one window.
@@ -132,6 +134,28 @@ def test_forward_twist_beyond_the_limit_under_speech_is_rejected(law: str) -> No
         for key in KEYS:
             x, _ = gen.q24_signal(row, key, law, trial)
             assert keys(x) == "", (key, trial)
+
+
+@pytest.mark.parametrize(("law", "trial", "key"), [("ulaw", 6, "5"), ("alaw", 3, "*"),
+                                                  ("alaw", 6, "7"), ("alaw", 4, "9")])
+def test_reverse_twist_beyond_the_limit_under_speech_is_rejected(law: str, trial: int,
+                                                                 key: str) -> None:
+    """9.5 dB reverse twist with speech under: one window measured inside the 8.5 dB limit
+    (a voice harmonic in the weak tone's bin) and the windows around it, 8.5 to 10 dB,
+    confirmed it; the tone's windows together measure 9 dB or more."""
+    x, want = gen.q24_signal(ROWS["reverse twist 9.5 dB, speech under (reject)"], key, law, trial)
+    assert want == ""
+    assert keys(x) == ""
+
+
+@pytest.mark.parametrize("index", [52, 81])
+def test_weak_digit_as_loud_as_the_speech_is_found_by_its_steady_run(index: int) -> None:
+    """A digit at -20 dBm0 under speech as loud as it (the hard set): every window fails the
+    purity tests (band purity 0.75 to 0.89) while the pair holds for 30 ms and more."""
+    f = gen.dtmf_file(SEED, index, hard=True)
+    no_runs = DtmfConfig(steady_windows=1_000_000)
+    assert len(keys_with(f.pcm, no_runs)) == len(f.keys) - 1
+    assert keys(f.pcm) == f.keys
 
 
 @pytest.mark.parametrize("law", ["ulaw", "alaw"])
