@@ -694,8 +694,8 @@ _BANK_STEP = 32
 """Channels the bank grows by beyond 16 (growth copies its state arrays: cheap, and rare)."""
 
 _SHRINK_TICKS = 250
-"""Ticks (5 s) the bank must have been more than twice too big before it shrinks: a dip
-between two bursts of calls does not make it shrink and grow again."""
+"""Ticks (5 s) the bank must have been bigger than :func:`_bank_target` before it shrinks:
+a dip between two bursts of calls does not make it shrink and grow again."""
 
 
 def _bank_capacity(n: int) -> int:
@@ -708,8 +708,8 @@ def _bank_capacity(n: int) -> int:
 
 
 def _bank_target(n: int) -> int:
-    """Channels to shrink to with ``n`` calls up: room for them to double (so the calls that
-    follow do not make it grow again at once)."""
+    """Channels to shrink to with ``n`` calls up: room for them to double, so that it grows
+    again only when they have doubled (the hysteresis between growing and shrinking)."""
     return _bank_capacity(2 * n)
 
 
@@ -815,7 +815,7 @@ class MediaMixer:
         """Free channels of the bank (a heap: the lowest is reused first)."""
         self._endpointer_config = endpointer
         self._oversized = 0
-        """Consecutive ticks the bank has been more than twice :func:`_bank_target`."""
+        """Consecutive ticks the bank has been bigger than :func:`_bank_target`."""
         self.bank_shrinks = 0
         """Times the bank was compacted and shrunk (its calls gone)."""
         self.ticks = 0
@@ -943,14 +943,14 @@ class MediaMixer:
                 self._evict_failed()
 
     def _maybe_shrink(self) -> None:
-        """Shrink the bank once it has been more than twice too big (:func:`_bank_target`)
-        for ``_SHRINK_TICKS`` ticks: the calls up move to its first channels with all their
+        """Shrink the bank to :func:`_bank_target` once it has been bigger for
+        ``_SHRINK_TICKS`` ticks: the calls up move to its first channels with all their
         state, in their order, and the arrays are reallocated at the smaller size."""
         bank = self._bank
         if bank is None:
             return
         target = _bank_target(len(self.calls))
-        if bank.size <= 2 * target:
+        if bank.size <= target:
             self._oversized = 0
             return
         self._oversized += 1

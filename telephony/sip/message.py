@@ -205,6 +205,14 @@ class SipMessage:
     # Parsed values are memoised per message, keyed by the raw text they came from, so a
     # header edited afterwards is simply parsed again (no invalidation needed).
 
+    def drop_views(self) -> None:
+        """Forget the parsed header values (asked for again, they are parsed again).
+
+        A message kept only to match retransmissions (an ended call's INVITE, an answered
+        request's transaction lingering for timer J or L) need not hold them: they are
+        most of its memory (issue 12: thousands of ended calls linger 32 s after a burst)."""
+        self._views = None
+
     def _view(self, kind: str, raw: str, parser: Callable[[str], Any]) -> Any:
         views = self._views
         if views is None:

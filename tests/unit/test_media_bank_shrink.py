@@ -2,8 +2,9 @@
 return within 10% of its pre-flood level), and the calls that stay keep all their state.
 
 A burst of calls grows the bank to its peak (about 87 kB per channel: DTMF, endpointer and
-receive columns); once it has been more than twice too big for ``_SHRINK_TICKS`` ticks, the
-calls up move to its first channels and the arrays are reallocated small.  The survivors'
+receive columns); once it has been bigger than room for twice the calls up for
+``_SHRINK_TICKS`` ticks, the calls up move to its first channels and the arrays are
+reallocated at that size.  The survivors'
 outgoing packets and events must be bit-identical to those of a mixer that never shrinks.
 """
 
@@ -133,31 +134,31 @@ def test_the_bank_shrinks_after_calls_end_and_the_survivors_keep_their_state(
 
 
 def test_a_bank_does_not_shrink_while_calls_come_and_go() -> None:
-    """Hysteresis: a bank only twice too big, or too big for less than _SHRINK_TICKS ticks,
-    keeps its size (no grow-shrink-grow churn during a burst)."""
+    """Hysteresis: a bank with room for no more than twice the calls up, or bigger for less
+    than _SHRINK_TICKS ticks, keeps its size (no grow-shrink-grow churn during a burst)."""
     mixer = MediaMixer()
     calls = [CallMedia(MediaConfig(), now=0.0, remote=("127.0.0.1", 40000 + 2 * i))
              for i in range(40)]
     for m in calls:
         mixer.add(m)
     assert mixer.channels == 64
-    for m in calls[16:]:
-        mixer.remove(m)  # 16 calls: target 32, the bank is exactly twice that
+    for m in calls[32:]:
+        mixer.remove(m)  # 32 calls: room for them to double is the bank's 64 channels
     now = 0.0
     for _ in range(media_mod._SHRINK_TICKS + 10):
         now += TICK
         mixer.tick(now=now)
     assert mixer.channels == 64 and mixer.bank_shrinks == 0
-    for m in calls[8:16]:
-        mixer.remove(m)  # 8 calls: target 16, the bank more than twice too big...
+    for m in calls[16:32]:
+        mixer.remove(m)  # 16 calls: room for twice them is 32 channels, it has 64...
     for _ in range(media_mod._SHRINK_TICKS - 1):
         now += TICK
         mixer.tick(now=now)
     assert mixer.channels == 64  # ... but not for long enough yet
     now += TICK
     mixer.tick(now=now)
-    assert mixer.channels == 16 and mixer.bank_shrinks == 1
-    assert sorted(m.slot for m in calls[:8]) == list(range(8))
+    assert mixer.channels == 32 and mixer.bank_shrinks == 1
+    assert sorted(m.slot for m in calls[:16]) == list(range(16))
 
 
 def test_dsp_banks_keep_channels_as_an_unchanged_bank_would() -> None:
