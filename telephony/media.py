@@ -708,9 +708,10 @@ def _bank_capacity(n: int) -> int:
 
 
 def _bank_target(n: int) -> int:
-    """Channels to shrink to with ``n`` calls up: room for them to double, so that it grows
-    again only when they have doubled (the hysteresis between growing and shrinking)."""
-    return _bank_capacity(2 * n)
+    """Channels to shrink to with ``n`` calls up: room for half as many again, so that it
+    grows again only when they are 1.5 times as many (the hysteresis between growing and
+    shrinking; 20 calls: 32 channels, regrown at 33, shrunk again at 21 or fewer)."""
+    return _bank_capacity(n + n // 2)
 
 
 def _vad_settle_ticks(config: EndpointerConfig) -> int:

@@ -85,6 +85,9 @@ REASON_PHRASES = {
 # come from the network, so it stops growing at _KEY_CACHE_MAX entries.
 _KEY_CACHE: dict[str, str] = {}
 _KEY_CACHE_MAX = 1024
+_NAMES: dict[str, str] = {}
+"""Header names as parsed -> one shared string each (bounded as ``_KEY_CACHE``): every
+message kept (ended calls linger 32 s) would otherwise hold its own copy of each name."""
 
 
 def header_key(name: str) -> str:
@@ -438,6 +441,11 @@ def _parse_head(head: bytes, limits: ParseLimits) -> tuple[SipMessage, int | Non
             if bad_line is None:
                 bad_line = SipParseError(f"Malformed header line {line[:40]!r}")
             continue
+        shared = _NAMES.get(name)
+        if shared is not None:
+            name = shared
+        elif len(_NAMES) < _KEY_CACHE_MAX:
+            _NAMES[name] = name
         # Keep extra leading spaces (sipp pads Content-Length) so the line re-serialises
         # byte for byte; readers strip.
         items.append((name, value[1:].rstrip() if value[:1] == " " else value.strip()))

@@ -2,7 +2,7 @@
 return within 10% of its pre-flood level), and the calls that stay keep all their state.
 
 A burst of calls grows the bank to its peak (about 87 kB per channel: DTMF, endpointer and
-receive columns); once it has been bigger than room for twice the calls up for
+receive columns); once it has been bigger than room for 1.5 times the calls up for
 ``_SHRINK_TICKS`` ticks, the calls up move to its first channels and the arrays are
 reallocated at that size.  The survivors'
 outgoing packets and events must be bit-identical to those of a mixer that never shrinks.
@@ -102,7 +102,7 @@ def test_the_bank_shrinks_after_calls_end_and_the_survivors_keep_their_state(
     survivors = [3, 20, 21, 38]  # spread over the bank: they move to channels 0-3
     n, ticks, leave_at = 40, 420, 60
     shrunk, got, calls = run(n, survivors, ticks, leave_at, batch_min)
-    # the bank grew to 64 channels for 40 calls, then shrank to room for 4 calls to double
+    # the bank grew to 64 channels for 40 calls, then shrank to the smallest step, 16
     assert shrunk.bank_shrinks == 1
     assert shrunk.channels == 16
     assert [calls[i].slot for i in survivors] == [0, 1, 2, 3]
@@ -134,8 +134,8 @@ def test_the_bank_shrinks_after_calls_end_and_the_survivors_keep_their_state(
 
 
 def test_a_bank_does_not_shrink_while_calls_come_and_go() -> None:
-    """Hysteresis: a bank with room for no more than twice the calls up, or bigger for less
-    than _SHRINK_TICKS ticks, keeps its size (no grow-shrink-grow churn during a burst)."""
+    """Hysteresis: a bank with room for no more than 1.5 times the calls up, or bigger for
+    less than _SHRINK_TICKS ticks, keeps its size (no grow-shrink-grow churn in a burst)."""
     mixer = MediaMixer()
     calls = [CallMedia(MediaConfig(), now=0.0, remote=("127.0.0.1", 40000 + 2 * i))
              for i in range(40)]
@@ -143,14 +143,14 @@ def test_a_bank_does_not_shrink_while_calls_come_and_go() -> None:
         mixer.add(m)
     assert mixer.channels == 64
     for m in calls[32:]:
-        mixer.remove(m)  # 32 calls: room for them to double is the bank's 64 channels
+        mixer.remove(m)  # 32 calls: room for 1.5 times them is the bank's 64 channels
     now = 0.0
     for _ in range(media_mod._SHRINK_TICKS + 10):
         now += TICK
         mixer.tick(now=now)
     assert mixer.channels == 64 and mixer.bank_shrinks == 0
     for m in calls[16:32]:
-        mixer.remove(m)  # 16 calls: room for twice them is 32 channels, it has 64...
+        mixer.remove(m)  # 16 calls: room for 1.5 times them is 32 channels, it has 64...
     for _ in range(media_mod._SHRINK_TICKS - 1):
         now += TICK
         mixer.tick(now=now)
