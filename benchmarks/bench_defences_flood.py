@@ -25,7 +25,9 @@ after the flood; OPTIONS latency; responses by status; the node's RSS (/proc/PID
 before, during (peak) and over the minute after the flood; the node's calls left behind
 (``call_started`` vs ``call_ended`` events, and the RTP sockets still open: 2 per call).
 
-Writes benchmarks/results/defences_flood[_LABEL].md and .json.
+Writes benchmarks/results/defences_flood[_LABEL].md and .json.  Where the node's memory
+goes (allocator arenas, malloc's heap, the media bank, per-call tables): run the node under
+benchmarks/flood_probe.py (its docstring says how).
 """
 
 from __future__ import annotations
@@ -873,7 +875,7 @@ def summary(labels: list[str]) -> int:
     rows = [("| run | load avg | INVITE/s achieved | 200 | 503 + Retry-After | no final | "
             "held RTP p99 before / during / after (ms) | held RTP max during (ms) | "
             "OPTIONS p99 / max during (ms) | OPTIONS > 100 ms (all phases) | "
-            "RSS before / peak / +60 s (MiB) | leaked calls |"),
+            "RSS before / peak / +60 s (MiB) (change) | leaked calls |"),
             "|---|---:|---:|---:|---:|---:|---|---:|---|---:|---|---:|"]
     for label in labels:
         suffix = f"_{label}" if label else ""
@@ -887,7 +889,8 @@ def summary(labels: list[str]) -> int:
             f"{f['no_final']} | {j['before']['p99']:.1f} / {j['flood']['p99']:.1f} / "
             f"{j['after']['p99']:.1f} | {j['flood']['max']:.0f} | "
             f"{o['flood']['p99']:.0f} / {o['flood']['max']:.0f} | {over} | "
-            f"{m['before'] / 1024:.0f} / {m['peak'] / 1024:.0f} / {m['at_recover'] / 1024:.0f} | "
+            f"{m['before'] / 1024:.0f} / {m['peak'] / 1024:.0f} / {m['at_recover'] / 1024:.0f} "
+            f"({(m['at_recover'] - m['before']) / max(m['before'], 1) * 100:+.0f}%) | "
             f"{r['calls']['leaked']} |")
     text = "\n".join(rows) + "\n"
     (HERE / "results" / "defences_flood_summary.md").write_text(text)

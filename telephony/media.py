@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from telephony.codecs.base import Codec, get_codec
-from telephony.dsp.bank import grow_channels
+from telephony.dsp.bank import check_keep, grow_channels, keep_channels
 from telephony.dsp.dtmf import DtmfDetectorBank, InbandDigit
 from telephony.dsp.tones import TonalityConfig
 from telephony.dsp.vad import Endpointer, EndpointerBank, EndpointerConfig
@@ -693,6 +693,10 @@ _QUIET_TICKS = 2
 _BANK_STEP = 32
 """Channels the bank grows by beyond 16 (growth copies its state arrays: cheap, and rare)."""
 
+_SHRINK_TICKS = 250
+"""Ticks (5 s) the bank must have been bigger than :func:`_bank_target` before it shrinks:
+a dip between two bursts of calls does not make it shrink and grow again."""
+
 
 def _bank_capacity(n: int) -> int:
     """Channels for ``n`` calls: 4, 16, then the next multiple of ``_BANK_STEP``."""
@@ -701,6 +705,13 @@ def _bank_capacity(n: int) -> int:
     if n <= 16:
         return 16
     return -(-n // _BANK_STEP) * _BANK_STEP
+
+
+def _bank_target(n: int) -> int:
+    """Channels to shrink to with ``n`` calls up: room for half as many again, so that it
+    grows again only when they are 1.5 times as many (the hysteresis between growing and
+    shrinking; 20 calls: 32 channels, regrown at 33, shrunk again at 21 or fewer)."""
+    return _bank_capacity(n + n // 2)
 
 
 def _vad_settle_ticks(config: EndpointerConfig) -> int:
@@ -722,8 +733,10 @@ class _Bank:
 
     One bank serves every call of the process (a channel per call), so each numpy pass
     covers all calls at once: the fixed cost of a pass is paid once per tick, not once per
-    group of calls.  It grows as calls arrive (see :func:`_bank_capacity`) and keeps its
-    size when they leave; freed channels are reused lowest first.
+    group of calls.  It grows as calls arrive (see :func:`_bank_capacity`); freed channels
+    are reused lowest first, and when the calls have gone it shrinks (:meth:`keep`, see
+    :meth:`MediaMixer._maybe_shrink`): about 87 kB per channel, so a bank left at the peak of
+    a burst (576 channels after an INVITE flood) would hold ~50 MB for nothing.
     """
 
     __slots__ = ("dtmf", "frames", "inband", "quiet", "rx", "size", "tx", "used", "users",
@@ -754,6 +767,21 @@ class _Bank:
         self.tx = grow_channels(self.tx, size, 0)
         self.inband = grow_channels(self.inband, size, False)
         self.users.extend([None] * (size - self.size))
+        self.size = size
+
+    def keep(self, keep: list[int], size: int) -> None:
+        """Resize to ``size`` channels, channel ``keep[i]`` becoming channel ``i`` with all
+        its state (DTMF, endpointer, receive columns, frames); the channels after them are
+        free.  The caller re-points its calls' ``slot``."""
+        idx = check_keep(self.size, keep, size)
+        self.rx.keep_channels(idx, size)
+        self.used = keep_channels(self.used, idx, size, False)
+        self.dtmf.keep_channels(idx, size)
+        self.vad.keep_channels(idx, size)
+        self.frames = keep_channels(self.frames, idx, size, 0)
+        self.tx = keep_channels(self.tx, idx, size, 0)
+        self.inband = keep_channels(self.inband, idx, size, False)
+        self.users = [self.users[i] for i in keep] + [None] * (size - len(keep))
         self.size = size
 
 
@@ -787,6 +815,10 @@ class MediaMixer:
         self._free: list[int] = []
         """Free channels of the bank (a heap: the lowest is reused first)."""
         self._endpointer_config = endpointer
+        self._oversized = 0
+        """Consecutive ticks the bank has been bigger than :func:`_bank_target`."""
+        self.bank_shrinks = 0
+        """Times the bank was compacted and shrunk (its calls gone)."""
         self.ticks = 0
         self.dtmf_skipped = 0
         """Passes of the DTMF detector skipped because every frame was silent."""
@@ -911,7 +943,44 @@ class MediaMixer:
             if self._failed:
                 self._evict_failed()
 
+    def _maybe_shrink(self) -> None:
+        """Shrink the bank to :func:`_bank_target` once it has been bigger for
+        ``_SHRINK_TICKS`` ticks: the calls up move to its first channels with all their
+        state, in their order, and the arrays are reallocated at the smaller size."""
+        bank = self._bank
+        if bank is None:
+            return
+        target = _bank_target(len(self.calls))
+        if bank.size <= target:
+            self._oversized = 0
+            return
+        self._oversized += 1
+        if self._oversized < _SHRINK_TICKS:
+            return
+        self._oversized = 0
+        self.shrink_bank(target)
+
+    def shrink_bank(self, size: int) -> None:
+        """Compact the bank's channels to the calls up and resize it to ``size`` (at least
+        their number); each call keeps its state under its new channel."""
+        bank = self._bank
+        if bank is None:
+            return
+        if self._rx_queue.media:
+            self._drain_now()  # queued datagrams are handled under the channels they knew
+        live = sorted(m.slot for m in self.calls if m.slot is not None)
+        size = max(size, len(live))
+        bank.keep(live, size)
+        for new, old in enumerate(live):
+            user = bank.users[new]
+            assert user is not None and user.slot == old
+            user.slot = new
+        self._free = list(range(len(live), size))  # sorted: already a heap
+        self.bank_shrinks += 1
+        log.info("media bank compacted: %d calls, %d channels", len(live), size)
+
     def _tick(self, now: float) -> list[tuple[CallMedia, bytes, Addr]]:
+        self._maybe_shrink()
         calls = self.calls
         bank = self._bank
         if not calls or bank is None:

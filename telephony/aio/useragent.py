@@ -21,6 +21,7 @@ from typing import Any
 from telephony.aio.call import Call, CallState
 from telephony.aio.logcontext import call_context, current_call_id
 from telephony.aio.media_engine import MediaEngine, MediaEngineConfig
+from telephony.aio.memory import TrimPolicy, malloc_trim, trim_available
 from telephony.aio.sip_transport import SipTrace, SipTransportLayer, bind_ephemeral
 from telephony.errors import (
     CallFailed,
@@ -49,6 +50,9 @@ from telephony.sip.endpoint import SipConfig, SipEndpoint
 from telephony.sip.transfer_policy import TransferDecision, TransferPolicy, normalise_number
 
 log = logging.getLogger(__name__)
+
+_TRIM_CHECK = 2.0
+"""Seconds between looks at the load for :meth:`UserAgent._check_memory`."""
 
 CallHandler = Callable[[Call], Awaitable[None]]
 
@@ -110,6 +114,10 @@ class UserAgent:
         self.media: MediaEngine
         self.loop: asyncio.AbstractEventLoop
         self.local_addr: tuple[str, int] = ("", 0)
+        self._trim_policy = TrimPolicy()
+        self._trim_timer: asyncio.TimerHandle | None = None
+        self.heap_trims = 0
+        """Times malloc's free heap was given back after a burst (glibc only)."""
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -132,13 +140,30 @@ class UserAgent:
         self.media = MediaEngine(self.config.media)
         self.media.after_tick.append(self._drain_media_events)
         self.media.after_tick.append(self._observe_tick)
+        if trim_available():
+            self._trim_timer = self.loop.call_later(_TRIM_CHECK, self._check_memory)
         return self.local_addr
+
+    def _check_memory(self) -> None:
+        """Every few seconds: once a burst of calls is over (the calls and transactions held
+        fell to half their peak, and stayed there), give the heap malloc freed back to the
+        system (see telephony.aio.memory)."""
+        load = self.endpoint.footprint + len(self.media.mixer.calls)
+        if self._trim_policy.observe(load, now=self.now()):
+            took = malloc_trim()
+            self.heap_trims += 1
+            log.info("heap trimmed after load fell to %d (%.1f ms)", load,
+                     (took or 0.0) * 1000)
+        self._trim_timer = self.loop.call_later(_TRIM_CHECK, self._check_memory)
 
     def _observe_tick(self, due: float) -> None:
         """Admission's live load signal: how late the media tick ran (issue 12 finding 4)."""
         self.endpoint.admission.observe_lateness(self.media.clock() - due, now=self.now())
 
     async def close(self) -> None:
+        if self._trim_timer is not None:
+            self._trim_timer.cancel()
+            self._trim_timer = None
         for call in list(self.calls.values()):
             if not call.ended:
                 self._hangup(call, "shutdown")

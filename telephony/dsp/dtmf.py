@@ -50,7 +50,14 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from telephony.dsp.bank import check_grow, grow_channels
+from telephony.dsp.bank import (
+    Channels,
+    check_grow,
+    check_keep,
+    grow_channels,
+    keep_channels,
+    keep_items,
+)
 from telephony.errors import MediaError
 from telephony.events import DtmfReceived
 
@@ -387,6 +394,22 @@ class DtmfDetectorBank:
         self._tone_active = grow_channels(self._tone_active, n, False)
         self._nonidle = grow_channels(self._nonidle, n, False)
         self.n_channels = n_channels
+
+    def keep_channels(self, keep: Channels, n_channels: int) -> None:
+        """Resize to ``n_channels``, channel ``keep[i]`` becoming channel ``i`` with all its
+        state (its digits are those the bank would have reported unchanged); the channels
+        after them start as after :meth:`reset_channel`.  A bank shrinks this way when calls
+        have gone (the mixer compacts its channels)."""
+        idx = check_keep(self.n_channels, keep, n_channels)
+        n = n_channels
+        self._hist = keep_channels(self._hist, idx, n, 0)
+        self._ehist = keep_channels(self._ehist, idx, n, 0)
+        self._raw = keep_channels(self._raw, idx, n, 0)
+        self._born = keep_channels(self._born, idx, n, self._samples)
+        self._tracks = keep_items(self._tracks, idx, n, _Track)
+        self._tone_active = keep_channels(self._tone_active, idx, n, False)
+        self._nonidle = keep_channels(self._nonidle, idx, n, False)
+        self.n_channels = n
 
     # ------------------------------------------------------------------ analysis
 

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
-from telephony.dsp.bank import check_grow, grow_channels
+from telephony.dsp.bank import Channels, check_grow, check_keep, grow_channels, keep_channels
 from telephony.dsp.dtmf import DBM0_REF_POWER
 from telephony.errors import MediaError
 
@@ -128,6 +128,18 @@ class BeepDetector:
         self._level = grow_channels(self._level, n, 0.0)
         self._reported = grow_channels(self._reported, n, False)
         self.tone = grow_channels(self.tone, n, False)
+        self.n_channels = n
+
+    def keep_channels(self, keep: Channels, n_channels: int) -> None:
+        """Resize to ``n_channels``: channel ``keep[i]`` becomes channel ``i`` with its
+        state; the others start as a new detector's."""
+        idx = check_keep(self.n_channels, keep, n_channels)
+        n = n_channels
+        self._run = keep_channels(self._run, idx, n, 0)
+        self._freq = keep_channels(self._freq, idx, n, 0.0)
+        self._level = keep_channels(self._level, idx, n, 0.0)
+        self._reported = keep_channels(self._reported, idx, n, False)
+        self.tone = keep_channels(self.tone, idx, n, False)
         self.n_channels = n
 
     def _peak(self, p: F32, total: F64) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_],
@@ -246,6 +258,20 @@ class TonalityDetector:
         self._sims = grow_channels(self._sims, n, 0.0, axis=1)
         self.similarity = grow_channels(self.similarity, n, 0.0)
         self._born = grow_channels(self._born, n, self._i)
+        self._rows = np.arange(n)
+        self._mag = np.empty((n, self._mag.shape[1]))
+        self._tmp = np.empty((n, self._tmp.shape[1]))
+        self.n_channels = n
+
+    def keep_channels(self, keep: Channels, n_channels: int) -> None:
+        """Resize to ``n_channels``: channel ``keep[i]`` becomes channel ``i`` with its
+        history; the others start as a new detector's."""
+        idx = check_keep(self.n_channels, keep, n_channels)
+        n = n_channels
+        self._prev = keep_channels(self._prev, idx, n, 0.0, axis=1)
+        self._sims = keep_channels(self._sims, idx, n, 0.0, axis=1)
+        self.similarity = keep_channels(self.similarity, idx, n, 0.0)
+        self._born = keep_channels(self._born, idx, n, self._i)
         self._rows = np.arange(n)
         self._mag = np.empty((n, self._mag.shape[1]))
         self._tmp = np.empty((n, self._tmp.shape[1]))

@@ -30,7 +30,14 @@ import numpy as np
 import numpy.typing as npt
 import webrtcvad
 
-from telephony.dsp.bank import check_grow, grow_channels
+from telephony.dsp.bank import (
+    Channels,
+    check_grow,
+    check_keep,
+    grow_channels,
+    keep_channels,
+    keep_items,
+)
 from telephony.dsp.dtmf import DBM0_REF_POWER
 from telephony.dsp.tones import NFFT, BeepDetector, TonalityDetector, frame_spectra
 from telephony.errors import MediaError
@@ -143,6 +150,24 @@ class _UtteranceStore:
         self._tail = grow_channels(self._tail, n_channels, 0)
         self._pos = grow_channels(self._pos, n_channels, 0)
 
+    def keep_channels(self, keep: npt.NDArray[np.intp], n_channels: int) -> None:
+        """Channel ``keep[i]`` becomes ``i`` (its utterance too); the others' are dropped.
+        With no utterance in progress, the blocks go back to one per channel."""
+        old_chains = self._chains
+        self._chains = {}
+        for new, old in enumerate(keep.tolist()):
+            chain = old_chains.pop(old, None)
+            if chain is not None:
+                self._chains[new] = chain
+        for chain in old_chains.values():
+            self._free.extend(chain)
+        self._tail = keep_channels(self._tail, keep, n_channels, 0)
+        self._pos = keep_channels(self._pos, keep, n_channels, 0)
+        size = max(4, n_channels)
+        if not self._chains and self._blocks.shape[0] > size:
+            self._blocks = np.zeros((size, self.block_frames, FRAME), dtype=np.int16)
+            self._free = list(range(size - 1, -1, -1))
+
 
 class EndpointerBank:
     """Endpointers for ``n_channels`` calls fed in lock-step (``(n, 160)`` int16 frames).
@@ -253,6 +278,36 @@ class EndpointerBank:
         self._last_voiced_index = grow_channels(self._last_voiced_index, n, 0)
         self._utt_frames = grow_channels(self._utt_frames, n, 0)
         self._silence_ms = grow_channels(self._silence_ms, n, 0)
+        self.n_channels = n
+
+    def keep_channels(self, keep: Channels, n_channels: int) -> None:
+        """Resize to ``n_channels``, channel ``keep[i]`` becoming channel ``i`` with all its
+        state (its events are those the bank would have given unchanged, an utterance in
+        progress included); the channels after them start as after :meth:`reset_channel`.
+        A bank shrinks this way when calls have gone (the mixer compacts its channels)."""
+        idx = check_keep(self.n_channels, keep, n_channels)
+        n = n_channels
+        self._beep.keep_channels(idx, n)
+        self._tonality.keep_channels(idx, n)
+        self._levels = keep_channels(self._levels, idx, n, -100.0)
+        self._stab = keep_channels(self._stab, idx, n, 0.0)
+        self._filled = keep_channels(self._filled, idx, n, 0)
+        self._born = keep_channels(self._born, idx, n, self._i)
+        self._rows = np.arange(n)
+        self._ring = keep_channels(self._ring, idx, n, 0)
+        self._ring_voiced = keep_channels(self._ring_voiced, idx, n, False)
+        self._recent = keep_channels(self._recent, idx, n, 0)
+        self._store.keep_channels(idx, n)
+        aggressiveness = self.config.aggressiveness
+        self._vads = keep_items(self._vads, idx, n, lambda: webrtcvad.Vad(aggressiveness))
+        self._pad = np.zeros((n, NFFT), dtype=np.float32)
+        self._speaking = keep_channels(self._speaking, idx, n, False)
+        self._candidate = keep_channels(self._candidate, idx, n, np.nan)
+        self._start_at = keep_channels(self._start_at, idx, n, 0.0)
+        self._last_voiced_at = keep_channels(self._last_voiced_at, idx, n, 0.0)
+        self._last_voiced_index = keep_channels(self._last_voiced_index, idx, n, 0)
+        self._utt_frames = keep_channels(self._utt_frames, idx, n, 0)
+        self._silence_ms = keep_channels(self._silence_ms, idx, n, 0)
         self.n_channels = n
 
     def speaking(self, channel: int) -> bool:

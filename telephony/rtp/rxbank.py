@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from telephony.codecs.g711 import ALAW_DECODE_TABLE, ULAW_DECODE_TABLE
-from telephony.dsp.bank import grow_channels
+from telephony.dsp.bank import Channels, check_keep, grow_channels, keep_channels, keep_items
 from telephony.rtp.jitter import _EPSILON, JitterBuffer, JitterConfig
 from telephony.rtp.stream import DUP_WINDOW, MAX_DROPOUT, MAX_MISORDER, RtpReceiveStats
 
@@ -178,6 +178,27 @@ class ReceiveBank:
         self.size = size
         for ch, jb in enumerate(self.jitters):
             if jb is not None:
+                jb._ring = self.ring[ch]
+
+    def keep_channels(self, keep: Channels, size: int) -> None:
+        """Resize to ``size`` channels, channel ``keep[i]`` becoming channel ``i`` with its
+        columns, its ring (its buffer re-pointed at the new row) and its objects; the
+        channels after them are free.  The mixer compacts its bank this way when calls have
+        gone, so the bank's memory follows the calls up, not their peak."""
+        idx = check_keep(self.size, keep, size)
+        old_ring = self.ring
+        self.ring = keep_channels(self.ring, idx, size, 0)
+        self.fill = keep_channels(self.fill, idx, size, False)
+        self.window = keep_channels(self.window, idx, size, 0.0)
+        self.seen = keep_channels(self.seen, idx, size, -1)
+        for name, _dtype, init in _COLUMNS:
+            setattr(self, name, keep_channels(getattr(self, name), idx, size, init))
+        self.played = keep_channels(self.played, idx, size, 0)
+        self.jitters = keep_items(self.jitters, idx, size, lambda: None)
+        self.stats = keep_items(self.stats, idx, size, lambda: None)
+        self.size = size
+        for ch, jb in enumerate(self.jitters):
+            if jb is not None and jb._ring.base is old_ring:
                 jb._ring = self.ring[ch]
 
     def attach(self, ch: int, jitter: JitterBuffer, stats: RtpReceiveStats) -> None:

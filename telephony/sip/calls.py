@@ -121,6 +121,13 @@ class CallHandling(EndpointCore):
         leg.timers.update(keep)
         if event is not None:
             self.emit(event)
+        # what lingers only matches retransmissions: not the parsed header values
+        if leg.invite is not None:
+            leg.invite.drop_views()
+        for name in ("invite_tx", "reinvite_tx", "reinvite_in", "update_in", "refer_in"):
+            tx = getattr(leg, name)
+            if tx is not None:
+                tx.request.drop_views()
         linger = self.config.linger if self.config.linger is not None else 64 * self.t1
         self.timer_queue.set(leg, "reap", now + linger)
 

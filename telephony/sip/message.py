@@ -85,6 +85,9 @@ REASON_PHRASES = {
 # come from the network, so it stops growing at _KEY_CACHE_MAX entries.
 _KEY_CACHE: dict[str, str] = {}
 _KEY_CACHE_MAX = 1024
+_NAMES: dict[str, str] = {}
+"""Header names as parsed -> one shared string each (bounded as ``_KEY_CACHE``): every
+message kept (ended calls linger 32 s) would otherwise hold its own copy of each name."""
 
 
 def header_key(name: str) -> str:
@@ -204,6 +207,14 @@ class SipMessage:
     # --- typed views (RFC 3261 section 20) ---------------------------------------------------
     # Parsed values are memoised per message, keyed by the raw text they came from, so a
     # header edited afterwards is simply parsed again (no invalidation needed).
+
+    def drop_views(self) -> None:
+        """Forget the parsed header values (asked for again, they are parsed again).
+
+        A message kept only to match retransmissions (an ended call's INVITE, an answered
+        request's transaction lingering for timer J or L) need not hold them: they are
+        most of its memory (issue 12: thousands of ended calls linger 32 s after a burst)."""
+        self._views = None
 
     def _view(self, kind: str, raw: str, parser: Callable[[str], Any]) -> Any:
         views = self._views
@@ -430,6 +441,11 @@ def _parse_head(head: bytes, limits: ParseLimits) -> tuple[SipMessage, int | Non
             if bad_line is None:
                 bad_line = SipParseError(f"Malformed header line {line[:40]!r}")
             continue
+        shared = _NAMES.get(name)
+        if shared is not None:
+            name = shared
+        elif len(_NAMES) < _KEY_CACHE_MAX:
+            _NAMES[name] = name
         # Keep extra leading spaces (sipp pads Content-Length) so the line re-serialises
         # byte for byte; readers strip.
         items.append((name, value[1:].rstrip() if value[:1] == " " else value.strip()))

@@ -376,6 +376,8 @@ class ServerTransaction(Transaction):
                 self._transition(TxInput.TIMER_J)
             else:
                 self._arm("J", 64 * h.t1, now)
+                # answered: it lingers (timer J, 32 s) only to absorb retransmissions
+                self.request.drop_views()
         return data
 
     def on_timer(self, name: str, now: float) -> None:

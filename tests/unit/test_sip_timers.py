@@ -9,7 +9,7 @@ import weakref
 from telephony.sip.call_leg import CallLeg
 from telephony.sip.events import IncomingCall
 from telephony.sip.timers import TimerQueue
-from tests.sip_pair import SDP_ANSWER, SDP_OFFER, TARGET, uac_and_uas
+from tests.sip_pair import SDP_ANSWER, SDP_OFFER, TARGET, UAC_ADDR, uac_and_uas
 
 
 class Owner:
@@ -76,3 +76,33 @@ def test_ended_calls_are_freed_after_their_linger_not_minutes_later() -> None:
     legs = [o for o in gc.get_objects() if isinstance(o, CallLeg) and id(o) not in before]
     assert len(legs) == 2, len(legs)  # the held call's, one per side
     assert p.uac.call_info(held)["state"] == "confirmed"
+
+
+def test_lingering_ended_calls_keep_no_parsed_headers_and_still_answer_retransmissions(
+) -> None:
+    """An ended call lingers 64*T1 only to match retransmissions: its INVITE and the BYE's
+    transaction keep their raw header lines, not the parsed values (most of their memory:
+    issue 12, thousands of ended calls linger after a burst); a retransmitted BYE still
+    gets its 200 again."""
+    p = uac_and_uas()
+    call = p.uac.invite(TARGET, body=SDP_OFFER, now=p.now)
+    inc = p.take(p.uas, IncomingCall)
+    assert isinstance(inc, IncomingCall)
+    p.uas.answer(inc.call, SDP_ANSWER, now=p.now)
+    p.run(0.5)
+    p.uac.hangup(call, now=p.now)
+    p.run(1.0)
+    legs = list(p.uas._calls.values())
+    assert len(legs) == 1 and legs[0].state.name == "TERMINATED"  # lingering
+    leg = legs[0]
+    assert leg.invite is None or leg.invite._views is None
+    assert leg.invite_tx is None or leg.invite_tx.request._views is None
+    byes = [tx for tx in p.uas._server_txs.values() if tx.request.method == "BYE"]
+    assert len(byes) == 1 and byes[0].request._views is None
+    # the BYE again (our 200 lost, say): answered from the lingering transaction
+    bye = byes[0].request.serialize()
+    p.uas.receive_datagram(bye, UAC_ADDR, p.now)
+    again = [out.data for out in p.uas.datagrams_to_send(p.now)]
+    assert len(again) == 1 and again[0].startswith(b"SIP/2.0 200") and b" BYE\r\n" in again[0]
+    p.run(40)
+    assert p.uas.pending()["calls"] == 0 and p.uas.pending()["server_transactions"] == 0
