@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_dialer_outbound.py [--lines 300] [--contacts 3000]
                                                          [--humans 200] [--quick]
+                                                         [--throughput-only]
 
 ``dialtone campaign run`` is pinned to CPU 0 (taskset) and dials SIPp UAS instances pinned
 to CPU 1; everything on 127.0.0.1.
@@ -11,7 +12,9 @@ to CPU 1; everything on 127.0.0.1.
    every answered call and the dialer hangs up on its machine verdict.  ``ratio`` pacing
    keeps ``--lines`` calls in flight.  Figures: call attempts per second over the run,
    peak concurrent answered calls with AMD running, failed calls, AMD decision time
-   (median, p95) and its accuracy (machines called machines).
+   (median, p95) and its accuracy (machines called machines); the dialer's CPU time
+   (getrusage: user + system, start-up included) per call attempt.  ``--throughput-only``
+   runs this part alone (results in dialer_outbound_throughput.md and .json).
 2. **Humans to agents**: every callee says "hello?" (hello.wav) then stays silent and
    hangs up after a few seconds; agents are a second SIPp that answers at once.  Figures:
    AMD accuracy on humans, time from the end of the greeting (the AMD verdict less its
