@@ -16,6 +16,12 @@ continuing monologue (``late_monologue_ms`` of speech without a pause a person w
 leave for an answer) follows; the dialer can then act on the live call.
 
 Every parameter is in :class:`AmdConfig`, one per campaign.
+
+Two parts: :class:`AmdFeatures` computes each frame's features (power, noise floor,
+webrtcvad's voice flag, the beep detector) for any number of calls in one numpy pass, and
+:class:`AmdDecider` is one call's word/silence/decision state machine fed those features.
+:class:`AmdDetector` is both for one call; :class:`~telephony.dsp.amdbank.AmdBank` runs the
+features of all calls together and steps each call's own decider.
 """
 
 from __future__ import annotations
