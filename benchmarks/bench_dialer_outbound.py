@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_dialer_outbound.py [--lines 300] [--contacts 3000]
                                                          [--humans 200] [--quick]
+                                                         [--throughput-only]
 
 ``dialtone campaign run`` is pinned to CPU 0 (taskset) and dials SIPp UAS instances pinned
 to CPU 1; everything on 127.0.0.1.
@@ -11,7 +12,9 @@ to CPU 1; everything on 127.0.0.1.
    every answered call and the dialer hangs up on its machine verdict.  ``ratio`` pacing
    keeps ``--lines`` calls in flight.  Figures: call attempts per second over the run,
    peak concurrent answered calls with AMD running, failed calls, AMD decision time
-   (median, p95) and its accuracy (machines called machines).
+   (median, p95) and its accuracy (machines called machines); the dialer's CPU time
+   (getrusage: user + system, start-up included) per call attempt.  ``--throughput-only``
+   runs this part alone (results in dialer_outbound_throughput.md and .json).
 2. **Humans to agents**: every callee says "hello?" (hello.wav) then stays silent and
    hangs up after a few seconds; agents are a second SIPp that answers at once.  Figures:
    AMD accuracy on humans, time from the end of the greeting (the AMD verdict less its
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import socket
 import statistics
 import struct
@@ -206,15 +210,19 @@ def run_dialer(tmp: Path, campaign: Path, trunk: int, timeout: float) -> tuple[d
                                                                               list[dict[str, Any]]]:
     events = tmp / f"{campaign.stem}_events.jsonl"
     t0 = time.monotonic()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["taskset", "-c", "0", PY, "-m", "dialtone", "campaign", "run", str(campaign),
          "--trunk", f"sip:127.0.0.1:{trunk}", "--db", f"sqlite:///{tmp / 'bench.db'}",
          "--until-done", "--json", "--rtp-ports", "20000-40000", "--events", str(events)],
         cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
     wall = time.monotonic() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the dialer (SIPp is still running)
     if out.returncode != 0:
         raise SystemExit(f"dialer failed: {out.stderr[-3000:]}")
     report = json.loads(out.stdout.strip().splitlines()[-1])
+    report["bench_cpu_s"] = {"user": cpu1.ru_utime - cpu0.ru_utime,
+                             "sys": cpu1.ru_stime - cpu0.ru_stime}
     evs = [json.loads(x) for x in events.read_text().splitlines() if x.strip()]
     return report, wall, evs
 
@@ -224,6 +232,35 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
 
 
+def write_throughput(results: dict[str, Any]) -> None:
+    out = REPO / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dialer_outbound_throughput.json").write_text(json.dumps(results, indent=2))
+    t = results["throughput"]
+    md = f"""# Outbound campaigns on real calls: throughput
+
+`{' '.join(['.venv/bin/python', 'benchmarks/bench_dialer_outbound.py', *sys.argv[1:]])}`
+
+Machine: {results['machine']} (shared with other work during the run).
+Dialer (`dialtone campaign run`) on CPU 0, SIPp UAS on CPU 1, loopback.
+
+| figure | value |
+|---|---|
+| contacts (all answering machines, recorded greeting) | {t['contacts']} |
+| lines kept in flight (ratio pacing) | {t['lines']} |
+| call attempts per second | {t['attempts_per_s']} |
+| peak concurrent answered calls, AMD on each | {t['peak_answered']} |
+| failed calls | {t['failed']} |
+| dispositions | {t['dispositions']} |
+| AMD decision time on machines, median / p95 (ms) | {t['amd_ms_median']} / {t['amd_ms_p95']} |
+| AMD accuracy on machines (called machine) | {t['amd_machine_share']} |
+| dialer CPU time, s (of it system) / wall, s | {t['dialer_cpu_s']} ({t['dialer_sys_s']}) / {t['wall_s']} |
+| dialer CPU per call attempt (ms) | {t['cpu_ms_per_attempt']} |
+"""
+    (out / "dialer_outbound_throughput.md").write_text(md)
+    print(md)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=300)
@@ -231,6 +268,8 @@ def main() -> None:
     ap.add_argument("--humans", type=int, default=200)
     ap.add_argument("--agents", type=int, default=20)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--throughput-only", action="store_true",
+                    help="part 1 only (results in dialer_outbound_throughput.md/.json)")
     args = ap.parse_args()
     if args.quick:
         args.lines, args.contacts, args.humans, args.agents = 30, 150, 40, 10
@@ -274,7 +313,18 @@ def main() -> None:
         "amd_ms_p95": pct(amd_ms, 0.95) if amd_ms else None,
         "amd_machine_share": (sum(1 for e in calls if e["amd"] == "machine") / len(calls)
                               if calls else None)}
+    # The dialer's own CPU time (start-up included): what one call costs, whatever else
+    # shares the core; cpu_share near 1 means the dialer had the whole core busy.
+    cpu = report["bench_cpu_s"]["user"] + report["bench_cpu_s"]["sys"]
+    results["throughput"].update(
+        dialer_cpu_s=round(cpu, 1), dialer_sys_s=round(report["bench_cpu_s"]["sys"], 1),
+        cpu_share=round(cpu / wall, 2),
+        cpu_ms_per_attempt=round(1000 * cpu / max(1, len(started)), 2))
     print(json.dumps(results["throughput"]), flush=True)
+    if args.throughput_only:
+        write_throughput(results)
+        os.system(f"rm -rf {tmp}")
+        return
 
     # 2. humans to agents
     humans = Sipp(tmp, "humans", ring_ms=500, hold_ms=4000, pcap=tmp / "human.pcap")

@@ -16,6 +16,12 @@ continuing monologue (``late_monologue_ms`` of speech without a pause a person w
 leave for an answer) follows; the dialer can then act on the live call.
 
 Every parameter is in :class:`AmdConfig`, one per campaign.
+
+Two parts: :class:`AmdFeatures` computes each frame's features (power, noise floor,
+webrtcvad's voice flag, the beep detector) for any number of calls in one numpy pass, and
+:class:`AmdDecider` is one call's word/silence/decision state machine fed those features.
+:class:`AmdDetector` is both for one call; :class:`~telephony.dsp.amdbank.AmdBank` runs the
+features of all calls together and steps each call's own decider.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ import numpy as np
 import numpy.typing as npt
 import webrtcvad
 
+from telephony.dsp.bank import check_grow, grow_channels
 from telephony.dsp.dtmf import DBM0_REF_POWER
-from telephony.dsp.tones import BeepConfig, BeepDetector
+from telephony.dsp.tones import NFFT, BeepConfig, BeepDetector, frame_spectra
 from telephony.errors import MediaError
 
 SAMPLE_RATE = 8000
@@ -97,16 +104,17 @@ class AmdResult:
     """When the verdict was revised: the stream time of the first verdict."""
 
 
-class AmdDetector:
-    """Streaming AMD for one call: feed 20 ms frames of 8 kHz int16 from the answer on."""
+class AmdDecider:
+    """The word, silence and decision state machine of one call (app_amd's state), fed one
+    20 ms frame's features at a time: whether the frame is voice, and a beep's onset.
+
+    The features come from :class:`AmdDetector` (one call) or
+    :class:`~telephony.dsp.amdbank.AmdBank` (every call in one numpy pass per frame); both
+    hand them to :meth:`step`, so a call's results do not depend on which one fed it.
+    """
 
     def __init__(self, config: AmdConfig = AmdConfig()) -> None:
         self.config = config
-        self._vad = webrtcvad.Vad(config.vad_aggressiveness)
-        self._beeps = BeepDetector(1, config.beep)
-        self._min_pow = DBM0_REF_POWER * 10 ** (config.min_level_dbm0 / 10)
-        self._margin = 10 ** (config.noise_margin_db / 10)
-        self._floor = -1.0
         self._t = 0
         self._words = 0
         self._in_word = False
@@ -126,31 +134,12 @@ class AmdDetector:
         """Stream time fed so far."""
         return self._t
 
-    def is_voice(self, frame: npt.NDArray[np.int16], *, tone: bool = False) -> bool:
-        """Whether one frame counts as voice (and update the noise floor)."""
-        x = frame.astype(np.float32)
-        power = float(np.dot(x, x)) / FRAME
-        if self._floor < 0:
-            self._floor = power
-        # The floor follows drops at once and rises by at most 0.05 dB a frame (1 dB/400 ms).
-        self._floor = min(power, self._floor * 1.0116)
-        if tone or power < self._min_pow or power < self._floor * self._margin:
-            return False
-        return bool(self._vad.is_speech(frame.tobytes(), SAMPLE_RATE))
-
-    def process(self, frame: npt.NDArray[np.int16], *, now: float = 0.0,
-                tone_active: bool = False) -> AmdResult | None:
-        """Feed one frame; returns the decision once, then a ``beep`` result if one is heard.
-
-        ``now`` is accepted for symmetry with the other detectors; times in results are
-        stream milliseconds so they do not depend on the caller's clock.
-        """
-        x = np.asarray(frame, dtype=np.int16).ravel()
-        if x.size != FRAME:
-            raise MediaError(f"AmdDetector takes 160-sample frames, got {x.size}")
+    def step(self, voiced: bool, beep_ms: int | None) -> AmdResult | None:
+        """One frame's features: ``voiced`` (see :meth:`AmdDetector.is_voice`) and
+        ``beep_ms``, the stream time of a beep's onset when the beep detector reported one
+        at this frame.  Returns the decision once, then a ``beep`` or ``late_machine``
+        result if one comes."""
         self._t += FRAME_MS
-        beeps = self._beeps.process(x.reshape(1, FRAME), now=self._t / 1000)
-        beep_ms = round(beeps[0].onset * 1000) if beeps else None
         c = self.config
         if self.decision is not None:
             if (beep_ms is not None and self.beep_ms is None and self.decision.result == "machine"
@@ -161,12 +150,12 @@ class AmdDetector:
                                  self.decision.first_decision_ms)
             if (self.decision.result == "human"
                     and self._t - self.decision.decision_ms <= c.listen_after_human_ms):
-                return self._late(x, beep_ms, tone_active)
+                return self._late(voiced, beep_ms)
             return None
         if beep_ms is not None:
             self.beep_ms = beep_ms
             return self._decide("machine", "BEEP", beep_ms)
-        self._track(self.is_voice(x, tone=tone_active or bool(self._beeps.tone[0])))
+        self._track(voiced)
         if self._words == 0 and self._t >= c.initial_silence_ms:
             return self._decide(c.initial_silence_verdict, "INITIALSILENCE")
         if self._words >= c.max_words:
@@ -179,8 +168,7 @@ class AmdDetector:
             return self._decide("unknown", "TOOLONG")
         return None
 
-    def _late(self, x: npt.NDArray[np.int16], beep_ms: int | None, tone_active: bool
-              ) -> AmdResult | None:
+    def _late(self, voiced: bool, beep_ms: int | None) -> AmdResult | None:
         """After a human decision: a beep, or a monologue, revises it to a machine."""
         assert self.decision is not None
         human = self.decision
@@ -190,7 +178,7 @@ class AmdDetector:
             reason = "LATE-BEEP"
         else:
             words = self._words
-            self._track(self.is_voice(x, tone=tone_active or bool(self._beeps.tone[0])))
+            self._track(voiced)
             if self._words > words and self._late_start < 0:
                 self._late_start = self._t - self._voice_run
             if self._silence_run >= self.config.after_greeting_silence_ms:
@@ -227,6 +215,138 @@ class AmdDetector:
         self.decision = AmdResult(verdict, reason, self._t, beep_ms, "decision", self._words)
         self.first_decision = self.decision
         return self.decision
+
+
+def frame_power(frames: npt.NDArray[np.int16]) -> npt.NDArray[np.float64]:
+    """Mean square of each of ``(n, 160)`` int16 frames.
+
+    Exact: float64 holds every product and every partial sum of 160 int16 squares as an
+    integer, so the order of the sum does not matter and a call's power is the same
+    whether its frame came alone or in a bank of any size."""
+    x = frames.astype(np.float64)
+    power: npt.NDArray[np.float64] = np.einsum("ij,ij->i", x, x) / FRAME
+    return power
+
+
+_FLOOR_RISE = 1.0116
+"""The noise floor follows drops at once and rises by at most 0.05 dB a frame (1 dB/400 ms)."""
+
+
+class AmdFeatures:
+    """The per-frame features AMD decides on, for ``n_channels`` calls in one numpy pass:
+    frame power, the noise floor, the voice flag (webrtcvad, asked only past the level,
+    floor and tone gates: one C call per such frame) and the beep detector's output.
+
+    :class:`AmdDetector` runs one channel; :class:`~telephony.dsp.amdbank.AmdBank` one per
+    call.  A channel's features depend only on its own frames (the power is exact, each
+    row's spectrum is computed alone), so they are the same in a bank of any size.
+    """
+
+    def __init__(self, n_channels: int, config: AmdConfig = AmdConfig()) -> None:
+        self.n_channels = n_channels
+        self.config = config
+        self._beeps = BeepDetector(n_channels, config.beep)
+        self._min_pow = DBM0_REF_POWER * 10 ** (config.min_level_dbm0 / 10)
+        self._margin = 10 ** (config.noise_margin_db / 10)
+        self._floor = np.full(n_channels, -1.0)
+        """Per channel: the noise floor's power (< 0: no frame yet)."""
+        self._vads = [webrtcvad.Vad(config.vad_aggressiveness) for _ in range(n_channels)]
+        self.power = np.zeros(n_channels)
+        """Per channel: the power of its last frame."""
+        self._pad = np.zeros((n_channels, NFFT), dtype=np.float32)
+        """frame_spectra's zero-padded input, kept from frame to frame (a fresh one, 1 MB
+        for 500 calls, would be page-faulted in on every frame)."""
+
+    def reset_channel(self, channel: int) -> None:
+        """Leave ``channel`` as a new call's (fresh floor, webrtcvad and beep state)."""
+        self._floor[channel] = -1.0
+        self._vads[channel] = webrtcvad.Vad(self.config.vad_aggressiveness)
+        self._beeps.reset_channel(channel)
+        self.power[channel] = 0.0
+
+    def grow(self, n_channels: int) -> None:
+        """Room for ``n_channels``; the channels added start as new calls', the others keep
+        their state."""
+        extra = check_grow(self.n_channels, n_channels)
+        if not extra:
+            return
+        self._beeps.grow(n_channels)
+        self._floor = grow_channels(self._floor, n_channels, -1.0)
+        self.power = grow_channels(self.power, n_channels, 0.0)
+        self._pad = np.zeros((n_channels, NFFT), dtype=np.float32)
+        self._vads.extend(webrtcvad.Vad(self.config.vad_aggressiveness) for _ in range(extra))
+        self.n_channels = n_channels
+
+    def process(self, frames: npt.NDArray[np.int16], fed: npt.NDArray[np.bool_] | None = None,
+                tone_active: npt.NDArray[np.bool_] | None = None
+                ) -> tuple[npt.NDArray[np.bool_], dict[int, int]]:
+        """One ``(n, 160)`` int16 frame per channel: ``(voiced, beeps)``, the voice flag per
+        channel and, for channels where a beep was reported at this frame, how long ago it
+        began (ms before the frame's end).
+
+        Only channels in ``fed`` (all if None) have a frame: the others keep their floor and
+        webrtcvad state and are never voiced; the beep detector sees every row (keep the
+        rows of channels not fed silent).  ``tone_active``: per channel, a tone heard by
+        someone else (in-band DTMF) that makes the frame not voice."""
+        x = np.asarray(frames, dtype=np.int16)
+        if x.shape != (self.n_channels, FRAME):
+            raise MediaError(f"expected ({self.n_channels}, 160) int16 frames, got {x.shape}")
+        found = self._beeps.process(x, now=0.0, spectra=frame_spectra(x, self._pad))
+        beeps = {b.channel: round(-b.onset * 1000) for b in found}
+        power = frame_power(x)
+        floor = np.minimum(power, np.where(self._floor < 0, power, self._floor) * _FLOOR_RISE)
+        if fed is None:
+            self._floor = floor
+            self.power = power
+            gate = ~self._beeps.tone
+        else:
+            np.copyto(self._floor, floor, where=fed)
+            np.copyto(self.power, power, where=fed)
+            gate = fed & ~self._beeps.tone
+        if tone_active is not None:
+            gate &= ~tone_active
+        gate &= (power >= self._min_pow) & (power >= self._floor * self._margin)
+        voiced = np.zeros(self.n_channels, dtype=bool)
+        ask = np.flatnonzero(gate).tolist()
+        if ask:
+            raw = x.tobytes()
+            vads = self._vads
+            step = 2 * FRAME
+            voiced[[ch for ch in ask
+                    if vads[ch].is_speech(raw[ch * step:(ch + 1) * step], SAMPLE_RATE)]] = True
+        return voiced, beeps
+
+
+class AmdDetector(AmdDecider):
+    """Streaming AMD for one call: feed 20 ms frames of 8 kHz int16 from the answer on.
+
+    The frame's :class:`AmdFeatures` for this one call, then the :class:`AmdDecider`
+    state machine; many calls are cheaper together in an
+    :class:`~telephony.dsp.amdbank.AmdBank`.
+    """
+
+    def __init__(self, config: AmdConfig = AmdConfig()) -> None:
+        super().__init__(config)
+        self._features = AmdFeatures(1, config)
+        self._tone = np.zeros(1, dtype=bool)
+
+    def process(self, frame: npt.NDArray[np.int16], *, now: float = 0.0,
+                tone_active: bool = False) -> AmdResult | None:
+        """Feed one frame; returns the decision once, then a ``beep`` result if one is heard.
+
+        ``now`` is accepted for symmetry with the other detectors; times in results are
+        stream milliseconds so they do not depend on the caller's clock.
+        """
+        x = np.asarray(frame, dtype=np.int16).ravel()
+        if x.size != FRAME:
+            raise MediaError(f"AmdDetector takes 160-sample frames, got {x.size}")
+        self._tone[0] = tone_active
+        # The features of every frame, also once the decider no longer asks for the voice
+        # flag (after a machine verdict): as in a bank, which computes them for all calls.
+        voiced, beeps = self._features.process(x.reshape(1, FRAME), tone_active=self._tone)
+        ago = beeps.get(0)
+        return self.step(bool(voiced[0]),
+                         None if ago is None else self._t + FRAME_MS - ago)
 
 
 def classify_recording(pcm: npt.NDArray[np.int16], config: AmdConfig = AmdConfig()

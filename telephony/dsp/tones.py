@@ -179,12 +179,14 @@ class BeepDetector:
         frequency); ``spectra_sum`` is ``spectra.sum(-1, dtype=np.float64)``."""
         return self._peak(spectra, spectra_sum + 1e-9)[1]
 
-    def process(self, frames: npt.NDArray[np.int16], *, now: float) -> list[Beep]:
-        """Feed one 20 ms frame per channel (``now`` is the time at the frames' end)."""
+    def process(self, frames: npt.NDArray[np.int16], *, now: float,
+                spectra: F32 | None = None) -> list[Beep]:
+        """Feed one 20 ms frame per channel (``now`` is the time at the frames' end);
+        ``spectra``: the frames' :func:`frame_spectra`, if the caller has them."""
         frames = np.asarray(frames).reshape(self.n_channels, -1)
         if frames.shape[1] != FRAME:
             raise MediaError(f"BeepDetector takes 160-sample frames, got {frames.shape}")
-        is_tone, freq, power = self.analyse(frames)
+        is_tone, freq, power = self.analyse(frames, spectra)
         # A machine's beep is one steady oscillator: same pitch and same level throughout,
         # where a sustained note drifts, decays or carries its accompaniment.
         ratio = power / np.maximum(self._level, 1e-9)
