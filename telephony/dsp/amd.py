@@ -52,6 +52,16 @@ class AmdConfig:
     600 ms (700 before issue 17): a greeting that pauses this long after its first words
     is now caught by the late-machine watch, so the live answer's decision can come
     sooner."""
+    short_greeting_ms: int = 1000
+    """A first utterance at most this long (first word to last, pauses included), of at
+    most ``short_greeting_words`` words, is what a person says on answering ("Hello?",
+    "Yes?"): it needs only ``short_greeting_silence_ms`` of silence after it (0: off)."""
+    short_greeting_words: int = 2
+    short_greeting_silence_ms: int = 400
+    """The silence after a short first utterance that means a person waiting for an answer.
+    A machine whose greeting opens with a short word and a pause ("Hello. ... You've
+    reached ...") is called human by it, then revised by the late-machine watch
+    (``listen_after_human_ms``, ``late_monologue_ms``) when the rest of its greeting comes."""
     total_analysis_ms: int = 5000
     """No decision by then: unknown."""
     min_word_ms: int = 100
@@ -166,18 +176,29 @@ class AmdDetector:
         if beep_ms is not None:
             self.beep_ms = beep_ms
             return self._decide("machine", "BEEP", beep_ms)
-        self._track(self.is_voice(x, tone=tone_active or bool(self._beeps.tone[0])))
+        tone = tone_active or bool(self._beeps.tone[0])
+        self._track(self.is_voice(x, tone=tone))
         if self._words == 0 and self._t >= c.initial_silence_ms:
             return self._decide(c.initial_silence_verdict, "INITIALSILENCE")
         if self._words >= c.max_words:
             return self._decide("machine", f"MAXWORDS-{self._words}")
         if self._words and self._last_voice_end - self._greeting_start >= c.greeting_ms:
             return self._decide("machine", "LONGGREETING")
-        if self._words and self._silence_run >= c.after_greeting_silence_ms:
+        # A tone in progress is not a person waiting for an answer (a beep is being timed).
+        if self._words and not tone and self._silence_run >= self._silence_needed():
             return self._decide("human", f"HUMAN-{self._words}-{self._silence_run}")
         if self._t >= c.total_analysis_ms:
             return self._decide("unknown", "TOOLONG")
         return None
+
+    def _silence_needed(self) -> int:
+        """The silence after speech that makes a human verdict: shorter after one short
+        utterance (a person's "Hello?") than after a longer opening."""
+        c = self.config
+        if (c.short_greeting_ms and self._words <= c.short_greeting_words
+                and self._last_voice_end - self._greeting_start <= c.short_greeting_ms):
+            return min(c.short_greeting_silence_ms, c.after_greeting_silence_ms)
+        return c.after_greeting_silence_ms
 
     def _late(self, x: npt.NDArray[np.int16], beep_ms: int | None, tone_active: bool
               ) -> AmdResult | None:
