@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from dialer.agent_legs import EarlyAgentLeg
 from dialer.errors import DialerError, LeaseLost
 from dialer.pacing import (
     AbandonBudget,
@@ -70,7 +71,7 @@ from telephony.eventlog import EventSink, NullEventLog
 from telephony.media import Recording
 
 __all__ = ["CampaignConfigError", "CampaignEngine", "EngineConfig", "EngineStats",
-           "disposition_for_status", "trunk_target"]
+           "disposition_for_status", "trunk_target", "verdict_silence_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,18 @@ def trunk_target(trunk: str, number: str) -> str:
         raise CampaignConfigError(f"bad trunk {trunk!r}: expected sip:HOST[:PORT]")
     rest = rest.split("@", 1)[-1]
     return f"{scheme}:{number}@{rest}"
+
+
+def verdict_silence_ms(result: AmdResult, config: AmdConfig) -> int:
+    """The silence after the greeting that made a human verdict (``HUMAN-words-silence``;
+    it is shorter after a short "Hello?" than after a longer opening), so the end of the
+    greeting is the verdict less it.  Other verdicts (``unknown`` treated as a person):
+    ``after_greeting_silence_ms``."""
+    parts = result.reason.split("-")
+    if result.result == "human" and len(parts) == 3 and parts[0] == "HUMAN" \
+            and parts[2].isdigit():
+        return int(parts[2])
+    return config.after_greeting_silence_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +239,9 @@ class CampaignEngine:
             f"This call was from {self.settings.caller_id}. We are sorry we could not connect "
             f"you. Please call us back on {self.settings.caller_id}."))
         self.agents = {uri: _Agent(uri) for uri in extra.get("agents") or ()}
+        self.agent_leg = str(extra.get("agent_leg") or "early")
+        """``early``: an agent's leg is dialled at answer, held while AMD listens, bridged
+        at a human verdict (dropped otherwise); ``on_verdict``: dialled after it."""
         self._ports: list[str] = []
         self._flow: Any = None
         self._flow_services: Any = None
@@ -499,6 +515,7 @@ class CampaignEngine:
                     "number": lease.e164, "disposition": d, "attempt": lease.attempt,
                     "amd": out["amd"], "amd_ms": out.get("amd_ms"),
                     "agent": out["agent"], "wait_s": out["wait_s"],
+                    "greeting_to_bridge_s": out.get("greeting_to_bridge_s"),
                     "sip_status": out["sip_status"]})
 
     async def _agent_first(self, call_id: str, lease: Lease, out: dict[str, Any]
@@ -604,10 +621,42 @@ class CampaignEngine:
         detector = AmdDetector(self.config.amd)
         tap = _AmdTap(now, detector, results.put_nowait, level_floor=300.0 ** 2)
         call.media.attach_recording(tap)
+        early = self._early_leg()
         try:
-            return await self._after_answer(call_id, call, lease, out, results, tap)
+            return await self._after_answer(call_id, call, lease, out, results, tap, early)
         finally:
             call.media.stop_recording(tap, now=self._now())
+            if early is not None:
+                # Every path that did not bridge it ends it: a machine, a late machine, the
+                # callee gone before the verdict, an error, the engine stopping.
+                await self._end_early_leg(early, "caller_gone" if call.ended else "amd_machine")
+
+    def _early_leg(self) -> EarlyAgentLeg[_Agent] | None:
+        """At answer, in parallel with AMD: reserve the longest-idle free agent and dial
+        their leg (agents campaigns with ``agent_leg: early``); None when none is free."""
+        if self._flow is not None or self.agent_leg != "early":
+            return None
+        agent = self._free_agent(set())
+        if agent is None:
+            return None
+        agent.state, agent.since = "reserved", self._now()
+        caller, _ = self._caller()
+        # Rings at most as long as AMD may take plus the time a person may wait.
+        timeout = self.config.amd.total_analysis_ms / 1000 + self.connect_within
+        return EarlyAgentLeg(agent, functools.partial(self.ua.dial, agent.uri,
+                                                      timeout=timeout, caller=caller))
+
+    async def _end_early_leg(self, early: EarlyAgentLeg[_Agent], reason: str) -> None:
+        """Release an early leg not bridged, and give its agent back."""
+        if not await early.release(reason):
+            return  # bridged, or given back already
+        if early.state in ("refused", "gone"):
+            log.info("agent %s: early leg %s%s", early.agent.uri, early.state,
+                     f" ({early.refused.status})" if early.refused else "")
+            if early.agent.state == "reserved":
+                self._set_agent(early.agent, "away")
+            return
+        self._release_agent(early.agent)
 
     async def _next_result(self, call: Call, results: asyncio.Queue[AmdResult],
                            timeout: float) -> AmdResult | None:
@@ -626,7 +675,8 @@ class CampaignEngine:
         return None
 
     async def _after_answer(self, call_id: str, call: Call, lease: Lease, out: dict[str, Any],
-                            results: asyncio.Queue[AmdResult], tap: _AmdTap
+                            results: asyncio.Queue[AmdResult], tap: _AmdTap,
+                            early: EarlyAgentLeg[_Agent] | None = None
                             ) -> Disposition | str:
         amd_cfg = self.config.amd
         # The detector decides by stream time (``total_analysis_ms`` at most); the wall-clock
@@ -646,10 +696,12 @@ class CampaignEngine:
                  first.decision_ms)
         self.pacer.on_event(AmdDecided(call_id, human=human), now=self._now())
         if not human:
+            if early is not None:
+                await self._end_early_leg(early, "amd_machine")  # the agent is free at once
             return await self._machine(call, out, results, tap, first)
         if self._flow is not None:
             return await self._message(call, lease, out)
-        return await self._human(call_id, call, lease, out, results, tap, first)
+        return await self._human(call_id, call, lease, out, results, tap, first, early)
 
     async def _message(self, call: Call, lease: Lease, out: dict[str, Any]) -> str:
         """A message campaign: the IVR flow runs on the answered call with the contact's
@@ -706,14 +758,15 @@ class CampaignEngine:
 
     async def _human(self, call_id: str, call: Call, lease: Lease, out: dict[str, Any],
                      results: asyncio.Queue[AmdResult], tap: _AmdTap,
-                     decision: AmdResult) -> Disposition:
+                     decision: AmdResult, early: EarlyAgentLeg[_Agent] | None = None
+                     ) -> Disposition:
         decided_at = self._now()
         # The greeting ended when the silence that made the verdict began (FTC: 2 s from
         # the end of the greeting).
-        greeting_end = decided_at - self.config.amd.after_greeting_silence_ms / 1000
+        greeting_end = decided_at - verdict_silence_ms(decision, self.config.amd) / 1000
         deadline = greeting_end + self.connect_within
         agent_task: asyncio.Task[tuple[_Agent, Call] | None] = asyncio.ensure_future(
-            self._connect_agent(call, deadline))
+            self._connect_agent(call, deadline, early))
         late: asyncio.Task[AmdResult | None] = asyncio.ensure_future(
             self._late_machine(call, results))
         self.stats.waiting_now += 1
@@ -751,6 +804,7 @@ class CampaignEngine:
         self.ua.bridge(call, leg)
         out["agent"], out["live"] = agent.uri, True
         out["wait_s"] = round(bridged_at - decided_at, 4)
+        out["greeting_to_bridge_s"] = round(bridged_at - greeting_end, 4)
         self.stats.wait_s.append(bridged_at - decided_at)
         self.stats.greeting_to_bridge_s.append(bridged_at - greeting_end)
         self.stats.connected += 1
@@ -792,10 +846,23 @@ class CampaignEngine:
                 return r
         return None
 
-    async def _connect_agent(self, call: Call, deadline: float) -> tuple[_Agent, Call] | None:
-        """Dial free agents one after another until one answers or ``deadline`` passes."""
+    async def _connect_agent(self, call: Call, deadline: float,
+                             early: EarlyAgentLeg[_Agent] | None = None
+                             ) -> tuple[_Agent, Call] | None:
+        """The early leg when it is up (or comes up in time); otherwise dial free agents
+        one after another until one answers or ``deadline`` passes."""
         tried: set[str] = set()
         caller, _ = self._caller()
+        if early is not None:
+            tried.add(early.agent.uri)
+            leg = await early.take(deadline - self._now())
+            if leg is not None:
+                if call.ended:
+                    await leg.hangup("caller_gone")
+                    self._release_agent(early.agent)
+                    return None
+                return early.agent, leg
+            await self._end_early_leg(early, "agent_too_slow")
         while not call.ended:
             left = deadline - self._now()
             if left <= 0:

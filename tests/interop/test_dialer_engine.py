@@ -89,8 +89,10 @@ async def test_pause_stops_dialling_and_keeps_calls_resume_dials_again(
                             events=log)
     run = asyncio.ensure_future(engine.run(until_done=True))
     try:
-        # two lines (progressive, two agents): both people reach an agent
-        await until(lambda: sum(agents.answered.values()) == 2, 15.0)
+        # two lines (progressive, two agents): both people reach an agent (bridged; an
+        # agent's leg is answered earlier, while AMD listens)
+        await until(lambda: engine.stats.connected == 2, 15.0)
+        assert sum(agents.answered.values()) == 2  # one leg each, no spare one dialled
         store.set_status("pause", "paused")  # as `dialtone campaign pause` does
         await until(lambda: engine.paused, 5.0)
         assert engine.stats.connected == 2
@@ -171,3 +173,28 @@ async def test_a_due_callback_agent_first_answers_the_agent_before_dialling_the_
     assert agents.answered_at and agents.answered_at[0][1] < pop.answered_at[number]
     ledger = list(store.ledger("callbacks"))
     assert len(ledger) == 1 and ledger[0]["callback"] is True
+
+
+async def test_early_agent_leg_is_ended_on_a_machine_and_when_the_callee_hangs_up(
+        world: tuple[Population, Agents, UserAgent, int, int], tmp_path: Path) -> None:
+    """The agent's leg is dialled at answer, while AMD listens; a machine verdict, or a
+    callee gone before the verdict, ends it (BYE) and the agent is free for the next."""
+    pop, agents, dialer, pport, aport = world
+    agents.talk_s = 30.0  # an agent who would hold a leaked leg
+    machine, gone = BASE + "02", BASE + "51"
+    pop.hang_up_after[gone] = 0.6
+    store = make_store(tmp_path, "early", [machine, gone], [f"sip:agent1@127.0.0.1:{aport}"])
+    engine = CampaignEngine(store, "early", dialer,
+                            EngineConfig(trunk=f"sip:127.0.0.1:{pport}"))
+    await asyncio.wait_for(engine.run(until_done=True), 20.0)
+    report = {c["phone"]: c for c in store.contact_report("early")}
+    assert report[machine]["disposition"] == "machine"
+    assert report[gone]["disposition"] == "no_answer"
+    assert report[machine]["agent"] is None and report[gone]["agent"] is None
+    # one leg per answered call (progressive, one agent: one call at a time), each ended by
+    # the dialer long before the agent's 30 s
+    await until(lambda: len(agents.ended) == 2, 5.0)
+    assert agents.answered["agent1"] == 2
+    assert all(cause is not None for _user, cause in agents.ended)
+    assert [a.state for a in engine.agents.values()] == ["ready"]
+    assert not dialer.calls
