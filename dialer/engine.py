@@ -265,6 +265,8 @@ class CampaignEngine:
         self._stopping = False
         self._last_lease_short = False
         self._ua_host = ""
+        self._early: dict[int, EarlyAgentLeg[_Agent]] = {}
+        """Early agent legs of calls still waiting for AMD's verdict (by ``id``)."""
 
     def _load_flow(self, path: Any) -> None:
         """A message campaign's IVR flow, validated before the first call (a broken flow
@@ -643,11 +645,14 @@ class CampaignEngine:
         caller, _ = self._caller()
         # Rings at most as long as AMD may take plus the time a person may wait.
         timeout = self.config.amd.total_analysis_ms / 1000 + self.connect_within
-        return EarlyAgentLeg(agent, functools.partial(self.ua.dial, agent.uri,
-                                                      timeout=timeout, caller=caller))
+        early = EarlyAgentLeg(agent, functools.partial(self.ua.dial, agent.uri,
+                                                       timeout=timeout, caller=caller))
+        self._early[id(early)] = early
+        return early
 
     async def _end_early_leg(self, early: EarlyAgentLeg[_Agent], reason: str) -> None:
         """Release an early leg not bridged, and give its agent back."""
+        self._early.pop(id(early), None)
         if not await early.release(reason):
             return  # bridged, or given back already
         if early.state in ("refused", "gone"):
@@ -846,6 +851,16 @@ class CampaignEngine:
                 return r
         return None
 
+    async def _held_leg(self) -> tuple[_Agent, Call] | None:
+        """A person waits while another call, still in AMD, holds an answered early leg:
+        the leg goes to the person (that call, if it turns human, looks for an agent
+        then, as one without an early leg does)."""
+        for other in list(self._early.values()):
+            if other.answered and (leg := await other.take(0.0)) is not None:
+                self._early.pop(id(other), None)
+                return other.agent, leg
+        return None
+
     async def _connect_agent(self, call: Call, deadline: float,
                              early: EarlyAgentLeg[_Agent] | None = None
                              ) -> tuple[_Agent, Call] | None:
@@ -867,6 +882,12 @@ class CampaignEngine:
             left = deadline - self._now()
             if left <= 0:
                 return None
+            if (held := await self._held_leg()) is not None:
+                if call.ended:
+                    await held[1].hangup("caller_gone")
+                    self._release_agent(held[0])
+                    return None
+                return held
             agent = self._free_agent(tried)
             if agent is None:
                 # Wait for one to come free (wrap ending, a call ending) until the deadline.

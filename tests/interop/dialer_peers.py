@@ -120,6 +120,8 @@ class Population(Peer):
         """Numbers answered by a person who presses keys: [(seconds to wait, digits)]."""
         self.press_after_s = 2.0
         self.answered_at: dict[str, float] = {}
+        self.answer_delay: dict[str, float] = {}
+        """Numbers answered after these seconds (instead of ``answer_after_s``)."""
         self.hang_up_after: dict[str, float] = {}
         """Numbers answered by someone who hangs up after these seconds without a word."""
 
@@ -145,7 +147,7 @@ class Population(Peer):
         if kind == "4":
             await call.wait_ended(120)  # rings until the dialer's CANCEL
             return
-        await asyncio.sleep(self.answer_after_s)
+        await asyncio.sleep(self.answer_delay.get(number, self.answer_after_s))
         await call.answer()
         assert self.ua is not None
         self.answered_at[number] = self.ua.now()

@@ -55,11 +55,12 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[Population, Agents, UserA
 
 
 def make_store(tmp_path: Path, name: str, numbers: list[str], agents: list[str],
-               caller_id: str | None = "+442079460999", **extra: str) -> DialerStore:
+               caller_id: str | None = "+442079460999", pacing: str = "progressive",
+               **extra: str) -> DialerStore:
     store = DialerStore(f"sqlite:///{tmp_path / 'd.db'}")
     csv = tmp_path / f"{name}.csv"
     csv.write_text("phone\n" + "".join(f"{n}\n" for n in numbers))
-    st = CampaignSettings(region="GB", caller_id=caller_id, pacing="progressive",
+    st = CampaignSettings(region="GB", caller_id=caller_id, pacing=pacing,
                           window=ALWAYS, max_attempts=1, ring_timeout=15,
                           extra={"agents": agents,
                                  "safe_harbour_prompt": str(SOUNDS / "auth-thankyou.wav"),
@@ -196,5 +197,31 @@ async def test_early_agent_leg_is_ended_on_a_machine_and_when_the_callee_hangs_u
     await until(lambda: len(agents.ended) == 2, 5.0)
     assert agents.answered["agent1"] == 2
     assert all(cause is not None for _user, cause in agents.ended)
+    assert [a.state for a in engine.agents.values()] == ["ready"]
+    assert not dialer.calls
+
+
+async def test_a_person_takes_the_early_leg_held_for_a_call_still_in_amd(
+        world: tuple[Population, Agents, UserAgent, int, int], tmp_path: Path) -> None:
+    """One agent, two calls at once: the machine answers first and its call holds the
+    agent's early leg while AMD listens; the person's verdict comes first and takes that
+    leg (no second dial); the machine's verdict then has no leg to end."""
+    pop, agents, dialer, pport, aport = world
+    agents.talk_s = 30.0
+    machine, person = BASE + "02", BASE + "61"
+    pop.answer_delay[person] = 0.8
+    pop.human_talk_s = 2.0
+    store = make_store(tmp_path, "held", [machine, person], [f"sip:agent1@127.0.0.1:{aport}"],
+                       pacing="ratio:2")
+    engine = CampaignEngine(store, "held", dialer, EngineConfig(trunk=f"sip:127.0.0.1:{pport}"))
+    await asyncio.wait_for(engine.run(until_done=True), 20.0)
+    report = {c["phone"]: c for c in store.contact_report("held")}
+    assert report[machine]["disposition"] == "machine"
+    assert report[person]["disposition"] == "connected"
+    assert report[person]["agent"] == f"sip:agent1@127.0.0.1:{aport}"
+    assert report[person]["wait_s"] < 0.1  # bridged at the verdict: no dial after it
+    assert agents.answered["agent1"] == 1
+    await until(lambda: len(agents.ended) == 1, 5.0)
+    assert agents.ended[0][1] is not None  # ended by the dialer, not the agent's 30 s
     assert [a.state for a in engine.agents.values()] == ["ready"]
     assert not dialer.calls
