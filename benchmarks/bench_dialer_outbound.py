@@ -252,6 +252,8 @@ def main() -> None:
     ap.add_argument("--humans-only", action="store_true", help="part 2 alone")
     ap.add_argument("--agent-leg", choices=["early", "on_verdict"], default=None,
                     help="the campaign's agent_leg (default: the campaign default)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the run's directory (campaign files, events, SIPp logs)")
     ap.add_argument("--code", type=Path, default=REPO,
                     help="source tree whose dialer runs (default: this one)")
     args = ap.parse_args()
@@ -272,7 +274,10 @@ def main() -> None:
     if not args.humans_only:
         throughput(args, tmp, results)
     humans_part(args, tmp, results)
-    os.system(f"rm -rf {tmp}")
+    if args.keep:
+        print(f"kept {tmp}")
+    else:
+        os.system(f"rm -rf {tmp}")
 
 
 def throughput(args: argparse.Namespace, tmp: Path, results: dict[str, Any]) -> None:

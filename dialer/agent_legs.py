@@ -75,6 +75,14 @@ class EarlyAgentLeg(Generic[A]):
         self._settle()
         return self.state == "held" and self.leg is not None and not self.leg.ended
 
+    def take_now(self) -> Call | None:
+        """The held leg at once when it is answered (the bridge is then made in the same
+        step as the verdict), else None and nothing changes (:meth:`take` may wait)."""
+        if not self.answered:
+            return None
+        self.state = "taken"
+        return self.leg
+
     async def take(self, timeout: float) -> Call | None:
         """The answered leg for a human verdict, waiting at most ``timeout`` s for it to be
         answered; None when the agent refused, hung up while held, or did not answer in

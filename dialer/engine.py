@@ -770,24 +770,31 @@ class CampaignEngine:
         # the end of the greeting).
         greeting_end = decided_at - verdict_silence_ms(decision, self.config.amd) / 1000
         deadline = greeting_end + self.connect_within
-        agent_task: asyncio.Task[tuple[_Agent, Call] | None] = asyncio.ensure_future(
-            self._connect_agent(call, deadline, early))
         late: asyncio.Task[AmdResult | None] = asyncio.ensure_future(
             self._late_machine(call, results))
-        self.stats.waiting_now += 1
-        try:
-            await asyncio.wait({agent_task, late}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self.stats.waiting_now -= 1
-        revised = late.result() if late.done() else None
-        if revised is not None and not agent_task.done():
-            # A machine after all, before an agent was on: stop looking for one.
-            agent_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await agent_task
-            out["amd"] = "machine"
-            return await self._machine(call, out, results, tap, revised)
-        got = await agent_task
+        held = early.take_now() if early is not None and not call.ended else None
+        got: tuple[_Agent, Call] | None
+        if early is not None and held is not None:
+            # The early leg is up: bridged in this very step (no task, no loop round trip
+            # on a loaded event loop between the verdict and the bridge).
+            got = early.agent, held
+        else:
+            agent_task: asyncio.Task[tuple[_Agent, Call] | None] = asyncio.ensure_future(
+                self._connect_agent(call, deadline, early))
+            self.stats.waiting_now += 1
+            try:
+                await asyncio.wait({agent_task, late}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                self.stats.waiting_now -= 1
+            revised = late.result() if late.done() else None
+            if revised is not None and not agent_task.done():
+                # A machine after all, before an agent was on: stop looking for one.
+                agent_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await agent_task
+                out["amd"] = "machine"
+                return await self._machine(call, out, results, tap, revised)
+            got = await agent_task
         if got is None:
             late.cancel()
             out["live"] = True

@@ -80,6 +80,14 @@ async def test_human_verdict_takes_the_held_leg_and_release_leaves_it() -> None:
     assert early.state == "taken"
     assert await early.release("caller_gone") is False  # the bridge owns it now
     assert not leg.ended
+    # the same without waiting, in the verdict's own step
+    dial2, leg2 = FakeDial(), FakeLeg()
+    now = EarlyAgentLeg("agent2", dial2)
+    assert now.take_now() is None and now.state == "dialling"  # still ringing
+    dial2.result.set_result(leg2)
+    await settle()
+    assert now.take_now() is leg2 and now.state == "taken"
+    assert now.take_now() is None and await now.release() is False
 
 
 async def test_take_waits_for_a_ringing_leg_then_gives_up_with_cancel() -> None:
