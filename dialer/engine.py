@@ -621,11 +621,20 @@ class CampaignEngine:
         self.pacer.on_event(CallAnswered(call_id), now=now)
         results: asyncio.Queue[AmdResult] = asyncio.Queue()
         detector = AmdDetector(self.config.amd)
-        tap = _AmdTap(now, detector, results.put_nowait, level_floor=300.0 ** 2)
+        heard: list[float] = []
+        """When each AMD result was reached (the frame that made it was processed): the
+        verdict's own time, before the queue and the tasks that carry it here."""
+
+        def on_result(r: AmdResult) -> None:
+            heard.append(self._now())
+            results.put_nowait(r)
+
+        tap = _AmdTap(now, detector, on_result, level_floor=300.0 ** 2)
         call.media.attach_recording(tap)
         early = self._early_leg()
         try:
-            return await self._after_answer(call_id, call, lease, out, results, tap, early)
+            return await self._after_answer(call_id, call, lease, out, results, tap, early,
+                                            heard)
         finally:
             call.media.stop_recording(tap, now=self._now())
             if early is not None:
@@ -681,8 +690,8 @@ class CampaignEngine:
 
     async def _after_answer(self, call_id: str, call: Call, lease: Lease, out: dict[str, Any],
                             results: asyncio.Queue[AmdResult], tap: _AmdTap,
-                            early: EarlyAgentLeg[_Agent] | None = None
-                            ) -> Disposition | str:
+                            early: EarlyAgentLeg[_Agent] | None = None,
+                            heard: list[float] | None = None) -> Disposition | str:
         amd_cfg = self.config.amd
         # The detector decides by stream time (``total_analysis_ms`` at most); the wall-clock
         # limit only guards against audio that never comes.
@@ -706,7 +715,9 @@ class CampaignEngine:
             return await self._machine(call, out, results, tap, first)
         if self._flow is not None:
             return await self._message(call, lease, out)
-        return await self._human(call_id, call, lease, out, results, tap, first, early)
+        decided_at = heard[0] if heard else self._now()
+        return await self._human(call_id, call, lease, out, results, tap, first, early,
+                                 decided_at)
 
     async def _message(self, call: Call, lease: Lease, out: dict[str, Any]) -> str:
         """A message campaign: the IVR flow runs on the answered call with the contact's
@@ -763,9 +774,10 @@ class CampaignEngine:
 
     async def _human(self, call_id: str, call: Call, lease: Lease, out: dict[str, Any],
                      results: asyncio.Queue[AmdResult], tap: _AmdTap,
-                     decision: AmdResult, early: EarlyAgentLeg[_Agent] | None = None
-                     ) -> Disposition:
-        decided_at = self._now()
+                     decision: AmdResult, early: EarlyAgentLeg[_Agent] | None = None,
+                     decided_at: float | None = None) -> Disposition:
+        if decided_at is None:
+            decided_at = self._now()
         # The greeting ended when the silence that made the verdict began (FTC: 2 s from
         # the end of the greeting).
         greeting_end = decided_at - verdict_silence_ms(decision, self.config.amd) / 1000
