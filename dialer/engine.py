@@ -180,6 +180,16 @@ class EngineStats:
     """People answered, waiting for an agent's leg (at most ``connect_within``)."""
 
 
+@dataclass(slots=True)
+class _Verdict:
+    """What the AMD tap's callback saw, in the media tick: when each result was reached,
+    and the bridge it made at once for a person whose agent's leg was up."""
+
+    heard: list[float] = field(default_factory=list)
+    bridged: tuple[_Agent, Call, float] | None = None
+    """(agent, their leg, when) when the first verdict bridged the call."""
+
+
 class _AmdTap(Recording):
     """A recording that keeps nothing: each received frame goes to the AMD detector as the
     media tick delivers it, so decisions come at the frame that makes them."""
@@ -621,20 +631,27 @@ class CampaignEngine:
         self.pacer.on_event(CallAnswered(call_id), now=now)
         results: asyncio.Queue[AmdResult] = asyncio.Queue()
         detector = AmdDetector(self.config.amd)
-        heard: list[float] = []
-        """When each AMD result was reached (the frame that made it was processed): the
-        verdict's own time, before the queue and the tasks that carry it here."""
+        early = self._early_leg()
+        verdict = _Verdict()
 
         def on_result(r: AmdResult) -> None:
-            heard.append(self._now())
+            # In the media tick, at the frame that made the result.
+            t = self._now()
+            verdict.heard.append(t)
+            if (len(verdict.heard) == 1 and r.kind == "decision" and r.result != "machine"
+                    and early is not None and not call.ended
+                    and (leg := early.take_now()) is not None):
+                # A person and the agent's leg is up: bridged in this very step; nothing
+                # (queue, tasks, a loaded event loop) stands between verdict and bridge.
+                self.ua.bridge(call, leg)
+                verdict.bridged = (early.agent, leg, self._now())
             results.put_nowait(r)
 
         tap = _AmdTap(now, detector, on_result, level_floor=300.0 ** 2)
         call.media.attach_recording(tap)
-        early = self._early_leg()
         try:
             return await self._after_answer(call_id, call, lease, out, results, tap, early,
-                                            heard)
+                                            verdict)
         finally:
             call.media.stop_recording(tap, now=self._now())
             if early is not None:
@@ -691,7 +708,7 @@ class CampaignEngine:
     async def _after_answer(self, call_id: str, call: Call, lease: Lease, out: dict[str, Any],
                             results: asyncio.Queue[AmdResult], tap: _AmdTap,
                             early: EarlyAgentLeg[_Agent] | None = None,
-                            heard: list[float] | None = None) -> Disposition | str:
+                            verdict: _Verdict | None = None) -> Disposition | str:
         amd_cfg = self.config.amd
         # The detector decides by stream time (``total_analysis_ms`` at most); the wall-clock
         # limit only guards against audio that never comes.
@@ -715,9 +732,8 @@ class CampaignEngine:
             return await self._machine(call, out, results, tap, first)
         if self._flow is not None:
             return await self._message(call, lease, out)
-        decided_at = heard[0] if heard else self._now()
         return await self._human(call_id, call, lease, out, results, tap, first, early,
-                                 decided_at)
+                                 verdict)
 
     async def _message(self, call: Call, lease: Lease, out: dict[str, Any]) -> str:
         """A message campaign: the IVR flow runs on the answered call with the contact's
@@ -775,9 +791,9 @@ class CampaignEngine:
     async def _human(self, call_id: str, call: Call, lease: Lease, out: dict[str, Any],
                      results: asyncio.Queue[AmdResult], tap: _AmdTap,
                      decision: AmdResult, early: EarlyAgentLeg[_Agent] | None = None,
-                     decided_at: float | None = None) -> Disposition:
-        if decided_at is None:
-            decided_at = self._now()
+                     verdict: _Verdict | None = None) -> Disposition:
+        verdict = verdict or _Verdict()
+        decided_at = verdict.heard[0] if verdict.heard else self._now()
         # The greeting ended when the silence that made the verdict began (FTC: 2 s from
         # the end of the greeting).
         greeting_end = decided_at - verdict_silence_ms(decision, self.config.amd) / 1000
@@ -786,7 +802,9 @@ class CampaignEngine:
             self._late_machine(call, results))
         held = early.take_now() if early is not None and not call.ended else None
         got: tuple[_Agent, Call] | None
-        if early is not None and held is not None:
+        if verdict.bridged is not None:
+            got = verdict.bridged[0], verdict.bridged[1]  # bridged at the verdict's frame
+        elif early is not None and held is not None:
             # The early leg is up: bridged in this very step (no task, no loop round trip
             # on a loaded event loop between the verdict and the bridge).
             got = early.agent, held
@@ -824,8 +842,11 @@ class CampaignEngine:
                 out["message_played"] = None
             return Disposition.ABANDONED
         agent, leg = got
-        bridged_at = self._now()
-        self.ua.bridge(call, leg)
+        if verdict.bridged is not None:
+            bridged_at = verdict.bridged[2]
+        else:
+            bridged_at = self._now()
+            self.ua.bridge(call, leg)
         out["agent"], out["live"] = agent.uri, True
         out["wait_s"] = round(bridged_at - decided_at, 4)
         out["greeting_to_bridge_s"] = round(bridged_at - greeting_end, 4)
