@@ -75,7 +75,8 @@ def main() -> int:
     sets = load_sets()
     res: dict[str, Any] = {"machine": machine(), "results": {}}
     lines = ["# AMD decision rules on the labelled sets", "",
-             f"`.venv/bin/python benchmarks/bench_amd_sets.py {' '.join(sys.argv[1:])}`".rstrip(),
+             "`" + " ".join([".venv/bin/python", "benchmarks/bench_amd_sets.py",
+                             *sys.argv[1:]]) + "`",
              "", f"Machine: {res['machine']}.", "",
              ("| set | config | correct | live called machine | machine called live | "
              "late machine | live decision p50 / p90 (ms after the greeting) |"),
