@@ -3,6 +3,9 @@
     .venv/bin/python benchmarks/bench_dialer_outbound.py [--lines 300] [--contacts 3000]
                                                          [--humans 200] [--quick]
                                                          [--throughput-only]
+                                                         [--humans-only]
+                                                         [--agent-leg early|on_verdict]
+                                                         [--code DIR]
 
 ``dialtone campaign run`` is pinned to CPU 0 (taskset) and dials SIPp UAS instances pinned
 to CPU 1; everything on 127.0.0.1.
@@ -17,10 +20,16 @@ to CPU 1; everything on 127.0.0.1.
    runs this part alone (results in dialer_outbound_throughput.md and .json).
 2. **Humans to agents**: every callee says "hello?" (hello.wav) then stays silent and
    hangs up after a few seconds; agents are a second SIPp that answers at once.  Figures:
-   AMD accuracy on humans, time from the end of the greeting (the AMD verdict less its
-   silence) to the agent's leg bridged: median, p99, max.
+   AMD accuracy on humans, time from the end of the greeting (the AMD verdict less the
+   silence that made it) to the agent's leg bridged, and ``wait_s`` (the verdict to the
+   bridge): median, p95, p99, max.  ``--agent-leg`` sets the campaign's ``agent_leg``
+   (``early``: dialled at answer, held while AMD listens; ``on_verdict``: dialled after
+   it); ``--code DIR`` runs the dialer of another source tree (a "before" run: a tree
+   whose events carry no ``greeting_to_bridge_s`` gets ``wait_s`` + 600 ms, its fixed
+   silence rule).
 
-Writes benchmarks/results/dialer_outbound.md (and .json).
+Writes benchmarks/results/dialer_outbound.md (and .json); with ``--humans-only`` (part 2
+alone) dialer_outbound_humans.md (and .json).
 """
 
 from __future__ import annotations
@@ -185,7 +194,7 @@ class Sipp:
 
 
 def write_campaign(tmp: Path, name: str, n: int, first: int, agents: list[str], *,
-                   pacing: str) -> Path:
+                   pacing: str, agent_leg: str | None = None) -> Path:
     rows = "".join(f"+{BASE + first + i}\n" for i in range(n))
     (tmp / f"{name}.csv").write_text("phone\n" + rows)
     agents_yaml = ", ".join(agents)
@@ -201,11 +210,12 @@ safe_harbour_prompt: {SOUNDS / "auth-thankyou.wav"}
 window: always
 ring_timeout: 20
 max_attempts: 1
-""")
+""" + (f"agent_leg: {agent_leg}\n" if agent_leg else ""))
     return path
 
 
-def run_dialer(tmp: Path, campaign: Path, trunk: int, timeout: float) -> tuple[dict[str, Any],
+def run_dialer(tmp: Path, campaign: Path, trunk: int, timeout: float,
+               code: Path = REPO) -> tuple[dict[str, Any],
                                                                               float,
                                                                               list[dict[str, Any]]]:
     events = tmp / f"{campaign.stem}_events.jsonl"
@@ -215,7 +225,7 @@ def run_dialer(tmp: Path, campaign: Path, trunk: int, timeout: float) -> tuple[d
         ["taskset", "-c", "0", PY, "-m", "dialtone", "campaign", "run", str(campaign),
          "--trunk", f"sip:127.0.0.1:{trunk}", "--db", f"sqlite:///{tmp / 'bench.db'}",
          "--until-done", "--json", "--rtp-ports", "20000-40000", "--events", str(events)],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
+        cwd=code, capture_output=True, text=True, timeout=timeout, check=False)
     wall = time.monotonic() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the dialer (SIPp is still running)
     if out.returncode != 0:
@@ -261,6 +271,14 @@ Dialer (`dialtone campaign run`) on CPU 0, SIPp UAS on CPU 1, loopback.
     print(md)
 
 
+def summary(xs: list[float]) -> dict[str, float | None]:
+    """median, p95, p99, max (rounded to the ms), None when empty."""
+    if not xs:
+        return dict.fromkeys(("median", "p95", "p99", "max"))
+    return {"median": round(statistics.median(xs), 4), "p95": round(pct(xs, 0.95), 4),
+            "p99": round(pct(xs, 0.99), 4), "max": round(max(xs), 4)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=300)
@@ -270,6 +288,13 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--throughput-only", action="store_true",
                     help="part 1 only (results in dialer_outbound_throughput.md/.json)")
+    ap.add_argument("--humans-only", action="store_true", help="part 2 alone")
+    ap.add_argument("--agent-leg", choices=["early", "on_verdict"], default=None,
+                    help="the campaign's agent_leg (default: the campaign default)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the run's directory (campaign files, events, SIPp logs)")
+    ap.add_argument("--code", type=Path, default=REPO,
+                    help="source tree whose dialer runs (default: this one)")
     args = ap.parse_args()
     if args.quick:
         args.lines, args.contacts, args.humans, args.agents = 30, 150, 40, 10
@@ -283,8 +308,18 @@ def main() -> None:
                             silence, silence]).astype(np.int16)
     rtp_pcap(greeting, tmp / "machine.pcap")
     rtp_pcap(hello, tmp / "human.pcap")
-    results: dict[str, Any] = {"machine": machine(), "args": vars(args)}
+    results: dict[str, Any] = {"machine": machine(),
+                               "args": {k: str(v) for k, v in vars(args).items()}}
+    if not args.humans_only:
+        throughput(args, tmp, results)
+    humans_part(args, tmp, results)
+    if args.keep:
+        print(f"kept {tmp}")
+    else:
+        os.system(f"rm -rf {tmp}")
 
+
+def throughput(args: argparse.Namespace, tmp: Path, results: dict[str, Any]) -> None:
     # 1. throughput: machines, ratio pacing keeps --lines in flight (one pseudo-agent:
     #    ratio X with one logged-in agent is X lines; no call ever reaches it)
     machines = Sipp(tmp, "machines", ring_ms=1000, hold_ms=15000, pcap=tmp / "machine.pcap")
@@ -293,7 +328,7 @@ def main() -> None:
         camp = write_campaign(tmp, "throughput", args.contacts, 0,
                               [f"sip:agent@127.0.0.1:{agent_sink.port}"],
                               pacing=f"ratio:{args.lines}")
-        report, wall, evs = run_dialer(tmp, camp, machines.port, timeout=900)
+        report, wall, evs = run_dialer(tmp, camp, machines.port, timeout=900, code=args.code)
     finally:
         machines.stop()
         agent_sink.stop()
@@ -326,23 +361,27 @@ def main() -> None:
         os.system(f"rm -rf {tmp}")
         return
 
+
+def humans_part(args: argparse.Namespace, tmp: Path, results: dict[str, Any]) -> None:
     # 2. humans to agents
     humans = Sipp(tmp, "humans", ring_ms=500, hold_ms=4000, pcap=tmp / "human.pcap")
     agents = Sipp(tmp, "agents", ring_ms=0, hold_ms=600000, pcap=None)
     try:
         camp = write_campaign(tmp, "humans", args.humans, 500000,
                               [f"sip:agent{i}@127.0.0.1:{agents.port}"
-                               for i in range(args.agents)], pacing="progressive")
-        report, wall, evs = run_dialer(tmp, camp, humans.port, timeout=900)
+                               for i in range(args.agents)], pacing="progressive",
+                              agent_leg=args.agent_leg)
+        report, wall, evs = run_dialer(tmp, camp, humans.port, timeout=900, code=args.code)
     finally:
         humans.stop()
         agents.stop()
     calls = [e for e in evs if e["type"] == "campaign_call"]
-    waits = [float(e["wait_s"]) for e in calls if e.get("wait_s") is not None]
+    bridged = [e for e in calls if e.get("wait_s") is not None]
+    waits = [float(e["wait_s"]) for e in bridged]
     # end of greeting to bridged = the wait from the verdict + the silence that made it
-    from telephony.dsp.amd import AmdConfig
-    silence_s = AmdConfig().after_greeting_silence_ms / 1000
-    g2b = [w + silence_s for w in waits]
+    # (the dialer reports it; a tree from before it did had a fixed 600 ms rule)
+    g2b = [float(e["greeting_to_bridge_s"]) if e.get("greeting_to_bridge_s") is not None
+           else float(e["wait_s"]) + 0.6 for e in bridged]
     amd_ms = [float(e["amd_ms"]) for e in calls if e.get("amd_ms") is not None]
     disp = report["summary"]["dispositions"]
     results["humans"] = {
@@ -352,15 +391,35 @@ def main() -> None:
                             if calls else None),
         "amd_ms_median": statistics.median(amd_ms) if amd_ms else None,
         "amd_ms_p95": pct(amd_ms, 0.95) if amd_ms else None,
-        "wait_s_median": statistics.median(waits) if waits else None,
-        "wait_s_p99": pct(waits, 0.99) if waits else None,
-        "greeting_to_bridge_s_median": statistics.median(g2b) if g2b else None,
-        "greeting_to_bridge_s_p99": pct(g2b, 0.99) if g2b else None,
-        "greeting_to_bridge_s_max": max(g2b) if g2b else None}
+        "agent_leg": args.agent_leg, "code": str(args.code),
+        **{f"wait_s_{k}": v for k, v in summary(waits).items()},
+        **{f"greeting_to_bridge_s_{k}": v for k, v in summary(g2b).items()}}
     print(json.dumps(results["humans"]), flush=True)
-
     out = REPO / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
+    if args.humans_only:
+        (out / "dialer_outbound_humans.json").write_text(json.dumps(results, indent=2))
+        h = results["humans"]
+        md = f"""# Outbound campaigns: humans to agents
+
+`{' '.join(['.venv/bin/python', 'benchmarks/bench_dialer_outbound.py', *sys.argv[1:]])}`
+
+Machine: {results['machine']} (shared with other work during the run).
+Dialer (`dialtone campaign run`) on CPU 0, SIPp UAS on CPU 1, loopback.
+
+| figure | value |
+|---|---|
+| humans ("hello?" then silence), agents, agent_leg | {h['contacts']}, {h['agents']}, {h['agent_leg'] or 'default'} |
+| dispositions | {h['dispositions']} |
+| AMD accuracy on humans (called human) | {h['amd_human_share']} |
+| AMD decision time on humans, median / p95 (ms) | {h['amd_ms_median']} / {h['amd_ms_p95']} |
+| AMD verdict to agent leg bridged (wait_s), median / p95 / p99 / max (s) | {h['wait_s_median']} / {h['wait_s_p95']} / {h['wait_s_p99']} / {h['wait_s_max']} |
+| end of greeting to agent leg bridged, median / p95 / p99 / max (s) | {h['greeting_to_bridge_s_median']} / {h['greeting_to_bridge_s_p95']} / {h['greeting_to_bridge_s_p99']} / {h['greeting_to_bridge_s_max']} |
+"""
+        (out / "dialer_outbound_humans.md").write_text(md)
+        print(md)
+        return
+
     (out / "dialer_outbound.json").write_text(json.dumps(results, indent=2))
     t, h = results["throughput"], results["humans"]
     md = f"""# Outbound campaigns on real calls
@@ -384,12 +443,11 @@ Dialer (`dialtone campaign run`) on CPU 0, SIPp UAS on CPU 1, loopback.
 | humans: dispositions | {h['dispositions']} |
 | AMD accuracy on humans (called human) | {h['amd_human_share']} |
 | AMD decision time on humans, median / p95 (ms) | {h['amd_ms_median']} / {h['amd_ms_p95']} |
-| AMD verdict to agent leg bridged, median / p99 (s) | {h['wait_s_median']} / {h['wait_s_p99']} |
-| end of greeting to agent leg bridged, median / p99 / max (s) | {h['greeting_to_bridge_s_median']} / {h['greeting_to_bridge_s_p99']} / {h['greeting_to_bridge_s_max']} |
+| AMD verdict to agent leg bridged, median / p95 / p99 (s) | {h['wait_s_median']} / {h['wait_s_p95']} / {h['wait_s_p99']} |
+| end of greeting to agent leg bridged, median / p95 / p99 / max (s) | {h['greeting_to_bridge_s_median']} / {h['greeting_to_bridge_s_p95']} / {h['greeting_to_bridge_s_p99']} / {h['greeting_to_bridge_s_max']} |
 """
     (out / "dialer_outbound.md").write_text(md)
     print(md)
-    os.system(f"rm -rf {tmp}")
 
 
 if __name__ == "__main__":

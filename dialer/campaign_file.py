@@ -169,6 +169,10 @@ class CampaignFile(BaseModel):
     """Message campaigns: calls at once (IVR ports; the pacer counts each as an agent)."""
     connect_within: float = Field(2.0, ge=0, le=2.0)
     """Seconds a live answer may wait for an agent (FTC: at most 2 s after the greeting)."""
+    agent_leg: Literal["early", "on_verdict"] = "early"
+    """When an agent's leg is dialled: ``early`` at answer, held (silence) while AMD
+    listens, bridged at a human verdict and ended on a machine; ``on_verdict`` only
+    after a human verdict (the dial time then adds to the person's wait)."""
 
     @field_validator("region")
     @classmethod
@@ -277,7 +281,7 @@ class CampaignFile(BaseModel):
             "safe_harbour_prompt": prompt(self.safe_harbour_prompt),
             "language": self.language, "wrap_s": self.wrap_s,
             "connect_within": self.connect_within, "lines": self.lines,
-            "callbacks": self.callbacks,
+            "callbacks": self.callbacks, "agent_leg": self.agent_leg,
         }
         return CampaignSettings(region=self.region, kind=self.kind, caller_id=self.caller_id,
                                 pacing=self.pacing, window=window,

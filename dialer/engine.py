@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from dialer.agent_legs import EarlyAgentLeg
 from dialer.agents import AgentBook, AgentWants, RoutingAgents, parse_agents
 from dialer.agents import DialerAgent as _Agent
 from dialer.errors import DialerError, LeaseLost
@@ -78,7 +79,7 @@ if TYPE_CHECKING:
     from routing.bus import RoutingBus
 
 __all__ = ["CampaignConfigError", "CampaignEngine", "EngineConfig", "EngineStats",
-           "disposition_for_status", "trunk_target"]
+           "disposition_for_status", "trunk_target", "verdict_silence_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,18 @@ def trunk_target(trunk: str, number: str) -> str:
         raise CampaignConfigError(f"bad trunk {trunk!r}: expected sip:HOST[:PORT]")
     rest = rest.split("@", 1)[-1]
     return f"{scheme}:{number}@{rest}"
+
+
+def verdict_silence_ms(result: AmdResult, config: AmdConfig) -> int:
+    """The silence after the greeting that made a human verdict (``HUMAN-words-silence``;
+    it is shorter after a short "Hello?" than after a longer opening), so the end of the
+    greeting is the verdict less it.  Other verdicts (``unknown`` treated as a person):
+    ``after_greeting_silence_ms``."""
+    parts = result.reason.split("-")
+    if result.result == "human" and len(parts) == 3 and parts[0] == "HUMAN" \
+            and parts[2].isdigit():
+        return int(parts[2])
+    return config.after_greeting_silence_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +187,16 @@ class EngineStats:
     dialling_now: int = 0
     waiting_now: int = 0
     """People answered, waiting for an agent's leg (at most ``connect_within``)."""
+
+
+@dataclass(slots=True)
+class _Verdict:
+    """What the AMD tap's callback saw, in the media tick: when each result was reached,
+    and the bridge it made at once for a person whose agent's leg was up."""
+
+    heard: list[float] = field(default_factory=list)
+    bridged: tuple[_Agent, Call, float] | None = None
+    """(agent, their leg, when) when the first verdict bridged the call."""
 
 
 class _AmdTap(Recording):
@@ -301,6 +324,9 @@ class CampaignEngine:
                                           "routing core: it needs a routing bus (--mqtt)")
             self.routing_agents = RoutingAgents(bus, self.agent_book, campaign=campaign,
                                                 clock=clock, wake=lambda: self._wake.set())
+        self.agent_leg = str(extra.get("agent_leg") or "early")
+        """``early``: an agent's leg is dialled at answer, held while AMD listens, bridged
+        at a human verdict (dropped otherwise); ``on_verdict``: dialled after it."""
         self._ports: list[str] = []
         self._flow: Any = None
         self._flow_services: Any = None
@@ -326,6 +352,8 @@ class CampaignEngine:
         self._ua_host = ""
         self._amd: _AmdBankFeed | None = None
         """AMD for every answered call, batched (made at the first answer)."""
+        self._early: dict[int, EarlyAgentLeg[_Agent]] = {}
+        """Early agent legs of calls still waiting for AMD's verdict (by ``id``)."""
 
     def _load_flow(self, path: Any) -> None:
         """A message campaign's IVR flow, validated before the first call (a broken flow
@@ -606,6 +634,7 @@ class CampaignEngine:
                     "number": lease.e164, "disposition": d, "attempt": lease.attempt,
                     "amd": out["amd"], "amd_ms": out.get("amd_ms"),
                     "agent": out["agent"], "wait_s": out["wait_s"],
+                    "greeting_to_bridge_s": out.get("greeting_to_bridge_s"),
                     "sip_status": out["sip_status"], "language": out.get("prompt_language")})
 
     async def _agent_first(self, call_id: str, lease: Lease, out: dict[str, Any]
@@ -716,13 +745,65 @@ class CampaignEngine:
         if self._amd is None:
             self._amd = _AmdBankFeed(self.config.amd, self.ua.media.after_tick,
                                      level_floor=300.0 ** 2)
-        tap = _AmdTap(now, self._amd, results.put_nowait)
+        early = self._early_leg(call_id, lease)
+        verdict = _Verdict()
+
+        def on_result(r: AmdResult) -> None:
+            # In the media tick, at the frame that made the result.
+            t = self._now()
+            verdict.heard.append(t)
+            if (len(verdict.heard) == 1 and r.kind == "decision" and r.result != "machine"
+                    and early is not None and not call.ended
+                    and (leg := early.take_now()) is not None):
+                # A person and the agent's leg is up: bridged in this very step; nothing
+                # (queue, tasks, a loaded event loop) stands between verdict and bridge.
+                self.ua.bridge(call, leg)
+                verdict.bridged = (early.agent, leg, self._now())
+            results.put_nowait(r)
+
+        tap = _AmdTap(now, self._amd, on_result)
         call.media.attach_recording(tap)
         try:
-            return await self._after_answer(call_id, call, lease, out, results, tap)
+            return await self._after_answer(call_id, call, lease, out, results, tap, early,
+                                            verdict)
         finally:
             call.media.stop_recording(tap, now=self._now())
             tap.close()
+            if early is not None:
+                # Every path that did not bridge it ends it: a machine, a late machine, the
+                # callee gone before the verdict, an error, the engine stopping.
+                await self._end_early_leg(early, "caller_gone" if call.ended else "amd_machine")
+
+    def _early_leg(self, call_id: str, lease: Lease) -> EarlyAgentLeg[_Agent] | None:
+        """At answer, in parallel with AMD: reserve the longest-idle free agent and dial
+        their leg (agents campaigns with ``agent_leg: early``); None when none is free."""
+        if self._flow is not None or self.agent_leg != "early" or self.connect_mode == "refer":
+            return None
+        agent = self._free_agent(set(), self._wants(lease))
+        if agent is None:
+            return None
+        self._set_agent(agent, "reserved", call_id)
+        caller, _ = self._caller()
+        # Rings at most as long as AMD may take plus the time a person may wait.
+        timeout = self.config.amd.total_analysis_ms / 1000 + self.connect_within
+        early = EarlyAgentLeg(agent, functools.partial(
+            self.ua.dial, agent.uri, timeout=timeout, caller=caller,
+            credentials=self._agent_credentials(agent.uri)))
+        self._early[id(early)] = early
+        return early
+
+    async def _end_early_leg(self, early: EarlyAgentLeg[_Agent], reason: str) -> None:
+        """Release an early leg not bridged, and give its agent back."""
+        self._early.pop(id(early), None)
+        if not await early.release(reason):
+            return  # bridged, or given back already
+        if early.state in ("refused", "gone"):
+            log.info("agent %s: early leg %s%s", early.agent.uri, early.state,
+                     f" ({early.refused.status})" if early.refused else "")
+            if early.agent.state == "reserved":
+                self._set_agent(early.agent, "away")
+            return
+        self._release_agent(early.agent)
 
     async def _next_result(self, call: Call, results: asyncio.Queue[AmdResult],
                            timeout: float) -> AmdResult | None:
@@ -741,8 +822,9 @@ class CampaignEngine:
         return None
 
     async def _after_answer(self, call_id: str, call: Call, lease: Lease, out: dict[str, Any],
-                            results: asyncio.Queue[AmdResult], tap: _AmdTap
-                            ) -> Disposition | str:
+                            results: asyncio.Queue[AmdResult], tap: _AmdTap,
+                            early: EarlyAgentLeg[_Agent] | None = None,
+                            verdict: _Verdict | None = None) -> Disposition | str:
         amd_cfg = self.config.amd
         # The detector decides by stream time (``total_analysis_ms`` at most); the wall-clock
         # limit only guards against audio that never comes.
@@ -761,10 +843,13 @@ class CampaignEngine:
                  first.decision_ms)
         self.pacer.on_event(AmdDecided(call_id, human=human), now=self._now())
         if not human:
+            if early is not None:
+                await self._end_early_leg(early, "amd_machine")  # the agent is free at once
             return await self._machine(call, out, results, tap, first)
         if self._flow is not None:
             return await self._message(call, lease, out)
-        return await self._human(call_id, call, lease, out, results, tap, first)
+        return await self._human(call_id, call, lease, out, results, tap, first, early,
+                                 verdict)
 
     async def _message(self, call: Call, lease: Lease, out: dict[str, Any]) -> str:
         """A message campaign: the IVR flow runs on the answered call with the contact's
@@ -823,43 +908,58 @@ class CampaignEngine:
 
     async def _human(self, call_id: str, call: Call, lease: Lease, out: dict[str, Any],
                      results: asyncio.Queue[AmdResult], tap: _AmdTap,
-                     decision: AmdResult) -> Disposition:
-        decided_at = self._now()
+                     decision: AmdResult, early: EarlyAgentLeg[_Agent] | None = None,
+                     verdict: _Verdict | None = None) -> Disposition:
+        verdict = verdict or _Verdict()
+        decided_at = verdict.heard[0] if verdict.heard else self._now()
         # The greeting ended when the silence that made the verdict began (FTC: 2 s from
         # the end of the greeting).
-        greeting_end = decided_at - self.config.amd.after_greeting_silence_ms / 1000
+        greeting_end = decided_at - verdict_silence_ms(decision, self.config.amd) / 1000
         deadline = greeting_end + self.connect_within
         if self.connect_mode == "refer":
             from dialer.refer import human_by_refer
             return await human_by_refer(self, call_id, call, lease, out, results, tap,
                                         decided_at=decided_at, greeting_end=greeting_end,
                                         deadline=deadline)
-        agent_task: asyncio.Task[tuple[_Agent, Call] | None] = asyncio.ensure_future(
-            self._connect_agent(call, deadline, call_id, self._wants(lease)))
         late: asyncio.Task[AmdResult | None] = asyncio.ensure_future(
             self._late_machine(call, results))
-        self.stats.waiting_now += 1
-        try:
-            await asyncio.wait({agent_task, late}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self.stats.waiting_now -= 1
-        revised = late.result() if late.done() else None
-        if revised is not None and not agent_task.done():
-            # A machine after all, before an agent was on: stop looking for one.
-            agent_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await agent_task
-            out["amd"] = "machine"
-            return await self._machine(call, out, results, tap, revised)
-        got = await agent_task
+        held = early.take_now() if early is not None and not call.ended else None
+        got: tuple[_Agent, Call] | None
+        if verdict.bridged is not None:
+            got = verdict.bridged[0], verdict.bridged[1]  # bridged at the verdict's frame
+        elif early is not None and held is not None:
+            # The early leg is up: bridged in this very step (no task, no loop round trip
+            # on a loaded event loop between the verdict and the bridge).
+            got = early.agent, held
+        else:
+            agent_task: asyncio.Task[tuple[_Agent, Call] | None] = asyncio.ensure_future(
+                self._connect_agent(call, deadline, call_id, self._wants(lease), early))
+            self.stats.waiting_now += 1
+            try:
+                await asyncio.wait({agent_task, late}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                self.stats.waiting_now -= 1
+            revised = late.result() if late.done() else None
+            if revised is not None and not agent_task.done():
+                # A machine after all, before an agent was on: stop looking for one.
+                agent_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await agent_task
+                out["amd"] = "machine"
+                return await self._machine(call, out, results, tap, revised)
+            got = await agent_task
         if got is None:
             late.cancel()
             return await self._safe_harbour(call_id, call, out)
         agent, leg = got
-        bridged_at = self._now()
-        self.ua.bridge(call, leg)
+        if verdict.bridged is not None:
+            bridged_at = verdict.bridged[2]
+        else:
+            bridged_at = self._now()
+            self.ua.bridge(call, leg)
         out["agent"], out["live"] = agent.uri, True
         out["wait_s"] = round(bridged_at - decided_at, 4)
+        out["greeting_to_bridge_s"] = round(bridged_at - greeting_end, 4)
         self.stats.wait_s.append(bridged_at - decided_at)
         self.stats.greeting_to_bridge_s.append(bridged_at - greeting_end)
         self.stats.connected += 1
@@ -919,15 +1019,45 @@ class CampaignEngine:
                 return r
         return None
 
+    async def _held_leg(self, wants: AgentWants | None) -> tuple[_Agent, Call] | None:
+        """A person waits while another call, still in AMD, holds an answered early leg:
+        the leg goes to the person (that call, if it turns human, looks for an agent
+        then, as one without an early leg does)."""
+        for other in list(self._early.values()):
+            if (other.answered and (wants is None or wants.fits(other.agent))
+                    and (leg := await other.take(0.0)) is not None):
+                self._early.pop(id(other), None)
+                return other.agent, leg
+        return None
+
     async def _connect_agent(self, call: Call, deadline: float, call_id: str | None = None,
-                             wants: AgentWants | None = None) -> tuple[_Agent, Call] | None:
-        """Dial free agents one after another until one answers or ``deadline`` passes."""
+                             wants: AgentWants | None = None,
+                             early: EarlyAgentLeg[_Agent] | None = None
+                             ) -> tuple[_Agent, Call] | None:
+        """The early leg when it is up (or comes up in time); otherwise dial free agents
+        one after another until one answers or ``deadline`` passes."""
         tried: set[str] = set()
         caller, _ = self._caller()
+        if early is not None:
+            tried.add(early.agent.uri)
+            leg = await early.take(deadline - self._now())
+            if leg is not None:
+                if call.ended:
+                    await leg.hangup("caller_gone")
+                    self._release_agent(early.agent)
+                    return None
+                return early.agent, leg
+            await self._end_early_leg(early, "agent_too_slow")
         while not call.ended:
             left = deadline - self._now()
             if left <= 0:
                 return None
+            if (held := await self._held_leg(wants)) is not None:
+                if call.ended:
+                    await held[1].hangup("caller_gone")
+                    self._release_agent(held[0])
+                    return None
+                return held
             agent = self._free_agent(tried, wants)
             if agent is None:
                 # Wait for one to come free (wrap ending, a call ending) until the deadline.

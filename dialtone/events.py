@@ -427,6 +427,9 @@ class CampaignCall(_CallEvent):
     agent: str | None = None
     wait_s: float | None = None
     """AMD's human verdict to the agent's leg bridged."""
+    greeting_to_bridge_s: float | None = None
+    """The end of the person's greeting (the verdict less the silence that made it) to
+    the agent's leg bridged."""
     sip_status: int | None = None
     language: str | None = None
     """The language of the message played (safe harbour, machine message), when one was."""

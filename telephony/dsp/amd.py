@@ -59,6 +59,16 @@ class AmdConfig:
     600 ms (700 before issue 17): a greeting that pauses this long after its first words
     is now caught by the late-machine watch, so the live answer's decision can come
     sooner."""
+    short_greeting_ms: int = 1000
+    """A first utterance at most this long (first word to last, pauses included), of at
+    most ``short_greeting_words`` words, is what a person says on answering ("Hello?",
+    "Yes?"): it needs only ``short_greeting_silence_ms`` of silence after it (0: off)."""
+    short_greeting_words: int = 2
+    short_greeting_silence_ms: int = 400
+    """The silence after a short first utterance that means a person waiting for an answer.
+    A machine whose greeting opens with a short word and a pause ("Hello. ... You've
+    reached ...") is called human by it, then revised by the late-machine watch
+    (``listen_after_human_ms``, ``late_monologue_ms``) when the rest of its greeting comes."""
     total_analysis_ms: int = 5000
     """No decision by then: unknown."""
     min_word_ms: int = 100
@@ -134,10 +144,11 @@ class AmdDecider:
         """Stream time fed so far."""
         return self._t
 
-    def step(self, voiced: bool, beep_ms: int | None) -> AmdResult | None:
-        """One frame's features: ``voiced`` (see :meth:`AmdDetector.is_voice`) and
-        ``beep_ms``, the stream time of a beep's onset when the beep detector reported one
-        at this frame.  Returns the decision once, then a ``beep`` or ``late_machine``
+    def step(self, voiced: bool, beep_ms: int | None, tone: bool = False
+             ) -> AmdResult | None:
+        """One frame's features: ``voiced`` (see :class:`AmdFeatures`), ``beep_ms``, the
+        stream time of a beep's onset when the beep detector reported one at this frame,
+        and ``tone``: a tone is in progress (a beep being timed, or DTMF).  Returns the decision once, then a ``beep`` or ``late_machine``
         result if one comes."""
         self._t += FRAME_MS
         c = self.config
@@ -162,11 +173,21 @@ class AmdDecider:
             return self._decide("machine", f"MAXWORDS-{self._words}")
         if self._words and self._last_voice_end - self._greeting_start >= c.greeting_ms:
             return self._decide("machine", "LONGGREETING")
-        if self._words and self._silence_run >= c.after_greeting_silence_ms:
+        # A tone in progress is not a person waiting for an answer (a beep is being timed).
+        if self._words and not tone and self._silence_run >= self._silence_needed():
             return self._decide("human", f"HUMAN-{self._words}-{self._silence_run}")
         if self._t >= c.total_analysis_ms:
             return self._decide("unknown", "TOOLONG")
         return None
+
+    def _silence_needed(self) -> int:
+        """The silence after speech that makes a human verdict: shorter after one short
+        utterance (a person's "Hello?") than after a longer opening."""
+        c = self.config
+        if (c.short_greeting_ms and self._words <= c.short_greeting_words
+                and self._last_voice_end - self._greeting_start <= c.short_greeting_ms):
+            return min(c.short_greeting_silence_ms, c.after_greeting_silence_ms)
+        return c.after_greeting_silence_ms
 
     def _late(self, voiced: bool, beep_ms: int | None) -> AmdResult | None:
         """After a human decision: a beep, or a monologue, revises it to a machine."""
@@ -252,6 +273,7 @@ class AmdFeatures:
         """Per channel: the noise floor's power (< 0: no frame yet)."""
         self._vads = [webrtcvad.Vad(config.vad_aggressiveness) for _ in range(n_channels)]
         self.power = np.zeros(n_channels)
+        self.tone = np.zeros(n_channels, dtype=bool)
         """Per channel: the power of its last frame."""
         self._pad = np.zeros((n_channels, NFFT), dtype=np.float32)
         """frame_spectra's zero-padded input, kept from frame to frame (a fresh one, 1 MB
@@ -272,6 +294,7 @@ class AmdFeatures:
             return
         self._beeps.grow(n_channels)
         self._floor = grow_channels(self._floor, n_channels, -1.0)
+        self.tone = grow_channels(self.tone, n_channels, False)
         self.power = grow_channels(self.power, n_channels, 0.0)
         self._pad = np.zeros((n_channels, NFFT), dtype=np.float32)
         self._vads.extend(webrtcvad.Vad(self.config.vad_aggressiveness) for _ in range(extra))
@@ -305,6 +328,9 @@ class AmdFeatures:
             gate = fed & ~self._beeps.tone
         if tone_active is not None:
             gate &= ~tone_active
+        self.tone = self._beeps.tone if tone_active is None else self._beeps.tone | tone_active
+        """Per channel: a tone in progress at this frame (the decider gives no human verdict
+        while one lasts)."""
         gate &= (power >= self._min_pow) & (power >= self._floor * self._margin)
         voiced = np.zeros(self.n_channels, dtype=bool)
         ask = np.flatnonzero(gate).tolist()
@@ -346,7 +372,8 @@ class AmdDetector(AmdDecider):
         voiced, beeps = self._features.process(x.reshape(1, FRAME), tone_active=self._tone)
         ago = beeps.get(0)
         return self.step(bool(voiced[0]),
-                         None if ago is None else self._t + FRAME_MS - ago)
+                         None if ago is None else self._t + FRAME_MS - ago,
+                         bool(self._features.tone[0]))
 
 
 def classify_recording(pcm: npt.NDArray[np.int16], config: AmdConfig = AmdConfig()

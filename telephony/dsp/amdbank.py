@@ -109,11 +109,13 @@ class AmdBank:
         out: list[tuple[int, AmdResult]] = []
         deciders = self._deciders
         flags = voiced.tolist()
+        tones = self.features.tone.tolist()
         for ch in np.flatnonzero(fed).tolist():
             dec = deciders[ch]
             assert dec is not None  # a fed channel is open
             ago = beeps.get(ch)
-            r = dec.step(flags[ch], None if ago is None else dec.elapsed_ms + FRAME_MS - ago)
+            r = dec.step(flags[ch], None if ago is None else dec.elapsed_ms + FRAME_MS - ago,
+                         tones[ch])
             if r is not None:
                 out.append((ch, r))
         self.frames[fed] = 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +120,10 @@ class Population(Peer):
         """Numbers answered by a person who presses keys: [(seconds to wait, digits)]."""
         self.press_after_s = 2.0
         self.answered_at: dict[str, float] = {}
+        self.answer_delay: dict[str, float] = {}
+        """Numbers answered after these seconds (instead of ``answer_after_s``)."""
+        self.hang_up_after: dict[str, float] = {}
+        """Numbers answered by someone who hangs up after these seconds without a word."""
 
     async def start_population(self) -> int:
         return await self.start(self.handle)
@@ -142,10 +147,14 @@ class Population(Peer):
         if kind == "4":
             await call.wait_ended(120)  # rings until the dialer's CANCEL
             return
-        await asyncio.sleep(self.answer_after_s)
+        await asyncio.sleep(self.answer_delay.get(number, self.answer_after_s))
         await call.answer()
         assert self.ua is not None
         self.answered_at[number] = self.ua.now()
+        if number in self.hang_up_after:
+            await asyncio.sleep(self.hang_up_after[number])
+            await call.hangup()
+            return
         if number in self.scripts:
             # a person who says hello, then presses keys at the given delays
             await call.play(self.hello)
@@ -158,7 +167,8 @@ class Population(Peer):
             await call.wait_ended(self.human_talk_s)
         elif kind in ("1", "7"):
             await call.play(self.hello)
-            self.calls.append({"number": number, "kind": "human", "hello_end": self.ua.now()})
+            self.calls.append({"number": number, "kind": "human", "hello_end": self.ua.now(),
+                               "hello_end_wall": time.time()})
             await call.wait_ended(self.human_talk_s)
         elif kind in ("0", "9"):
             # a person who listens to the message, then presses 1 (0) or 9 (9)
@@ -184,6 +194,8 @@ class Agents(Peer):
         self.talk_s = talk_s
         self.answered: dict[str, int] = Counter()
         self.answered_at: list[tuple[str, float]] = []
+        self.ended: list[tuple[str, str | None]] = []
+        """(user, end cause) of each answered leg; None: the agent hung up (``talk_s``)."""
 
     async def start_agents(self) -> int:
         return await self.start(self.handle)
@@ -196,4 +208,4 @@ class Agents(Peer):
         assert self.ua is not None
         self.answered[call.called] += 1
         self.answered_at.append((call.called, self.ua.now()))
-        await call.wait_ended(self.talk_s)
+        self.ended.append((call.called, await call.wait_ended(self.talk_s)))

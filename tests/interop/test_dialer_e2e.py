@@ -7,6 +7,7 @@ busy, so the safe-harbour path runs); then a kill -9 in the middle of a campaign
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import signal
@@ -116,7 +117,8 @@ async def test_campaign_every_disposition_then_dnc_skipped(
         ("04", "no_answer"), ("05", "invalid"), ("06", "failed"))}
     agent_uris = [f"sip:agent1@127.0.0.1:{aport}", f"sip:busyagent@127.0.0.1:{aport}"]
     camp = write_campaign(tmp_path, "e2e", list(numbers), agent_uris, pacing="ratio:4")
-    report = await run_to_end(run_args(camp, pport, db))
+    events = tmp_path / "e2e_events.jsonl"
+    report = await run_to_end(run_args(camp, pport, db, "--events", str(events)))
     by = {c["phone"]: c for c in report["contacts"]}
     assert set(by) == set(numbers)
     assert by[BASE + "02"]["disposition"] == "machine_message"
@@ -135,10 +137,18 @@ async def test_campaign_every_disposition_then_dnc_skipped(
     assert abandoned["agent"] is None
     for c in report["contacts"]:
         assert c["attempts"] == 1
-    # Bridged within 2 s of the end of the greeting, as the called side saw it.
-    hello_end = next(c["hello_end"] for c in pop.calls if c["number"] == connected["phone"])
-    answered = [t for user, t in agents.answered_at if user == "agent1"]
-    assert answered and 0 <= answered[0] - hello_end < 2.0
+    # Bridged within 2 s of the end of the greeting as the called side saw it (the agent's
+    # leg is answered earlier, while AMD listens: the dialer's "bridged" event says when
+    # the two legs were joined).
+    hello_end = next(c["hello_end_wall"] for c in pop.calls
+                     if c["number"] == connected["phone"])
+    evs = _events(events)
+    call_id = next(e["call_id"] for e in evs if e["type"] == "call_started"
+                   and e["called"] == connected["phone"])
+    bridged = [_epoch(e["ts"]) for e in evs if e["type"] == "bridged"
+               and call_id in (e["call_id"], e["other_call_id"])]
+    assert len(bridged) == 1 and 0 <= bridged[0] - hello_end < 2.0
+    assert [user for user, _t in agents.answered_at].count("agent1") >= 1
     # Every number dialled once, with the caller ID in From and P-Asserted-Identity.
     assert {n: pop.invites[n] for n in numbers} == dict.fromkeys(numbers, 1)
     for n in numbers:
@@ -180,6 +190,11 @@ async def _wait_for(cond: Any, timeout: float) -> None:
         while not cond():
             await asyncio.sleep(0.05)
     await asyncio.wait_for(poll(), timeout)
+
+
+def _epoch(ts: str) -> float:
+    """An event's ``ts`` (UTC ISO 8601, ``Z``) as seconds since the epoch."""
+    return datetime.datetime.fromisoformat(ts).timestamp()
 
 
 def _events(path: Path) -> list[dict[str, Any]]:

@@ -57,11 +57,12 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[Population, Agents, UserA
 
 def make_store(tmp_path: Path, name: str, numbers: list[str],
                agents: list[str] | dict[str, Any],
-               caller_id: str | None = "+442079460999", **extra: str) -> DialerStore:
+               caller_id: str | None = "+442079460999", pacing: str = "progressive",
+               **extra: str) -> DialerStore:
     store = DialerStore(f"sqlite:///{tmp_path / 'd.db'}")
     csv = tmp_path / f"{name}.csv"
     csv.write_text("phone\n" + "".join(f"{n}\n" for n in numbers))
-    st = CampaignSettings(region="GB", caller_id=caller_id, pacing="progressive",
+    st = CampaignSettings(region="GB", caller_id=caller_id, pacing=pacing,
                           window=ALWAYS, max_attempts=1, ring_timeout=15,
                           extra={"agents": agents,
                                  "safe_harbour_prompt": str(SOUNDS / "auth-thankyou.wav"),
@@ -91,8 +92,10 @@ async def test_pause_stops_dialling_and_keeps_calls_resume_dials_again(
                             events=log)
     run = asyncio.ensure_future(engine.run(until_done=True))
     try:
-        # two lines (progressive, two agents): both people reach an agent
-        await until(lambda: sum(agents.answered.values()) == 2, 15.0)
+        # two lines (progressive, two agents): both people reach an agent (bridged; an
+        # agent's leg is answered earlier, while AMD listens)
+        await until(lambda: engine.stats.connected == 2, 15.0)
+        assert sum(agents.answered.values()) == 2  # one leg each, no spare one dialled
         store.set_status("pause", "paused")  # as `dialtone campaign pause` does
         await until(lambda: engine.paused, 5.0)
         assert engine.stats.connected == 2
@@ -173,3 +176,54 @@ async def test_a_due_callback_agent_first_answers_the_agent_before_dialling_the_
     assert agents.answered_at and agents.answered_at[0][1] < pop.answered_at[number]
     ledger = list(store.ledger("callbacks"))
     assert len(ledger) == 1 and ledger[0]["callback"] is True
+
+
+async def test_early_agent_leg_is_ended_on_a_machine_and_when_the_callee_hangs_up(
+        world: tuple[Population, Agents, UserAgent, int, int], tmp_path: Path) -> None:
+    """The agent's leg is dialled at answer, while AMD listens; a machine verdict, or a
+    callee gone before the verdict, ends it (BYE) and the agent is free for the next."""
+    pop, agents, dialer, pport, aport = world
+    agents.talk_s = 30.0  # an agent who would hold a leaked leg
+    machine, gone = BASE + "02", BASE + "51"
+    pop.hang_up_after[gone] = 0.6
+    store = make_store(tmp_path, "early", [machine, gone], [f"sip:agent1@127.0.0.1:{aport}"])
+    engine = CampaignEngine(store, "early", dialer,
+                            EngineConfig(trunk=f"sip:127.0.0.1:{pport}"))
+    await asyncio.wait_for(engine.run(until_done=True), 20.0)
+    report = {c["phone"]: c for c in store.contact_report("early")}
+    assert report[machine]["disposition"] == "machine"
+    assert report[gone]["disposition"] == "no_answer"
+    assert report[machine]["agent"] is None and report[gone]["agent"] is None
+    # one leg per answered call (progressive, one agent: one call at a time), each ended by
+    # the dialer long before the agent's 30 s
+    await until(lambda: len(agents.ended) == 2, 5.0)
+    assert agents.answered["agent1"] == 2
+    assert all(cause is not None for _user, cause in agents.ended)
+    assert [a.state for a in engine.agents.values()] == ["ready"]
+    assert not dialer.calls
+
+
+async def test_a_person_takes_the_early_leg_held_for_a_call_still_in_amd(
+        world: tuple[Population, Agents, UserAgent, int, int], tmp_path: Path) -> None:
+    """One agent, two calls at once: the machine answers first and its call holds the
+    agent's early leg while AMD listens; the person's verdict comes first and takes that
+    leg (no second dial); the machine's verdict then has no leg to end."""
+    pop, agents, dialer, pport, aport = world
+    agents.talk_s = 30.0
+    machine, person = BASE + "02", BASE + "61"
+    pop.answer_delay[person] = 0.8
+    pop.human_talk_s = 2.0
+    store = make_store(tmp_path, "held", [machine, person], [f"sip:agent1@127.0.0.1:{aport}"],
+                       pacing="ratio:2")
+    engine = CampaignEngine(store, "held", dialer, EngineConfig(trunk=f"sip:127.0.0.1:{pport}"))
+    await asyncio.wait_for(engine.run(until_done=True), 20.0)
+    report = {c["phone"]: c for c in store.contact_report("held")}
+    assert report[machine]["disposition"] == "machine"
+    assert report[person]["disposition"] == "connected"
+    assert report[person]["agent"] == f"sip:agent1@127.0.0.1:{aport}"
+    assert report[person]["wait_s"] < 0.1  # bridged at the verdict: no dial after it
+    assert agents.answered["agent1"] == 1
+    await until(lambda: len(agents.ended) == 1, 5.0)
+    assert agents.ended[0][1] is not None  # ended by the dialer, not the agent's 30 s
+    assert [a.state for a in engine.agents.values()] == ["ready"]
+    assert not dialer.calls

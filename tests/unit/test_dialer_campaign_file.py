@@ -61,6 +61,16 @@ def test_a_good_file_maps_onto_the_settings(tmp_path: Path) -> None:
     assert type(st).from_json(st.to_json()) == st
 
 
+def test_agent_leg_early_by_default_or_after_the_verdict(tmp_path: Path) -> None:
+    assert load_campaign_file(write(tmp_path, GOOD)).settings().extra["agent_leg"] == "early"
+    later = load_campaign_file(write(tmp_path, GOOD + "agent_leg: on_verdict\n"))
+    assert later.settings().extra["agent_leg"] == "on_verdict"
+    with pytest.raises(CampaignFileError) as err:
+        load_campaign_file(write(tmp_path, GOOD + "agent_leg: sometimes\n"))
+    assert [str(p).startswith(f"{tmp_path / 'campaign.yaml'}:14: agent_leg:")
+            for p in err.value.problems] == [True]
+
+
 def test_window_always(tmp_path: Path) -> None:
     text = GOOD.replace('window: {days: [mon, tue, wed], start: "09:00", end: "20:00"}',
                         "window: always")

@@ -112,6 +112,28 @@ def test_short_hello_is_human_quickly(gen: ModuleType) -> None:
     assert 0 < r.decision_ms - speech_end <= 900
 
 
+def test_silence_rule_is_shorter_after_a_short_first_utterance(gen: ModuleType) -> None:
+    """A person's one short word ("Hello?") is called human after
+    ``short_greeting_silence_ms``; a longer opening still needs
+    ``after_greeting_silence_ms`` (a machine that pauses after a short word is left to
+    the late-machine watch)."""
+    cfg = AmdConfig()
+    assert cfg.short_greeting_silence_ms < cfg.after_greeting_silence_ms
+    hello = gen.set_level(gen.prompt("en", "hello"), -18)
+    x = gen.through_mulaw(np.concatenate([np.zeros(4000), hello, np.zeros(5 * 8000)]))
+    r = classify_recording(x, cfg)
+    assert r.result == "human" and r.reason.endswith(f"-{cfg.short_greeting_silence_ms}")
+    off = classify_recording(x, dataclasses.replace(cfg, short_greeting_ms=0))
+    assert off.reason.endswith(f"-{cfg.after_greeting_silence_ms}")
+    assert off.decision_ms - r.decision_ms == (cfg.after_greeting_silence_ms
+                                               - cfg.short_greeting_silence_ms)
+    # two sentences of a greeting (longer than short_greeting_ms) that then stop
+    long = gen.set_level(np.concatenate([gen.prompt("en", "hello"), np.zeros(1600),
+                                         gen.prompt("en", "hello")]), -18)
+    y = gen.through_mulaw(np.concatenate([np.zeros(4000), long, np.zeros(5 * 8000)]))
+    assert classify_recording(y, cfg).reason.endswith(f"-{cfg.after_greeting_silence_ms}")
+
+
 @pytest.mark.skipif(not os.path.isdir("/usr/share/asterisk/moh"), reason="no hold music")
 def test_no_false_beeps_on_music_and_speech() -> None:
     files = sorted(glob.glob("/usr/share/asterisk/moh/*.wav"))
