@@ -242,12 +242,10 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
 
 
-def write_throughput(results: dict[str, Any]) -> None:
-    out = REPO / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "dialer_outbound_throughput.json").write_text(json.dumps(results, indent=2))
+def _throughput_md(results: dict[str, Any], title: str) -> str:
+    """The report's heading and the throughput rows (part 1) of its table."""
     t = results["throughput"]
-    md = f"""# Outbound campaigns on real calls: throughput
+    return f"""# {title}
 
 `{' '.join(['.venv/bin/python', 'benchmarks/bench_dialer_outbound.py', *sys.argv[1:]])}`
 
@@ -264,6 +262,15 @@ Dialer (`dialtone campaign run`) on CPU 0, SIPp UAS on CPU 1, loopback.
 | dispositions | {t['dispositions']} |
 | AMD decision time on machines, median / p95 (ms) | {t['amd_ms_median']} / {t['amd_ms_p95']} |
 | AMD accuracy on machines (called machine) | {t['amd_machine_share']} |
+"""
+
+
+def write_throughput(results: dict[str, Any]) -> None:
+    out = REPO / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "dialer_outbound_throughput.json").write_text(json.dumps(results, indent=2))
+    t = results["throughput"]
+    md = _throughput_md(results, "Outbound campaigns on real calls: throughput") + f"""\
 | dialer CPU time, s (of it system) / wall, s | {t['dialer_cpu_s']} ({t['dialer_sys_s']}) / {t['wall_s']} |
 | dialer CPU per call attempt (ms) | {t['cpu_ms_per_attempt']} |
 """
@@ -421,24 +428,8 @@ Dialer (`dialtone campaign run`) on CPU 0, SIPp UAS on CPU 1, loopback.
         return
 
     (out / "dialer_outbound.json").write_text(json.dumps(results, indent=2))
-    t, h = results["throughput"], results["humans"]
-    md = f"""# Outbound campaigns on real calls
-
-`{' '.join(['.venv/bin/python', 'benchmarks/bench_dialer_outbound.py', *sys.argv[1:]])}`
-
-Machine: {results['machine']} (shared with other work during the run).
-Dialer (`dialtone campaign run`) on CPU 0, SIPp UAS on CPU 1, loopback.
-
-| figure | value |
-|---|---|
-| contacts (all answering machines, recorded greeting) | {t['contacts']} |
-| lines kept in flight (ratio pacing) | {t['lines']} |
-| call attempts per second | {t['attempts_per_s']} |
-| peak concurrent answered calls, AMD on each | {t['peak_answered']} |
-| failed calls | {t['failed']} |
-| dispositions | {t['dispositions']} |
-| AMD decision time on machines, median / p95 (ms) | {t['amd_ms_median']} / {t['amd_ms_p95']} |
-| AMD accuracy on machines (called machine) | {t['amd_machine_share']} |
+    h = results["humans"]
+    md = _throughput_md(results, "Outbound campaigns on real calls") + f"""\
 | humans ("hello?" then silence), agents | {h['contacts']}, {h['agents']} |
 | humans: dispositions | {h['dispositions']} |
 | AMD accuracy on humans (called human) | {h['amd_human_share']} |
