@@ -1049,22 +1049,18 @@ class CampaignEngine:
                 return early.agent, leg
             await self._end_early_leg(early, "agent_too_slow")
         while not call.ended:
-            left = deadline - self._now()
-            if left <= 0:
-                return None
             if (held := await self._held_leg(wants)) is not None:
                 if call.ended:
                     await held[1].hangup("caller_gone")
                     self._release_agent(held[0])
                     return None
                 return held
-            agent = self._free_agent(tried, wants)
+            agent = await self._wait_free_agent(call, tried, deadline, wants, poll_once=True)
             if agent is None:
-                # Wait for one to come free (wrap ending, a call ending) until the deadline.
-                await asyncio.sleep(min(0.02, left))
-                self._agents_back(self._now())
-                continue
-            tried.add(agent.uri)
+                if self._now() >= deadline:
+                    return None
+                continue  # none free yet: look at the held legs again, then wait on
+            left = deadline - self._now()
             self._set_agent(agent, "reserved", call_id)
             try:
                 leg = await self.ua.dial(agent.uri, timeout=left, caller=caller,
@@ -1081,6 +1077,27 @@ class CampaignEngine:
                 self._release_agent(agent)
                 return None
             return agent, leg
+        return None
+
+    async def _wait_free_agent(self, call: Call, tried: set[str], deadline: float,
+                               wants: AgentWants | None, *, poll_once: bool = False
+                               ) -> _Agent | None:
+        """The longest-idle free agent not yet ``tried`` who fits ``wants`` (added to
+        ``tried``), waiting for one to come free (wrap ending, a call ending) until
+        ``deadline``; None then, or when ``call`` ends, or after one wait with
+        ``poll_once`` (the caller has something else to look at between waits)."""
+        while not call.ended:
+            left = deadline - self._now()
+            if left <= 0:
+                return None
+            agent = self._free_agent(tried, wants)
+            if agent is not None:
+                tried.add(agent.uri)
+                return agent
+            await asyncio.sleep(min(0.02, left))
+            self._agents_back(self._now())
+            if poll_once:
+                return None
         return None
 
     # --- status ---------------------------------------------------------------------------------

@@ -47,16 +47,8 @@ async def refer_to_agent(engine: CampaignEngine, call_id: str, call: Call, *,
     Returns the agent the call went to (our leg is then ended), or None (the caller plays
     the safe-harbour message on the leg, still ours)."""
     tried: set[str] = set()
-    while not call.ended:
+    while (agent := await engine._wait_free_agent(call, tried, deadline, wants)) is not None:
         left = deadline - engine._now()
-        if left <= 0:
-            return None
-        agent = engine._free_agent(tried, wants)
-        if agent is None:
-            await asyncio.sleep(min(0.02, left))
-            engine._agents_back(engine._now())
-            continue
-        tried.add(agent.uri)
         engine._set_agent(agent, "reserved", call_id)
         try:
             result = await call.refer(agent.uri, timeout=left)

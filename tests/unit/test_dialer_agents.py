@@ -16,6 +16,7 @@ from dialer.agents import (
     contact_offer,
     parse_agents,
 )
+from dialer.engine import CampaignEngine
 from dialer.pacing import AgentLoggedIn, AgentLoggedOut, AgentReady
 from dialer.pacing.events import PacerEvent
 from routing.bus import InMemoryBus
@@ -184,6 +185,9 @@ class FakeEngine:
 
     def _agents_back(self, now: float) -> None:
         pass
+
+    # the engine's own wait for a free agent, on this fake's agents and clock
+    _wait_free_agent = CampaignEngine._wait_free_agent
 
     def _set_agent(self, agent: DialerAgent, state: str, call_id: str | None = None) -> None:
         agent.state = state
