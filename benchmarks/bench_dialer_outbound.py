@@ -319,6 +319,8 @@ def main() -> None:
                                "args": {k: str(v) for k, v in vars(args).items()}}
     if not args.humans_only:
         throughput(args, tmp, results)
+        if args.throughput_only:
+            return  # throughput() wrote its results and removed tmp
     humans_part(args, tmp, results)
     if args.keep:
         print(f"kept {tmp}")

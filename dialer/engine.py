@@ -64,7 +64,8 @@ from dialer.pacing import (
 )
 from dialer.policy import CampaignSettings, Disposition
 from dialer.prompts import choose_prompt, prompt_variants
-from dialer.store import DialerStore, Lease
+from dialer.store import DialerStore, Lease, Outcome
+from dialer.store_batch import OutcomeWriter
 from telephony.aio.call import Call
 from telephony.aio.useragent import UserAgent
 from telephony.dsp.amd import FRAME, AmdConfig, AmdDecider, AmdResult
@@ -152,6 +153,10 @@ class EngineConfig:
     """Longest sleep between two pacing rounds."""
     status_every_s: float = 1.0
     """How often the campaign's status (pause/resume) and the abandonment budget are read."""
+    store_batch_s: float = 0.05
+    """Group commit: outcomes of calls that end within this long are written in one
+    transaction, and pacing rounds (each leasing what the pacer asks for in one
+    transaction) come at most this often."""
     credentials: Any = None
     """:class:`~telephony.sip.auth.DigestCredentials` answering the trunk's (the PBX's)
     401/407 challenges to our INVITEs; None: a trunk that does not challenge."""
@@ -345,6 +350,8 @@ class CampaignEngine:
         self.config_error: str | None = None
         """Why the campaign paused itself (the trunk refused us), for the operator."""
         self._wake = asyncio.Event()
+        self._outcomes = OutcomeWriter(self.store, delay_s=self.config.store_batch_s,
+                                       run=self._db)
         self._calls: dict[str, asyncio.Task[None]] = {}
         self._leases: dict[str, Lease] = {}
         self._stopping = False
@@ -390,10 +397,11 @@ class CampaignEngine:
         now = self._now()
         orphans: list[Lease] = await self._db(self.store.orphan_leases, self.campaign,
                                               owner=self.config.owner)
-        for lease in orphans:
-            with contextlib.suppress(LeaseLost, DialerError):
-                await self._db(self.store.record_outcome, lease, Disposition.FAILED.value,
-                               now=now, live_answer=False)
+        # One transaction for all; an orphan whose contact was leased again (LeaseLost) or
+        # already closed (DialerError) keeps what it has.
+        await self._db(self.store.record_outcomes, [
+            Outcome(lease, Disposition.FAILED.value, now, live_answer=False)
+            for lease in orphans])
         return len(orphans)
 
     async def run(self, *, until_done: bool = False, max_seconds: float | None = None
@@ -419,6 +427,7 @@ class CampaignEngine:
         status_at = 0.0
         try:
             while not self._stopping:
+                round_at = asyncio.get_running_loop().time()
                 now = self._now()
                 if max_seconds is not None and now - started >= max_seconds:
                     break
@@ -439,6 +448,11 @@ class CampaignEngine:
                     wait = max(0.0, min(wait, timer - now))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
+                # Rounds at most every store_batch_s: lines freed meanwhile are refilled
+                # together, by one lease (one transaction) sized to the pacer's need.
+                rest = round_at + self.config.store_batch_s - asyncio.get_running_loop().time()
+                if rest > 0 and not self._stopping:
+                    await asyncio.sleep(rest)
         finally:
             renew.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -519,14 +533,14 @@ class CampaignEngine:
         while True:
             await asyncio.sleep(every)
             now = self._now()
-            for call_id, lease in list(self._leases.items()):
-                try:
-                    new = await self._db(self.store.renew, lease, now=now,
-                                         lease_s=self.config.lease_s)
-                except LeaseLost:
+            held = list(self._leases.items())
+            renewed: list[Lease | None] = await self._db(
+                self.store.renew_many, [lease for _, lease in held], now=now,
+                lease_s=self.config.lease_s)
+            for (call_id, _), new in zip(held, renewed, strict=True):
+                if new is None:
                     log.warning("lease of %s lost", call_id)
-                    continue
-                if call_id in self._leases:
+                elif call_id in self._leases:
                     self._leases[call_id] = new
 
     # --- agents ---------------------------------------------------------------------------------
@@ -608,11 +622,10 @@ class CampaignEngine:
         d = str(disposition)
         self.stats.by_disposition[d] = self.stats.by_disposition.get(d, 0) + 1
         try:
-            await self._db(self.store.record_outcome, lease, d, now=now,
-                           live_answer=out["live"], amd=out["amd"],
-                           time_to_agent_s=out["wait_s"],
-                           message_played=out["message_played"], agent=out["agent"],
-                           sip_status=out["sip_status"])
+            await self._outcomes.record(Outcome(
+                lease, d, now, live_answer=out["live"], amd=out["amd"],
+                time_to_agent_s=out["wait_s"], message_played=out["message_played"],
+                agent=out["agent"], sip_status=out["sip_status"]))
         except LeaseLost:
             log.warning("%s: outcome %s written to the ledger; the contact was leased again",
                         call_id, d)

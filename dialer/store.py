@@ -19,9 +19,10 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import IO, Any
 
-from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialer.callbacks import CallbackStore
@@ -43,7 +44,7 @@ from dialer.policy import CampaignSettings, Disposition, decide, is_live_answer
 from dialer.windows import CallingWindow, zones_from_key
 
 __all__ = ["NEVER_RECYCLED", "RECYCLE_DEFAULT", "AbandonmentReport", "CampaignInfo",
-           "DialerStore", "ImportReport", "Lease", "RecycleReport"]
+           "DialerStore", "ImportReport", "Lease", "Outcome", "RecycleReport"]
 
 PERIOD_S = 30 * 86400.0
 """FTC 16 CFR 310.4(b)(4)(i): abandonment is measured per campaign over each successive
@@ -81,6 +82,39 @@ class Lease:
     callback: bool
     owner: str
     until: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended: what :meth:`DialerStore.record_outcome` takes, as a value so
+    that :meth:`DialerStore.record_outcomes` can write many in one transaction."""
+
+    lease: Lease
+    disposition: str
+    now: float
+    live_answer: bool | None = None
+    """None: from the disposition (:func:`dialer.policy.is_live_answer`)."""
+    amd: str | None = None
+    time_to_agent_s: float | None = None
+    message_played: str | None = None
+    agent: str | None = None
+    sip_status: int | None = None
+
+
+_CHUNK = 500
+"""Most ids in one ``IN (...)`` list (well under SQLite's bound-parameter limit)."""
+
+
+@lru_cache(maxsize=64)
+def _settings(text: str) -> CampaignSettings:
+    """A campaign's settings from its JSON, parsed once per distinct text (the outcome and
+    lease paths read them on every transaction; a changed text is parsed afresh)."""
+    return CampaignSettings.from_json(text)
+
+
+def _chunks(xs: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(xs), n):
+        yield xs[i:i + n]
 
 
 NEVER_RECYCLED = frozenset({Disposition.DNC.value, Disposition.OPTED_OUT.value,
@@ -187,7 +221,7 @@ class DialerStore:
     @staticmethod
     def _info(row: Campaign) -> CampaignInfo:
         return CampaignInfo(row.id, row.name, row.status, row.created_at,
-                            CampaignSettings.from_json(row.settings_json))
+                            _settings(row.settings_json))
 
     def _campaign(self, s: Session, name: str) -> Campaign:
         row = s.scalar(select(Campaign).where(Campaign.name == name))
@@ -351,7 +385,7 @@ class DialerStore:
             return []
         with write_session(self.engine) as s:
             camp = self._campaign(s, name)
-            st = CampaignSettings.from_json(camp.settings_json)
+            st = _settings(camp.settings_json)
             until = now + (lease_s if lease_s is not None else st.lease_s)
             all_zones = list(s.scalars(select(CampaignZone.zones)
                                        .where(CampaignZone.campaign_id == camp.id)))
@@ -368,20 +402,20 @@ class DialerStore:
                                             agent_reserved=agent_reserved)
                     if not rows:
                         break
-                    bad = blocked(s, (p.e164 for _, p in rows), camp.id)
-                    for contact, phone in rows:
-                        if phone.e164 in bad:
-                            self._skip_dnc(s, contact, camp.id, now)
-                            continue
-                        out.append(self._take(s, camp, contact, phone, owner=owner, now=now,
-                                              until=until, callback=callback))
+                    bad = blocked(s, (r.e164 for r in rows), camp.id)
+                    for r in rows:
+                        if r.e164 in bad:
+                            self._skip_dnc(s, r.id, r.phone_pos, camp.id, now)
+                    out += self._take(s, camp, [r for r in rows if r.e164 not in bad],
+                                      owner=owner, now=now, until=until, callback=callback)
                     if not bad:
                         break
             return out
 
     def _candidates(self, s: Session, cid: int, st: CampaignSettings, *, now: float,
                     limit: int, callback: bool, open_zones: list[str] | None,
-                    agent_reserved: bool) -> list[tuple[Contact, ContactPhone]]:
+                    agent_reserved: bool) -> list[Any]:
+        """The contacts to lease: rows of the contact's columns and its current number's."""
         conds = [Contact.campaign_id == cid, Contact.status == "pending",
                  Contact.lease_until <= now, ContactPhone.invalid.is_(False)]
         if open_zones is not None:
@@ -396,58 +430,89 @@ class DialerStore:
             conds += [Contact.callback_at.is_(None), Contact.next_due <= now,
                       Contact.attempts < st.max_attempts]
             order = (Contact.priority.desc(), Contact.next_due, Contact.id)  # type: ignore[assignment]
-        q = (select(Contact, ContactPhone)
+        # Columns, not ORM entities: the lease path is hot (one per call attempt) and
+        # building objects in the identity map cost more than the query.
+        q = (select(Contact.id, Contact.fields_json, Contact.language, Contact.attempts,
+                    Contact.phone_pos, Contact.lease_attempt, Contact.lease_until,
+                    ContactPhone.e164, ContactPhone.label, ContactPhone.zones)
              .join(ContactPhone, and_(ContactPhone.contact_id == Contact.id,
                                       ContactPhone.position == Contact.phone_pos))
              .where(*conds).order_by(*order).limit(limit))
         if self._is_pg:
             q = q.with_for_update(skip_locked=True, of=Contact)
-        return [(c, p) for c, p in s.execute(q)]
+        return list(s.execute(q))
 
-    def _skip_dnc(self, s: Session, contact: Contact, cid: int, now: float) -> None:
+    def _skip_dnc(self, s: Session, contact_id: int, phone_pos: int, cid: int,
+                  now: float) -> None:
         """The number about to be dialled is on a DNC list: move to the contact's next number
         not on one, or close the contact as ``dnc``."""
-        phones = list(s.scalars(select(ContactPhone).where(
-            ContactPhone.contact_id == contact.id, ContactPhone.invalid.is_(False))
+        phones = list(s.execute(select(ContactPhone.position, ContactPhone.e164).where(
+            ContactPhone.contact_id == contact_id, ContactPhone.invalid.is_(False))
             .order_by(ContactPhone.position)))
-        bad = blocked(s, (p.e164 for p in phones), cid)
-        ok = [p.position for p in phones if p.e164 not in bad]
+        bad = blocked(s, (e for _, e in phones), cid)
+        ok = [pos for pos, e in phones if e not in bad]
+        q = update(Contact).where(Contact.id == contact_id)
         if ok:
-            contact.phone_pos = next((p for p in ok if p > contact.phone_pos), ok[0])
+            s.execute(q.values(phone_pos=next((p for p in ok if p > phone_pos), ok[0])))
         else:
-            contact.status, contact.disposition = "final", Disposition.DNC.value
-            contact.callback_at = contact.callback_until = None
-        s.flush()
+            s.execute(q.values(status="final", disposition=Disposition.DNC.value,
+                               callback_at=None, callback_until=None))
 
-    def _take(self, s: Session, camp: Campaign, contact: Contact, phone: ContactPhone, *,
-              owner: str, now: float, until: float, callback: bool) -> Lease:
-        if contact.lease_attempt is not None:
+    def _take(self, s: Session, camp: Campaign, rows: Sequence[Any], *, owner: str,
+              now: float, until: float, callback: bool) -> list[Lease]:
+        """Lease ``rows`` (from :meth:`_candidates`): one ledger row each and the contact
+        marked held, in three statements for the lot."""
+        if not rows:
+            return []
+        conn = s.connection()
+        expired = [{"a_id": r.lease_attempt, "a_end": r.lease_until} for r in rows
+                   if r.lease_attempt is not None]
+        if expired:
             # The previous holder's lease ran out without an outcome (it stopped).
-            s.execute(update(Attempt).where(Attempt.id == contact.lease_attempt,
-                                            Attempt.disposition.is_(None))
-                      .values(disposition=Disposition.LEASE_EXPIRED.value,
-                              ended_at=contact.lease_until))
-        att = Attempt(campaign_id=camp.id, contact_id=contact.id, e164=phone.e164,
-                      owner=owner, dialled_at=now, callback=callback)
-        s.add(att)
-        s.flush()
-        contact.attempts += 1
-        contact.lease_owner, contact.lease_until, contact.lease_attempt = owner, until, att.id
-        s.flush()
-        return Lease(camp.name, camp.id, contact.id, att.id, phone.e164, phone.label,
-                     zones_from_key(phone.zones), json.loads(contact.fields_json),
-                     contact.language, contact.attempts, callback, owner, until)
+            conn.execute(update(Attempt).where(Attempt.id == bindparam("a_id"),
+                                               Attempt.disposition.is_(None))
+                         .values(disposition=Disposition.LEASE_EXPIRED.value,
+                                 ended_at=bindparam("a_end")), expired)
+        ids = list(conn.scalars(
+            insert(Attempt).returning(Attempt.id, sort_by_parameter_order=True),
+            [{"campaign_id": camp.id, "contact_id": r.id, "e164": r.e164, "owner": owner,
+              "dialled_at": now, "callback": callback, "live_answer": False,
+              "abandoned": False} for r in rows]))
+        conn.execute(update(Contact).where(Contact.id == bindparam("c_id"))
+                     .values(attempts=Contact.attempts + 1, lease_owner=owner,
+                             lease_until=until, lease_attempt=bindparam("c_att")),
+                     [{"c_id": r.id, "c_att": a} for r, a in zip(rows, ids, strict=True)])
+        return [Lease(camp.name, camp.id, r.id, a, r.e164, r.label, zones_from_key(r.zones),
+                      json.loads(r.fields_json), r.language, r.attempts + 1, callback, owner,
+                      until) for r, a in zip(rows, ids, strict=True)]
 
     def renew(self, lease: Lease, *, now: float, lease_s: float) -> Lease:
         """Extend a lease still held (a long call); raises LeaseLost otherwise."""
+        (new,) = self.renew_many([lease], now=now, lease_s=lease_s)
+        if new is None:
+            raise LeaseLost(f"lease of contact {lease.contact_id} is no longer held")
+        return new
+
+    def renew_many(self, leases: Sequence[Lease], *, now: float,
+                   lease_s: float) -> list[Lease | None]:
+        """Extend every lease of ``leases`` still held, in one transaction (one statement
+        per 500 leases); for each, the renewed lease or None if it is no longer held."""
+        until = now + lease_s
+        held: set[int] = set()
         with write_session(self.engine) as s:
-            c = s.get(Contact, lease.contact_id)
-            if c is None or c.lease_attempt != lease.attempt_id or c.lease_until <= now:
-                raise LeaseLost(f"lease of contact {lease.contact_id} is no longer held")
-            c.lease_until = now + lease_s
-            return Lease(lease.campaign, lease.campaign_id, lease.contact_id, lease.attempt_id,
-                         lease.e164, lease.label, lease.zones, lease.fields, lease.language,
-                         lease.attempt, lease.callback, lease.owner, c.lease_until)
+            for part in _chunks(leases):
+                # An attempt belongs to one contact, so "id in the contacts and lease_attempt
+                # in the attempts" matches exactly the (contact, attempt) pairs, by the key.
+                held.update(s.scalars(
+                    update(Contact)
+                    .where(Contact.id.in_([le.contact_id for le in part]),
+                           Contact.lease_attempt.in_([le.attempt_id for le in part]),
+                           Contact.lease_until > now)
+                    .values(lease_until=until).returning(Contact.lease_attempt)
+                    .execution_options(synchronize_session=False)))
+        return [Lease(le.campaign, le.campaign_id, le.contact_id, le.attempt_id, le.e164,
+                      le.label, le.zones, le.fields, le.language, le.attempt, le.callback,
+                      le.owner, until) if le.attempt_id in held else None for le in leases]
 
     def orphan_leases(self, name: str, *, owner: str) -> list[Lease]:
         """The leases ``owner`` holds in the campaign with no outcome written: what a dialer
@@ -494,52 +559,124 @@ class DialerStore:
         transaction.  Raises LeaseLost (after writing the ledger row) if the lease had expired
         and another dialer holds the contact now.
         """
-        disposition = str(disposition)
-        live = is_live_answer(disposition) if live_answer is None else live_answer
-        with write_session(self.engine) as s:
-            att = s.get(Attempt, lease.attempt_id)
-            if att is None:
-                raise DialerError(f"no attempt {lease.attempt_id}")
-            if att.disposition not in (None, Disposition.LEASE_EXPIRED.value):
-                raise DialerError(f"attempt {att.id} already has outcome {att.disposition}")
-            att.ended_at, att.disposition, att.live_answer = now, disposition, live
-            att.abandoned = disposition == Disposition.ABANDONED
-            att.amd, att.time_to_agent_s, att.message_played = amd, time_to_agent_s, \
-                message_played
-            att.agent, att.sip_status = agent, sip_status
-            contact = s.get(Contact, lease.contact_id)
-            if contact is None or contact.lease_attempt != lease.attempt_id:
-                lost = True
-            else:
-                lost = False
-                self._apply(s, contact, lease, disposition, now)
-        if lost:
-            raise LeaseLost(f"contact {lease.contact_id} was leased again before the outcome")
+        (err,) = self.record_outcomes([Outcome(
+            lease, str(disposition), now, live_answer, amd, time_to_agent_s, message_played,
+            agent, sip_status)])
+        if err is not None:
+            raise err
 
-    def _apply(self, s: Session, contact: Contact, lease: Lease, disposition: str,
-               now: float) -> None:
-        camp = s.get(Campaign, contact.campaign_id)
-        assert camp is not None
-        st = CampaignSettings.from_json(camp.settings_json)
-        phones = list(s.scalars(select(ContactPhone).where(
-            ContactPhone.contact_id == contact.id).order_by(ContactPhone.position)))
-        valid = [p.position for p in phones if not p.invalid]
-        d = decide(st, disposition=disposition, attempts=contact.attempts,
-                   phone_pos=contact.phone_pos, valid_positions=valid,
-                   locked_until=contact.locked_until, now=now)
-        if d.mark_invalid:
-            for p in phones:
-                if p.e164 == lease.e164:
-                    p.invalid = True
-        if d.opt_out:
-            DncList.add_e164(s, [lease.e164], now=now, source="opt_out")
-        contact.status, contact.disposition = d.status, d.disposition
-        contact.next_due, contact.phone_pos, contact.locked_until = \
-            d.next_due, d.phone_pos, d.locked_until
-        contact.lease_owner, contact.lease_until, contact.lease_attempt = None, 0.0, None
-        if lease.callback or d.status == "final":
-            contact.callback_at = contact.callback_until = None
-            contact.callback_source = None
+    def record_outcomes(self, outcomes: Sequence[Outcome]) -> list[Exception | None]:
+        """Write many outcomes in one transaction (group commit); for each, None or the error
+        :meth:`record_outcome` would have raised for it alone: LeaseLost (its ledger row is
+        written, the contact left to its new holder) or DialerError (nothing written for it).
+
+        If the transaction fails as a whole (a database error), each outcome is written again
+        in a transaction of its own, so that one bad outcome never loses the others; an error
+        there is returned in that outcome's place.
+        """
+        if not outcomes:
+            return []
+        try:
+            with write_session(self.engine) as s:
+                return self._write_outcomes(s, outcomes)
+        except Exception as e:  # noqa: BLE001 - handed back to its caller, not swallowed
+            if len(outcomes) == 1:
+                return [e]
+        return [self.record_outcomes([o])[0] for o in outcomes]
+
+    def _write_outcomes(self, s: Session, outcomes: Sequence[Outcome]) -> list[Exception | None]:
+        errors: list[Exception | None] = [None] * len(outcomes)
+        att_ids = [o.lease.attempt_id for o in outcomes]
+        have: dict[int, str | None] = {}
+        for part in _chunks(att_ids):
+            have.update(s.execute(select(Attempt.id, Attempt.disposition)
+                                  .where(Attempt.id.in_(part))).all())
+        ok: list[int] = []
+        for i, o in enumerate(outcomes):
+            aid = o.lease.attempt_id
+            if aid not in have:
+                errors[i] = DialerError(f"no attempt {aid}")
+            elif have[aid] not in (None, Disposition.LEASE_EXPIRED.value):
+                errors[i] = DialerError(f"attempt {aid} already has outcome {have[aid]}")
+            else:
+                have[aid] = str(o.disposition)  # a second outcome for it in this batch is refused
+                ok.append(i)
+        if not ok:
+            return errors
+        conn = s.connection()
+        conn.execute(
+            update(Attempt).where(Attempt.id == bindparam("a_id")).values(
+                ended_at=bindparam("a_end"), disposition=bindparam("a_disp"),
+                live_answer=bindparam("a_live"), abandoned=bindparam("a_ab"),
+                amd=bindparam("a_amd"), time_to_agent_s=bindparam("a_tta"),
+                message_played=bindparam("a_msg"), agent=bindparam("a_agent"),
+                sip_status=bindparam("a_sip")),
+            [{"a_id": o.lease.attempt_id, "a_end": o.now, "a_disp": str(o.disposition),
+              "a_live": is_live_answer(o.disposition) if o.live_answer is None
+              else o.live_answer,
+              "a_ab": o.disposition == Disposition.ABANDONED, "a_amd": o.amd,
+              "a_tta": o.time_to_agent_s, "a_msg": o.message_played, "a_agent": o.agent,
+              "a_sip": o.sip_status} for o in (outcomes[i] for i in ok)])
+        contacts: dict[int, Any] = {}
+        for part in _chunks([outcomes[i].lease.contact_id for i in ok]):
+            contacts.update((r.id, r) for r in s.execute(
+                select(Contact.id, Contact.campaign_id, Contact.lease_attempt,
+                       Contact.attempts, Contact.phone_pos, Contact.locked_until)
+                .where(Contact.id.in_(part))))
+        held: list[Outcome] = []
+        for i in ok:
+            lease = outcomes[i].lease
+            c = contacts.get(lease.contact_id)
+            if c is None or c.lease_attempt != lease.attempt_id:
+                errors[i] = LeaseLost(
+                    f"contact {lease.contact_id} was leased again before the outcome")
+            else:
+                held.append(outcomes[i])
+        if held:
+            self._apply(s, held, contacts)
+        return errors
+
+    def _apply(self, s: Session, held: Sequence[Outcome], contacts: dict[int, Any]) -> None:
+        """The contacts' next states (:func:`dialer.policy.decide`) for outcomes whose lease
+        is still held: one statement per kind of change for the lot."""
+        cids = [o.lease.contact_id for o in held]
+        camps = {contacts[c].campaign_id for c in cids}
+        settings = {cid: _settings(text) for cid, text in s.execute(
+            select(Campaign.id, Campaign.settings_json).where(Campaign.id.in_(camps))).all()}
+        valid: dict[int, list[int]] = {c: [] for c in cids}
+        for part in _chunks(cids):
+            for contact_id, pos in s.execute(
+                    select(ContactPhone.contact_id, ContactPhone.position)
+                    .where(ContactPhone.contact_id.in_(part), ContactPhone.invalid.is_(False))
+                    .order_by(ContactPhone.contact_id, ContactPhone.position)):
+                valid[contact_id].append(pos)
+        keep_cb: list[dict[str, Any]] = []
+        clear_cb: list[dict[str, Any]] = []
+        for o in held:
+            c = contacts[o.lease.contact_id]
+            d = decide(settings[c.campaign_id], disposition=str(o.disposition),
+                       attempts=c.attempts, phone_pos=c.phone_pos,
+                       valid_positions=valid[c.id], locked_until=c.locked_until, now=o.now)
+            if d.mark_invalid:
+                s.execute(update(ContactPhone).where(ContactPhone.contact_id == c.id,
+                                                     ContactPhone.e164 == o.lease.e164)
+                          .values(invalid=True))
+            if d.opt_out:
+                DncList.add_e164(s, [o.lease.e164], now=o.now, source="opt_out")
+            row = {"c_id": c.id, "c_status": d.status, "c_disp": d.disposition,
+                   "c_due": d.next_due, "c_pos": d.phone_pos, "c_lock": d.locked_until}
+            (clear_cb if o.lease.callback or d.status == "final" else keep_cb).append(row)
+        q = update(Contact).where(Contact.id == bindparam("c_id")).values(
+            status=bindparam("c_status"), disposition=bindparam("c_disp"),
+            next_due=bindparam("c_due"), phone_pos=bindparam("c_pos"),
+            locked_until=bindparam("c_lock"), lease_owner=None, lease_until=0.0,
+            lease_attempt=None)
+        conn = s.connection()
+        if keep_cb:
+            conn.execute(q, keep_cb)
+        if clear_cb:
+            conn.execute(q.values(callback_at=None, callback_until=None,
+                                  callback_source=None), clear_cb)
 
     # -- callbacks ---------------------------------------------------------------------------
 
@@ -553,7 +690,7 @@ class DialerStore:
         limit (the person asked), but never past a DNC list or the callback window."""
         with write_session(self.engine) as s:
             camp = self._campaign(s, name)
-            st = CampaignSettings.from_json(camp.settings_json)
+            st = _settings(camp.settings_json)
             parsed = NumberParser(st.region).parse(number)
             if parsed.e164 is None:
                 raise ListImportError(0, parsed.reason or "bad number", value=number)
@@ -619,7 +756,7 @@ class DialerStore:
         """Abandonment over the campaign, its current 30-day period and the last 24 h."""
         with read_session(self.engine) as s:
             camp = self._campaign(s, name)
-            st = CampaignSettings.from_json(camp.settings_json)
+            st = _settings(camp.settings_json)
             base = (Attempt.campaign_id == camp.id, Attempt.disposition.is_not(None))
             first = s.scalar(select(func.min(Attempt.dialled_at)).where(*base))
 
@@ -643,7 +780,7 @@ class DialerStore:
         """Counts per state and disposition, the ledger's totals and abandonment."""
         with read_session(self.engine) as s:
             camp = self._campaign(s, name)
-            st = CampaignSettings.from_json(camp.settings_json)
+            st = _settings(camp.settings_json)
             by: dict[str, int] = {}
             for status, disp, n in s.execute(
                     select(Contact.status, Contact.disposition, func.count())
