@@ -11,6 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "GLOBAL_SCOPE",
+    "LEASE_ORDER_INDEX",
     "Attempt",
     "Campaign",
     "CampaignZone",
@@ -78,6 +79,12 @@ class Contact(DialerBase):
         Index("ix_dialer_contacts_select", "campaign_id", "status", "next_due"),
         Index("ix_dialer_contacts_callback", "campaign_id", "callback_at"),
     )
+
+
+# The lease's order (priority first, then how long due): the selection walks this index and
+# stops at the rows it needs instead of sorting every pending contact of the campaign.
+LEASE_ORDER_INDEX = Index("ix_dialer_contacts_lease_order", Contact.campaign_id, Contact.status,
+      Contact.priority.desc(), Contact.next_due, Contact.id)
 
 
 class ContactPhone(DialerBase):

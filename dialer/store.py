@@ -32,6 +32,7 @@ from dialer.errors import CampaignNotFound, DialerError, LeaseLost, ListImportEr
 from dialer.importer import ContactImporter, ImportReport, ProblemSink
 from dialer.lists import ColumnMapping, NumberParser, read_rows
 from dialer.models import (
+    LEASE_ORDER_INDEX,
     Attempt,
     Campaign,
     CampaignZone,
@@ -194,12 +195,95 @@ class AbandonmentReport:
                 "budget_left": self.budget_left}
 
 
+def _ids(name: str) -> Any:
+    return bindparam(name, expanding=True)
+
+
+class _Sql:
+    """The statements of the dial path (a lease, a renewal, an outcome per call attempt),
+    built once: on SQLite building a statement costs more CPU than running it.  Values are
+    bound per execution (``a_``/``c_`` names: parameters of executemany)."""
+
+    campaign = select(Campaign.id, Campaign.name, Campaign.settings_json).where(
+        Campaign.name == bindparam("name"))
+    zones = select(CampaignZone.zones).where(CampaignZone.campaign_id == bindparam("cid"))
+    expire = (update(Attempt).where(Attempt.id == bindparam("a_id"),
+                                    Attempt.disposition.is_(None))
+              .values(disposition=Disposition.LEASE_EXPIRED.value,
+                      ended_at=bindparam("a_end")))
+    open_attempts = insert(Attempt).returning(Attempt.id, sort_by_parameter_order=True)
+    hold = (update(Contact).where(Contact.id == bindparam("c_id"))
+            .values(attempts=Contact.attempts + 1, lease_owner=bindparam("owner"),
+                    lease_until=bindparam("until"), lease_attempt=bindparam("c_att")))
+    # An attempt belongs to one contact, so "id in the contacts and lease_attempt in the
+    # attempts" matches exactly the (contact, attempt) pairs, and by the primary key.
+    renew = (update(Contact)
+             .where(Contact.id.in_(_ids("cids")), Contact.lease_attempt.in_(_ids("aids")),
+                    Contact.lease_until > bindparam("now"))
+             .values(lease_until=bindparam("until")).returning(Contact.lease_attempt))
+    attempts = select(Attempt.id, Attempt.disposition).where(Attempt.id.in_(_ids("ids")))
+    close_attempt = update(Attempt).where(Attempt.id == bindparam("a_id")).values(
+        ended_at=bindparam("a_end"), disposition=bindparam("a_disp"),
+        live_answer=bindparam("a_live"), abandoned=bindparam("a_ab"), amd=bindparam("a_amd"),
+        time_to_agent_s=bindparam("a_tta"), message_played=bindparam("a_msg"),
+        agent=bindparam("a_agent"), sip_status=bindparam("a_sip"))
+    contacts = (select(Contact.id, Contact.campaign_id, Contact.lease_attempt,
+                       Contact.attempts, Contact.phone_pos, Contact.locked_until)
+                .where(Contact.id.in_(_ids("ids"))))
+    settings = select(Campaign.id, Campaign.settings_json).where(Campaign.id.in_(_ids("ids")))
+    valid_positions = (select(ContactPhone.contact_id, ContactPhone.position)
+                       .where(ContactPhone.contact_id.in_(_ids("ids")),
+                              ContactPhone.invalid.is_(False))
+                       .order_by(ContactPhone.contact_id, ContactPhone.position))
+    next_state = update(Contact).where(Contact.id == bindparam("c_id")).values(
+        status=bindparam("c_status"), disposition=bindparam("c_disp"),
+        next_due=bindparam("c_due"), phone_pos=bindparam("c_pos"),
+        locked_until=bindparam("c_lock"), lease_owner=None, lease_until=0.0,
+        lease_attempt=None)
+    next_state_no_callback = next_state.values(callback_at=None, callback_until=None,
+                                               callback_source=None)
+
+
+@lru_cache(maxsize=32)
+def _candidates_query(callback: bool, by_zone: bool, agent_reserved: bool,
+                      for_update: bool) -> Any:
+    """The contacts to lease: the contact's columns and its current number's (columns, not
+    ORM objects: this runs once per pacing round)."""
+    now = bindparam("now")
+    conds = [Contact.campaign_id == bindparam("cid"), Contact.status == "pending",
+             Contact.lease_until <= now, ContactPhone.invalid.is_(False)]
+    if by_zone:
+        conds.append(ContactPhone.zones.in_(_ids("zones")))
+    if not agent_reserved:
+        conds.append(Contact.locked_until <= now)
+    if callback:
+        conds += [Contact.callback_at.is_not(None), Contact.callback_at <= now,
+                  or_(Contact.callback_until.is_(None), Contact.callback_until > now)]
+        order = (Contact.callback_at, Contact.id)
+    else:
+        conds += [Contact.callback_at.is_(None), Contact.next_due <= now,
+                  Contact.attempts < bindparam("max_attempts")]
+        order = (Contact.priority.desc(), Contact.next_due, Contact.id)  # type: ignore[assignment]
+    q = (select(Contact.id, Contact.fields_json, Contact.language, Contact.attempts,
+                Contact.phone_pos, Contact.lease_attempt, Contact.lease_until,
+                ContactPhone.e164, ContactPhone.label, ContactPhone.zones)
+         .join(ContactPhone, and_(ContactPhone.contact_id == Contact.id,
+                                  ContactPhone.position == Contact.phone_pos))
+         .where(*conds).order_by(*order).limit(bindparam("limit")))
+    if for_update:
+        q = q.with_for_update(skip_locked=True, of=Contact)
+    return q
+
+
 class DialerStore:
     """The dialer's repository on one engine (``create_all`` on first use)."""
 
     def __init__(self, engine: Engine | str) -> None:
         self.engine = make_engine(engine) if isinstance(engine, str) else engine
         DialerBase.metadata.create_all(self.engine)
+        # create_all skips the tables that exist, and with them their indexes: a database
+        # made before this index had it added by migration 0005 or here.
+        LEASE_ORDER_INDEX.create(self.engine, checkfirst=True)
         self.dnc = DncList(self.engine)
         self._is_pg = self.engine.dialect.name == "postgresql"
 
@@ -384,11 +468,13 @@ class DialerStore:
         if count <= 0:
             return []
         with write_session(self.engine) as s:
-            camp = self._campaign(s, name)
+            conn = s.connection()
+            camp = conn.execute(_Sql.campaign, {"name": name}).one_or_none()
+            if camp is None:
+                raise CampaignNotFound(f"no campaign named {name!r}")
             st = _settings(camp.settings_json)
             until = now + (lease_s if lease_s is not None else st.lease_s)
-            all_zones = list(s.scalars(select(CampaignZone.zones)
-                                       .where(CampaignZone.campaign_id == camp.id)))
+            all_zones = list(conn.scalars(_Sql.zones, {"cid": camp.id}))
             out: list[Lease] = []
             for callback in (True, False):
                 window = st.callbacks_window if callback else st.window
@@ -415,32 +501,12 @@ class DialerStore:
     def _candidates(self, s: Session, cid: int, st: CampaignSettings, *, now: float,
                     limit: int, callback: bool, open_zones: list[str] | None,
                     agent_reserved: bool) -> list[Any]:
-        """The contacts to lease: rows of the contact's columns and its current number's."""
-        conds = [Contact.campaign_id == cid, Contact.status == "pending",
-                 Contact.lease_until <= now, ContactPhone.invalid.is_(False)]
+        q = _candidates_query(callback, open_zones is not None, agent_reserved, self._is_pg)
+        params: dict[str, Any] = {"cid": cid, "now": now, "limit": limit,
+                                  "max_attempts": st.max_attempts}
         if open_zones is not None:
-            conds.append(ContactPhone.zones.in_(open_zones))
-        if not agent_reserved:
-            conds.append(Contact.locked_until <= now)
-        if callback:
-            conds += [Contact.callback_at.is_not(None), Contact.callback_at <= now,
-                      or_(Contact.callback_until.is_(None), Contact.callback_until > now)]
-            order = (Contact.callback_at, Contact.id)
-        else:
-            conds += [Contact.callback_at.is_(None), Contact.next_due <= now,
-                      Contact.attempts < st.max_attempts]
-            order = (Contact.priority.desc(), Contact.next_due, Contact.id)  # type: ignore[assignment]
-        # Columns, not ORM entities: the lease path is hot (one per call attempt) and
-        # building objects in the identity map cost more than the query.
-        q = (select(Contact.id, Contact.fields_json, Contact.language, Contact.attempts,
-                    Contact.phone_pos, Contact.lease_attempt, Contact.lease_until,
-                    ContactPhone.e164, ContactPhone.label, ContactPhone.zones)
-             .join(ContactPhone, and_(ContactPhone.contact_id == Contact.id,
-                                      ContactPhone.position == Contact.phone_pos))
-             .where(*conds).order_by(*order).limit(limit))
-        if self._is_pg:
-            q = q.with_for_update(skip_locked=True, of=Contact)
-        return list(s.execute(q))
+            params["zones"] = open_zones
+        return list(s.connection().execute(q, params))
 
     def _skip_dnc(self, s: Session, contact_id: int, phone_pos: int, cid: int,
                   now: float) -> None:
@@ -458,7 +524,7 @@ class DialerStore:
             s.execute(q.values(status="final", disposition=Disposition.DNC.value,
                                callback_at=None, callback_until=None))
 
-    def _take(self, s: Session, camp: Campaign, rows: Sequence[Any], *, owner: str,
+    def _take(self, s: Session, camp: Any, rows: Sequence[Any], *, owner: str,
               now: float, until: float, callback: bool) -> list[Lease]:
         """Lease ``rows`` (from :meth:`_candidates`): one ledger row each and the contact
         marked held, in three statements for the lot."""
@@ -469,19 +535,12 @@ class DialerStore:
                    if r.lease_attempt is not None]
         if expired:
             # The previous holder's lease ran out without an outcome (it stopped).
-            conn.execute(update(Attempt).where(Attempt.id == bindparam("a_id"),
-                                               Attempt.disposition.is_(None))
-                         .values(disposition=Disposition.LEASE_EXPIRED.value,
-                                 ended_at=bindparam("a_end")), expired)
-        ids = list(conn.scalars(
-            insert(Attempt).returning(Attempt.id, sort_by_parameter_order=True),
-            [{"campaign_id": camp.id, "contact_id": r.id, "e164": r.e164, "owner": owner,
+            conn.execute(_Sql.expire, expired)
+        ids = list(conn.scalars(_Sql.open_attempts, [{"campaign_id": camp.id, "contact_id": r.id, "e164": r.e164, "owner": owner,
               "dialled_at": now, "callback": callback, "live_answer": False,
               "abandoned": False} for r in rows]))
-        conn.execute(update(Contact).where(Contact.id == bindparam("c_id"))
-                     .values(attempts=Contact.attempts + 1, lease_owner=owner,
-                             lease_until=until, lease_attempt=bindparam("c_att")),
-                     [{"c_id": r.id, "c_att": a} for r, a in zip(rows, ids, strict=True)])
+        conn.execute(_Sql.hold, [{"c_id": r.id, "c_att": a, "owner": owner, "until": until}
+                                 for r, a in zip(rows, ids, strict=True)])
         return [Lease(camp.name, camp.id, r.id, a, r.e164, r.label, zones_from_key(r.zones),
                       json.loads(r.fields_json), r.language, r.attempts + 1, callback, owner,
                       until) for r, a in zip(rows, ids, strict=True)]
@@ -500,16 +559,11 @@ class DialerStore:
         until = now + lease_s
         held: set[int] = set()
         with write_session(self.engine) as s:
+            conn = s.connection()
             for part in _chunks(leases):
-                # An attempt belongs to one contact, so "id in the contacts and lease_attempt
-                # in the attempts" matches exactly the (contact, attempt) pairs, by the key.
-                held.update(s.scalars(
-                    update(Contact)
-                    .where(Contact.id.in_([le.contact_id for le in part]),
-                           Contact.lease_attempt.in_([le.attempt_id for le in part]),
-                           Contact.lease_until > now)
-                    .values(lease_until=until).returning(Contact.lease_attempt)
-                    .execution_options(synchronize_session=False)))
+                held.update(conn.scalars(_Sql.renew, {
+                    "cids": [le.contact_id for le in part],
+                    "aids": [le.attempt_id for le in part], "now": now, "until": until}))
         return [Lease(le.campaign, le.campaign_id, le.contact_id, le.attempt_id, le.e164,
                       le.label, le.zones, le.fields, le.language, le.attempt, le.callback,
                       le.owner, until) if le.attempt_id in held else None for le in leases]
@@ -588,9 +642,9 @@ class DialerStore:
         errors: list[Exception | None] = [None] * len(outcomes)
         att_ids = [o.lease.attempt_id for o in outcomes]
         have: dict[int, str | None] = {}
+        conn = s.connection()
         for part in _chunks(att_ids):
-            have.update(s.execute(select(Attempt.id, Attempt.disposition)
-                                  .where(Attempt.id.in_(part))).all())
+            have.update(conn.execute(_Sql.attempts, {"ids": part}).all())
         ok: list[int] = []
         for i, o in enumerate(outcomes):
             aid = o.lease.attempt_id
@@ -603,15 +657,7 @@ class DialerStore:
                 ok.append(i)
         if not ok:
             return errors
-        conn = s.connection()
-        conn.execute(
-            update(Attempt).where(Attempt.id == bindparam("a_id")).values(
-                ended_at=bindparam("a_end"), disposition=bindparam("a_disp"),
-                live_answer=bindparam("a_live"), abandoned=bindparam("a_ab"),
-                amd=bindparam("a_amd"), time_to_agent_s=bindparam("a_tta"),
-                message_played=bindparam("a_msg"), agent=bindparam("a_agent"),
-                sip_status=bindparam("a_sip")),
-            [{"a_id": o.lease.attempt_id, "a_end": o.now, "a_disp": str(o.disposition),
+        conn.execute(_Sql.close_attempt, [{"a_id": o.lease.attempt_id, "a_end": o.now, "a_disp": str(o.disposition),
               "a_live": is_live_answer(o.disposition) if o.live_answer is None
               else o.live_answer,
               "a_ab": o.disposition == Disposition.ABANDONED, "a_amd": o.amd,
@@ -619,10 +665,7 @@ class DialerStore:
               "a_sip": o.sip_status} for o in (outcomes[i] for i in ok)])
         contacts: dict[int, Any] = {}
         for part in _chunks([outcomes[i].lease.contact_id for i in ok]):
-            contacts.update((r.id, r) for r in s.execute(
-                select(Contact.id, Contact.campaign_id, Contact.lease_attempt,
-                       Contact.attempts, Contact.phone_pos, Contact.locked_until)
-                .where(Contact.id.in_(part))))
+            contacts.update((r.id, r) for r in conn.execute(_Sql.contacts, {"ids": part}))
         held: list[Outcome] = []
         for i in ok:
             lease = outcomes[i].lease
@@ -641,14 +684,12 @@ class DialerStore:
         is still held: one statement per kind of change for the lot."""
         cids = [o.lease.contact_id for o in held]
         camps = {contacts[c].campaign_id for c in cids}
-        settings = {cid: _settings(text) for cid, text in s.execute(
-            select(Campaign.id, Campaign.settings_json).where(Campaign.id.in_(camps))).all()}
+        conn = s.connection()
+        settings = {cid: _settings(text) for cid, text in
+                    conn.execute(_Sql.settings, {"ids": list(camps)})}
         valid: dict[int, list[int]] = {c: [] for c in cids}
         for part in _chunks(cids):
-            for contact_id, pos in s.execute(
-                    select(ContactPhone.contact_id, ContactPhone.position)
-                    .where(ContactPhone.contact_id.in_(part), ContactPhone.invalid.is_(False))
-                    .order_by(ContactPhone.contact_id, ContactPhone.position)):
+            for contact_id, pos in conn.execute(_Sql.valid_positions, {"ids": part}):
                 valid[contact_id].append(pos)
         keep_cb: list[dict[str, Any]] = []
         clear_cb: list[dict[str, Any]] = []
@@ -666,17 +707,10 @@ class DialerStore:
             row = {"c_id": c.id, "c_status": d.status, "c_disp": d.disposition,
                    "c_due": d.next_due, "c_pos": d.phone_pos, "c_lock": d.locked_until}
             (clear_cb if o.lease.callback or d.status == "final" else keep_cb).append(row)
-        q = update(Contact).where(Contact.id == bindparam("c_id")).values(
-            status=bindparam("c_status"), disposition=bindparam("c_disp"),
-            next_due=bindparam("c_due"), phone_pos=bindparam("c_pos"),
-            locked_until=bindparam("c_lock"), lease_owner=None, lease_until=0.0,
-            lease_attempt=None)
-        conn = s.connection()
         if keep_cb:
-            conn.execute(q, keep_cb)
+            conn.execute(_Sql.next_state, keep_cb)
         if clear_cb:
-            conn.execute(q.values(callback_at=None, callback_until=None,
-                                  callback_source=None), clear_cb)
+            conn.execute(_Sql.next_state_no_callback, clear_cb)
 
     # -- callbacks ---------------------------------------------------------------------------
 
