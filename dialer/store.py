@@ -22,7 +22,7 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import IO, Any
 
-from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Engine, Float, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from dialer.callbacks import CallbackStore
@@ -249,7 +249,7 @@ def _candidates_query(callback: bool, by_zone: bool, agent_reserved: bool,
                       for_update: bool) -> Any:
     """The contacts to lease: the contact's columns and its current number's (columns, not
     ORM objects: this runs once per pacing round)."""
-    now = bindparam("now")
+    now = bindparam("now", type_=Float)
     conds = [Contact.campaign_id == bindparam("cid"), Contact.status == "pending",
              Contact.lease_until <= now, ContactPhone.invalid.is_(False)]
     if by_zone:

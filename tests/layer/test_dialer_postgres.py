@@ -167,3 +167,38 @@ def test_import_merges_and_recycling_on_postgresql(pg_url: str) -> None:
     (le,) = store.lease("c", now=200.0, count=10, owner="d")
     assert le.e164 == "+447400123456"
     store.engine.dispose()
+
+
+def test_outcomes_and_renewals_in_batches_on_postgresql(pg_url: str) -> None:
+    """record_outcomes (executemany, expanding IN) and renew_many (UPDATE ... RETURNING) on a
+    real server: one transaction each, every outcome with its own result."""
+    from dialer.errors import DialerError, LeaseLost
+    from dialer.policy import CampaignSettings
+    from dialer.store import DialerStore, Outcome
+    from dialer.windows import ALWAYS
+    store = DialerStore(pg_url)
+    store.create_campaign("b", CampaignSettings(region="GB", window=ALWAYS, max_attempts=2,
+                                                retries={"busy": 600.0}), now=0.0)
+    csv = "phone\n" + "".join(f"+4420790000{i:02d}\n" for i in range(5))
+    store.import_contacts("b", io.BytesIO(csv.encode()), now=0.0)
+    now = 1_000_000.0
+    a, b, c, d, e = store.lease("b", now=now, count=5, owner="d1", lease_s=60)
+    renewed = store.renew_many([a, b, c, d], now=now + 30, lease_s=60)
+    assert all(r is not None and r.until == now + 90 for r in renewed)
+    (e2,) = store.lease("b", now=now + 61, count=5, owner="d2", lease_s=60)
+    assert e2.contact_id == e.contact_id
+    assert store.renew_many([e], now=now + 62, lease_s=60) == [None]
+    errs = store.record_outcomes([Outcome(a, "machine", now + 70, amd="machine"),
+                                  Outcome(b, "busy", now + 70), Outcome(c, "opted_out", now + 70),
+                                  Outcome(e, "no_answer", now + 70),
+                                  Outcome(a, "machine", now + 70)])
+    assert errs[:3] == [None, None, None]
+    assert isinstance(errs[3], LeaseLost) and isinstance(errs[4], DialerError)
+    by = store.summary("b", now=now + 70)["by_state"]
+    assert by == {"machine": 1, "opted_out": 1, "pending": 3}
+    assert [x.source for x in store.dnc.check(c.e164)] == ["opt_out"]
+    outcomes = {r["attempt"]: r["outcome"] for r in store.ledger("b")}
+    assert outcomes == {a.attempt_id: "machine", b.attempt_id: "busy",
+                        c.attempt_id: "opted_out", d.attempt_id: None,
+                        e.attempt_id: "no_answer", e2.attempt_id: None}
+    store.engine.dispose()
