@@ -399,9 +399,12 @@ class CampaignEngine:
                                               owner=self.config.owner)
         # One transaction for all; an orphan whose contact was leased again (LeaseLost) or
         # already closed (DialerError) keeps what it has.
-        await self._db(self.store.record_outcomes, [
+        errors = await self._db(self.store.record_outcomes, [
             Outcome(lease, Disposition.FAILED.value, now, live_answer=False)
             for lease in orphans])
+        for err in errors:
+            if err is not None and not isinstance(err, DialerError):
+                raise err
         return len(orphans)
 
     async def run(self, *, until_done: bool = False, max_seconds: float | None = None

@@ -556,6 +556,8 @@ class DialerStore:
                    lease_s: float) -> list[Lease | None]:
         """Extend every lease of ``leases`` still held, in one transaction (one statement
         per 500 leases); for each, the renewed lease or None if it is no longer held."""
+        if not leases:
+            return []
         until = now + lease_s
         held: set[int] = set()
         with write_session(self.engine) as s:
