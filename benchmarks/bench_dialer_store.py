@@ -109,8 +109,11 @@ def main() -> None:
     allrows = old + rows
     path.write_text(json.dumps(allrows, indent=2))
     md = ["# The campaign store: CPU per call attempt (ms)", "",
-          ("`taskset -c 0 .venv/bin/python benchmarks/bench_dialer_store.py` "
-           "(median of 3 runs after a warm-up; process CPU time)"), "",
+          ("`taskset -c 1 .venv/bin/python benchmarks/bench_dialer_store.py "
+           "[--code /tmp/store-before] [--contacts 1000 --db postgresql+psycopg://...]` "
+           "(3000 contacts on SQLite, 1000 on PostgreSQL; median of 3 runs after a warm-up; "
+           "process CPU time, ms per attempt; main writes renewals and outcomes one by one)"),
+          "",
           "| code | db | batch | lease | renew | outcome | total |", "|---|---|---|---|---|---|---|"]
     md += [f"| {r['code']} | {r['db']} | {r['batch']} | {r['lease']} | {r['renew']} | "
            f"{r['outcome']} | {r['total']} |" for r in allrows]
