@@ -113,6 +113,16 @@ def _settings(text: str) -> CampaignSettings:
     return CampaignSettings.from_json(text)
 
 
+def _ledger_row(o: Outcome) -> dict[str, Any]:
+    """The attempt's closing values (parameters of ``_Sql.close_attempt``)."""
+    disposition = str(o.disposition)
+    live = is_live_answer(disposition) if o.live_answer is None else o.live_answer
+    return {"a_id": o.lease.attempt_id, "a_end": o.now, "a_disp": disposition,
+            "a_live": live, "a_ab": disposition == Disposition.ABANDONED, "a_amd": o.amd,
+            "a_tta": o.time_to_agent_s, "a_msg": o.message_played, "a_agent": o.agent,
+            "a_sip": o.sip_status}
+
+
 def _chunks(xs: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for i in range(0, len(xs), n):
         yield xs[i:i + n]
@@ -659,12 +669,7 @@ class DialerStore:
                 ok.append(i)
         if not ok:
             return errors
-        conn.execute(_Sql.close_attempt, [{"a_id": o.lease.attempt_id, "a_end": o.now, "a_disp": str(o.disposition),
-              "a_live": is_live_answer(o.disposition) if o.live_answer is None
-              else o.live_answer,
-              "a_ab": o.disposition == Disposition.ABANDONED, "a_amd": o.amd,
-              "a_tta": o.time_to_agent_s, "a_msg": o.message_played, "a_agent": o.agent,
-              "a_sip": o.sip_status} for o in (outcomes[i] for i in ok)])
+        conn.execute(_Sql.close_attempt, [_ledger_row(outcomes[i]) for i in ok])
         contacts: dict[int, Any] = {}
         for part in _chunks([outcomes[i].lease.contact_id for i in ok]):
             contacts.update((r.id, r) for r in conn.execute(_Sql.contacts, {"ids": part}))
