@@ -302,7 +302,8 @@ class CallHandling(EndpointCore):
             dest = leg.outbound_proxy
         extra = [(n, v) for n, v in invite.headers
                  if n.lower() in ("authorization", "proxy-authorization")]
-        ack = d.create_request("ACK", via=self.via_value(transport), cseq=invite.cseq.seq,
+        ack = d.create_request("ACK", via=self.via_value(transport, remember=False),
+                               cseq=invite.cseq.seq,
                                headers=extra)
         leg.ack_data = ack.serialize()
         leg.ack_cseq = invite.cseq.seq
@@ -312,7 +313,8 @@ class CallHandling(EndpointCore):
         transport = tx.transport
         d = Dialog.from_uac(tx.request, resp, transport=transport, remote_addr=tx.addr)
         dest, transport = d.destination()
-        ack = d.create_request("ACK", via=self.via_value(transport), cseq=tx.request.cseq.seq)
+        ack = d.create_request("ACK", via=self.via_value(transport, remember=False),
+                               cseq=tx.request.cseq.seq)
         self.transmit(ack.serialize(), dest, transport)
         bye = d.create_request("BYE", via=self.via_value(transport))
         self.send_request(bye, dest, transport, now)

@@ -186,6 +186,41 @@ class Headers:
         return f"Headers({self.items!r})"
 
 
+# Typed header values shared between messages, keyed by (kind, raw text): the responses of
+# a call repeat its Via, From, To and CSeq byte for byte (100, 180, 200; the BYE's 200), and
+# "1 INVITE" is every call's CSeq, so each is parsed once, not once per message.  The
+# values are frozen (their params dicts are never changed after parsing), so sharing is
+# safe.  The memo is bounded, as two generations of at most _SHARED_VIEWS_MAX entries (raw
+# texts come from the network): when the young one is full it becomes the old one and the
+# previous old one is dropped; a hit in the old one moves the entry back to the young one.
+# An entry so lives at least _SHARED_VIEWS_MAX insertions after its last use: at 100 call
+# attempts a second and ~6 new texts an attempt, about 7 s, longer than a dialer's call
+# holds its line before the BYE.
+_SHARED_VIEWS: dict[tuple[str, str], Any] = {}
+_OLD_VIEWS: dict[tuple[str, str], Any] = {}
+_SHARED_VIEWS_MAX = 4096
+
+
+def share_view(kind: str, raw: str, value: Any) -> None:
+    """Remember ``value`` as the parse of header text ``raw`` (a :meth:`SipMessage._view`
+    kind: "via", "na", "cseq"); the endpoint primes it with the values it formats itself."""
+    global _SHARED_VIEWS, _OLD_VIEWS
+    if len(_SHARED_VIEWS) >= _SHARED_VIEWS_MAX:
+        _OLD_VIEWS = _SHARED_VIEWS
+        _SHARED_VIEWS = {}
+    _SHARED_VIEWS[(kind, raw)] = value
+
+
+def shared_view(key: tuple[str, str]) -> Any:
+    """The remembered parse of ``key`` (kind, raw text), or None."""
+    value = _SHARED_VIEWS.get(key)
+    if value is None:
+        value = _OLD_VIEWS.get(key)
+        if value is not None:
+            share_view(key[0], key[1], value)
+    return value
+
+
 def _parse_top_via(value: str) -> Via:
     parts = split_comma_list(value)
     if not parts:
@@ -223,7 +258,11 @@ class SipMessage:
         key = (kind, raw)
         value = views.get(key)
         if value is None:
-            value = views[key] = parser(raw)
+            value = shared_view(key)
+            if value is None:
+                value = parser(raw)
+                share_view(kind, raw, value)
+            views[key] = value
         return value
 
     @property
@@ -235,6 +274,8 @@ class SipMessage:
         value = self.headers.get("Via")
         if value is None:
             raise SipParseError("Missing Via")
+        if "," not in value:  # one hop on the line: the same value as vias[0]
+            return self._view("via", value, Via.parse)  # type: ignore[no-any-return]
         return self._view("top_via", value, _parse_top_via)  # type: ignore[no-any-return]
 
     @property
@@ -324,18 +365,20 @@ class SipMessage:
         """The message as bytes; Content-Length is (re)written to match the body."""
         lines = [self.start_line()]
         has_length = False
+        length = str(len(self.body))
         for name, value in self.headers.items:
-            if Headers._key(name) == "content-length":
+            # only "Content-Length" and its compact form "l" can be the length header
+            if name[:1] in "CcLl" and header_key(name) == "content-length":
                 if has_length:
                     continue
                 has_length = True
-                if value.strip() != str(len(self.body)):
-                    value = str(len(self.body))
+                if value.strip() != length:
+                    value = length
             lines.append(f"{name}: {value}" if value else f"{name}:")
         if not has_length:
-            lines.append(f"Content-Length: {len(self.body)}")
-        head = "\r\n".join(lines) + "\r\n\r\n"
-        return head.encode("utf-8") + self.body
+            lines.append("Content-Length: " + length)
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode("utf-8") + self.body
 
     __bytes__ = serialize
 
