@@ -324,6 +324,7 @@ class EndpointCore:
                     top = top.with_params(**changes)
                     parts[0] = str(top)
                     items[i] = (name, ", ".join(parts))
+                    req.headers.changed()
                 return top
         raise SipParseError("Missing Via")
 

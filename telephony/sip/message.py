@@ -114,36 +114,59 @@ class Headers:
 
     ``items`` holds ``(name_as_written, value)``; a header line carrying a comma list stays
     one item (so it re-serialises as it came) while :meth:`get_all` returns its elements.
+    Change ``items`` through the methods, or call :meth:`changed` after editing it in place:
+    lookups go through an index (key -> raw values) built on the first one.
     """
 
-    __slots__ = ("items",)
+    __slots__ = ("_index", "items")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self.items: list[tuple[str, str]] = list(items)
+        self._index: dict[str, list[str]] | None = None
 
     _key = staticmethod(header_key)
 
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """The first value of the header (the whole line if it is a comma list)."""
-        key = header_key(name)
+    def _build_index(self) -> dict[str, list[str]]:
+        # A message is looked up ~10 times (mandatory headers, transaction and dialog
+        # matching): one pass over the lines instead of one per lookup.
+        index: dict[str, list[str]] = {}
         cache = _KEY_CACHE
         for n, v in self.items:
-            if (cache.get(n) or header_key(n)) == key:
-                return v
-        return default
+            key = cache.get(n) or header_key(n)
+            values = index.get(key)
+            if values is None:
+                index[key] = [v]
+            else:
+                values.append(v)
+        self._index = index
+        return index
+
+    def changed(self) -> None:
+        """``items`` was edited in place: forget the lookup index."""
+        self._index = None
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of the header (the whole line if it is a comma list)."""
+        index = self._index
+        if index is None:
+            index = self._build_index()
+        values = index.get(_KEY_CACHE.get(name) or header_key(name))
+        return default if values is None else values[0]
 
     def get_all(self, name: str) -> list[str]:
         """Every element, across repeated lines and comma lists (for list headers)."""
-        key = header_key(name)
+        index = self._index
+        if index is None:
+            index = self._build_index()
+        key = _KEY_CACHE.get(name) or header_key(name)
+        values = index.get(key)
+        if values is None:
+            return []
+        if key not in LIST_HEADERS:
+            return list(values)
         out: list[str] = []
-        split = key in LIST_HEADERS
-        cache = _KEY_CACHE
-        for n, v in self.items:
-            if (cache.get(n) or header_key(n)) == key:
-                if split:
-                    out.extend(split_comma_list(v))
-                else:
-                    out.append(v)
+        for v in values:
+            out.extend(split_comma_list(v))
         return out
 
     def __contains__(self, name: object) -> bool:
@@ -151,9 +174,11 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         self.items.append((name, value))
+        self._index = None
 
     def prepend(self, name: str, value: str) -> None:
         self.items.insert(0, (name, value))
+        self._index = None
 
     def set(self, name: str, value: str | None) -> None:
         """Replace every line of ``name`` by one (kept at the first one's place), or remove them."""
@@ -169,6 +194,7 @@ class Headers:
         if value is not None:
             kept.insert(len(kept) if pos is None else pos, (canonical_name(name), value))
         self.items = kept
+        self._index = None
 
     def remove(self, name: str) -> None:
         self.set(name, None)
