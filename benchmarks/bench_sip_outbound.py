@@ -217,6 +217,7 @@ def run_ua(attempts: int, lines: int) -> dict[str, Any]:
         await ua.start()
         sem = asyncio.Semaphore(lines)
         failed = 0
+        statuses: dict[int | None, int] = {}
 
         async def one(i: int) -> None:
             nonlocal failed
@@ -224,8 +225,9 @@ def run_ua(attempts: int, lines: int) -> dict[str, Any]:
                 try:
                     call = await ua.dial(f"sip:+4420790{i:05d}@127.0.0.1:{sipp_port}",
                                          caller="+442079460000", timeout=10.0)
-                except CallFailed:
+                except CallFailed as exc:
                     failed += 1
+                    statuses[exc.status] = statuses.get(exc.status, 0) + 1
                     return
                 await call.hangup()
 
@@ -239,6 +241,7 @@ def run_ua(attempts: int, lines: int) -> dict[str, Any]:
         await ua.close()
         cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
         return {"mode": "ua", "attempts": attempts, "lines": lines, "failed": failed,
+                "failed_status": statuses,
                 "cpu_us_per_attempt": round(cpu / attempts * 1e6, 1),
                 "user_us": round((r1.ru_utime - r0.ru_utime) / attempts * 1e6, 1),
                 "sys_us": round((r1.ru_stime - r0.ru_stime) / attempts * 1e6, 1),

@@ -135,7 +135,7 @@ class EndpointCore:
         if len(data) > self.config.max_message_size:
             self.stats["dropped_oversize"] += 1
             return
-        if not data.strip(b"\r\n"):
+        if data[:1] in b"\r\n" and not data.strip(b"\r\n"):  # (no copy of every message)
             self.stats["keepalives"] += 1  # RFC 5626 4.4.1 CRLF keep-alive
             return
         if data[:4] == b"ACK " and _STATELESS_ACK.search(data) is not None:
