@@ -263,7 +263,7 @@ def instructions(code: Path, attempts: int, rate: float) -> dict[str, Any]:
             out = Path(tmp) / "cg.out"
             subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                             sys.executable, str(Path(__file__).resolve()), "--attempts", str(n),
-                            "--rate", str(rate)],
+                            "--rate", str(rate), "--code", str(code)],
                            env=env, cwd=code, check=True, capture_output=True)
             text = out.read_text(errors="replace")
             total = next(int(line.split()[1]) for line in text.splitlines()
