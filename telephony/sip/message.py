@@ -275,8 +275,10 @@ class SipMessage:
 
         A message kept only to match retransmissions (an ended call's INVITE, an answered
         request's transaction lingering for timer J or L) need not hold them: they are
-        most of its memory (issue 12: thousands of ended calls linger 32 s after a burst)."""
+        most of its memory (issue 12: thousands of ended calls linger 32 s after a burst).
+        The header lookup index goes too."""
         self._views = None
+        self.headers.changed()
 
     def _view(self, kind: str, raw: str, parser: Callable[[str], Any]) -> Any:
         views = self._views
