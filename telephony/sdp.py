@@ -100,20 +100,34 @@ def _int(text: str, what: str, *, maximum: int | None = None) -> int:
     return value
 
 
+# ipaddress costs ~10 us a call and every offer and answer asks about the same few
+# addresses: both answers are memoised (bounded; addresses come from the network).
+_ADDR_MEMO: dict[str, tuple[str, bool]] = {}
+_ADDR_MEMO_MAX = 256
+
+
+def _address_facts(address: str) -> tuple[str, bool]:
+    facts = _ADDR_MEMO.get(address)
+    if facts is None:
+        try:
+            ip = ipaddress.ip_address(address)
+            facts = ("IP6" if ip.version == 6 else "IP4", ip.is_unspecified)
+        except ValueError:
+            facts = ("IP4", False)
+        if len(_ADDR_MEMO) >= _ADDR_MEMO_MAX:
+            _ADDR_MEMO.clear()
+        _ADDR_MEMO[address] = facts
+    return facts
+
+
 def _addrtype_of(address: str) -> str:
     """``IP4`` or ``IP6`` for a literal address (``IP4`` for host names)."""
-    try:
-        return "IP6" if ipaddress.ip_address(address).version == 6 else "IP4"
-    except ValueError:
-        return "IP4"
+    return _address_facts(address)[0]
 
 
 def _is_zero_address(address: str) -> bool:
     """RFC 3264 8.4 / RFC 2543 hold: ``c=IN IP4 0.0.0.0`` (and ``::`` for IP6)."""
-    try:
-        return ipaddress.ip_address(address).is_unspecified
-    except ValueError:
-        return False
+    return _address_facts(address)[1]
 
 
 # --- model -------------------------------------------------------------------------------
@@ -990,7 +1004,11 @@ class SdpSession:
 
     def stamp(self, sdp: SessionDescription) -> SessionDescription:
         """A copy of ``sdp`` with our o= username, id and the right version."""
-        stamped = sdp.copy()
+        return self._stamp(sdp.copy())
+
+    def _stamp(self, stamped: SessionDescription) -> SessionDescription:
+        """:meth:`stamp` in place, for a description built here that nobody else holds
+        (a deep copy is a serialise and a parse: most of the cost of an offer)."""
         stamped.origin.username = self.username
         stamped.origin.sess_id = self.session_id
         stamped.origin.sess_version = 0
@@ -1012,7 +1030,7 @@ class SdpSession:
         direction: Direction = "sendrecv",
     ) -> SessionDescription:
         """:func:`build_offer` stamped with this session's o= line."""
-        return self.stamp(
+        return self._stamp(
             build_offer(
                 address=address,
                 port=port,
@@ -1052,4 +1070,4 @@ class SdpSession:
             ptime=ptime,
             username=self.username,
         )
-        return self.stamp(answer), negotiated
+        return self._stamp(answer), negotiated

@@ -35,7 +35,7 @@ from .events import (
     UpdateReceived,
 )
 from .headers import NameAddr, SipUri, Via, uint
-from .message import REASON_PHRASES, Headers, SipRequest, SipResponse
+from .message import REASON_PHRASES, Headers, SipRequest, SipResponse, share_view
 from .transaction import ClientTransaction, ServerTransaction, TxState
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,9 @@ class CallHandling(EndpointCore):
         self._live: set[CallRef] = set()
         """Calls not yet ended (for admission: ``max_calls``)."""
         self.admission = AdmissionControl(self.config.admission)
+        self._from_memo: dict[tuple[str | None, str | None], tuple[NameAddr, str, bool]] = {}
+        """(from_uri, display name) -> our From without its tag, its text, and whether
+        parsing that text gives the same value back."""
 
     # ------------------------------------------------------------------------------------------
     # helpers
@@ -173,15 +176,32 @@ class CallHandling(EndpointCore):
         leg.credentials = credentials
         leg.outbound_proxy = outbound_proxy
         leg.local_sdp = body
-        frm = NameAddr(parse_target(from_uri) if from_uri else
-                       SipUri(user=self.config.username, host=self.config.sent_by_host,
-                              port=self.config.sent_by_port),
-                       display_name or self.config.display_name).with_tag(local_tag)
+        name = display_name or self.config.display_name
+        memo = self._from_memo.get((from_uri, name))
+        if memo is None:
+            # a campaign places every call from the same caller ID: parsed and formatted once
+            untagged = NameAddr(parse_target(from_uri) if from_uri else
+                                SipUri(user=self.config.username, host=self.config.sent_by_host,
+                                       port=self.config.sent_by_port), name)
+            text = str(untagged)
+            # the 1xx and 2xx echo our From and the dialog reads it: when parsing the text
+            # gives back exactly this value, it is shared rather than parsed for every call
+            try:
+                same = NameAddr.parse(text + ";tag=0") == untagged.with_tag("0")
+            except SipParseError:
+                same = False
+            if len(self._from_memo) >= 64:
+                self._from_memo.clear()
+            memo = self._from_memo[(from_uri, name)] = (untagged, text, same)
+        untagged, text, same = memo
+        frm_text = text + ";tag=" + local_tag
+        if same:
+            share_view("na", frm_text, untagged.with_tag(local_tag))
         to_uri = SipUri(uri.scheme, uri.user, None, uri.host, uri.port)
         h = Headers()
         h.add("Via", self.via_value(transport))
         h.add("Max-Forwards", "70")
-        h.add("From", str(frm))
+        h.add("From", frm_text)
         h.add("To", str(NameAddr(to_uri)))
         h.add("Call-ID", self.new_call_id())
         h.add("CSeq", "1 INVITE")
@@ -302,7 +322,8 @@ class CallHandling(EndpointCore):
             dest = leg.outbound_proxy
         extra = [(n, v) for n, v in invite.headers
                  if n.lower() in ("authorization", "proxy-authorization")]
-        ack = d.create_request("ACK", via=self.via_value(transport), cseq=invite.cseq.seq,
+        ack = d.create_request("ACK", via=self.via_value(transport, remember=False),
+                               cseq=invite.cseq.seq,
                                headers=extra)
         leg.ack_data = ack.serialize()
         leg.ack_cseq = invite.cseq.seq
@@ -312,7 +333,8 @@ class CallHandling(EndpointCore):
         transport = tx.transport
         d = Dialog.from_uac(tx.request, resp, transport=transport, remote_addr=tx.addr)
         dest, transport = d.destination()
-        ack = d.create_request("ACK", via=self.via_value(transport), cseq=tx.request.cseq.seq)
+        ack = d.create_request("ACK", via=self.via_value(transport, remember=False),
+                               cseq=tx.request.cseq.seq)
         self.transmit(ack.serialize(), dest, transport)
         bye = d.create_request("BYE", via=self.via_value(transport))
         self.send_request(bye, dest, transport, now)

@@ -24,7 +24,7 @@ from .admission import AdmissionDecision
 from .auth import DigestClient, parse_challenges
 from .config import ALLOWED_METHODS, KNOWN_UNSUPPORTED, SUPPORTED_OPTIONS, SipConfig
 from .events import SipEvent
-from .headers import Via, format_hostport, split_comma_list
+from .headers import _HOST_RE, Via, format_hostport, split_comma_list
 from .message import (
     REASON_PHRASES,
     IncompleteParse,
@@ -34,6 +34,7 @@ from .message import (
     SipResponse,
     make_response,
     parse_datagram,
+    share_view,
 )
 from .timers import TimerQueue
 from .transaction import (
@@ -84,6 +85,9 @@ class EndpointCore:
         self._server_txs: dict[tuple[Any, ...], ServerTransaction] = {}
         self._limits = ParseLimits(max_message_size=config.max_message_size)
         self._hostport = format_hostport(config.sent_by_host, config.sent_by_port)
+        # the host as Via.parse reads it back from our Via (None: IPv6 or odd, left to it)
+        host = config.sent_by_host
+        self._via_host = host if _HOST_RE.match(host) else None
         self._stateless_key = self.rng.getrandbits(128).to_bytes(16, "big")
         self._admitted_early = False
         """Set while the request being handled was admitted by the raw path (one decision)."""
@@ -99,9 +103,20 @@ class EndpointCore:
     def new_call_id(self) -> str:
         return f"{self.rng.getrandbits(96):024x}@{self.config.sent_by_host}"
 
-    def via_value(self, transport: str, branch: str | None = None) -> str:
-        """Our Via: advertised sent-by, the magic-cookie branch, ``rport`` (RFC 3581 3)."""
-        return f"SIP/2.0/{transport.upper()} {self._hostport};branch={branch or self.new_branch()};rport"
+    def via_value(self, transport: str, branch: str | None = None, *,
+                  remember: bool = True) -> str:
+        """Our Via: advertised sent-by, the magic-cookie branch, ``rport`` (RFC 3581 3).
+
+        Its typed value is remembered (:func:`share_view`) so neither our client transaction
+        nor the responses that echo the line verbatim parse it again (``remember=False``
+        for an ACK: nothing answers it)."""
+        branch = branch or self.new_branch()
+        proto = transport.upper()
+        value = f"SIP/2.0/{proto} {self._hostport};branch={branch};rport"
+        if remember and self._via_host is not None:
+            share_view("via", value, Via(proto, self._via_host, self.config.sent_by_port,
+                                         {"branch": branch, "rport": None}))
+        return value
 
     def contact_value(self, transport: str) -> str:
         t = "" if transport == "udp" else f";transport={transport}"
@@ -120,7 +135,7 @@ class EndpointCore:
         if len(data) > self.config.max_message_size:
             self.stats["dropped_oversize"] += 1
             return
-        if not data.strip(b"\r\n"):
+        if data[:1] in b"\r\n" and not data.strip(b"\r\n"):  # (no copy of every message)
             self.stats["keepalives"] += 1  # RFC 5626 4.4.1 CRLF keep-alive
             return
         if data[:4] == b"ACK " and _STATELESS_ACK.search(data) is not None:
@@ -309,6 +324,7 @@ class EndpointCore:
                     top = top.with_params(**changes)
                     parts[0] = str(top)
                     items[i] = (name, ", ".join(parts))
+                    req.headers.changed()
                 return top
         raise SipParseError("Missing Via")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from enum import Enum, auto
+from functools import lru_cache
 
 from .headers import NameAddr, SipUri
 from .message import Headers, SipRequest, SipResponse
@@ -20,7 +21,10 @@ class DialogState(Enum):
     TERMINATED = auto()
 
 
+@lru_cache(maxsize=512)
 def is_ip_literal(host: str) -> bool:
+    """True for an IPv4 or IPv6 address (brackets allowed); memoised: a dialer asks this of
+    the same few peers for every in-dialog request, and ``ipaddress`` costs ~10 us."""
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:
@@ -32,6 +36,8 @@ class Dialog:
     """One dialog; ``local_uri``/``remote_uri`` are the From/To header values without tags."""
 
     __slots__ = (
+        "_from_value",
+        "_to_value",
         "call_id",
         "local_seq",
         "local_tag",
@@ -64,6 +70,8 @@ class Dialog:
         self.remote_addr = remote_addr
         self.state = state
         self.we_are_uac = we_are_uac
+        self._from_value: str | None = None
+        self._to_value: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -114,13 +122,16 @@ class Dialog:
         """A request within the dialog (12.2.1.1), loose routing (and strict if the first
         route lacks ``lr``)."""
         seq = cseq if cseq is not None else self.next_seq()
-        h = Headers()
-        h.add("Via", via)
-        h.add("Max-Forwards", "70")
-        h.add("From", str(self.local_uri.with_tag(self.local_tag)))
-        h.add("To", str(self.remote_uri.with_tag(self.remote_tag)))
-        h.add("Call-ID", self.call_id)
-        h.add("CSeq", f"{seq} {method}")
+        # From and To are the same on every request of the dialog: formatted once (the
+        # tags and URIs never change once the dialog exists)
+        frm = self._from_value
+        if frm is None:
+            frm = self._from_value = str(self.local_uri.with_tag(self.local_tag))
+        to = self._to_value
+        if to is None:
+            to = self._to_value = str(self.remote_uri.with_tag(self.remote_tag))
+        h = Headers([("Via", via), ("Max-Forwards", "70"), ("From", frm), ("To", to),
+                     ("Call-ID", self.call_id), ("CSeq", f"{seq} {method}")])
         uri = self.remote_target
         routes = self.route_set
         if routes:
