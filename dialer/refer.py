@@ -48,10 +48,11 @@ async def refer_to_agent(engine: CampaignEngine, call_id: str, call: Call, *,
     the safe-harbour message on the leg, still ours)."""
     tried: set[str] = set()
     while (agent := await engine._wait_free_agent(call, tried, deadline, wants)) is not None:
-        left = deadline - engine._now()
         engine._set_agent(agent, "reserved", call_id)
         try:
-            result = await call.refer(agent.uri, timeout=left)
+            if not await engine._claim(agent, call_id):
+                continue  # another dialer has them: the next agent
+            result = await call.refer(agent.uri, timeout=deadline - engine._now())
         except (TransferFailed, CallEnded) as exc:
             # The node's transfer policy refuses the agent, or the call ended meanwhile.
             log.warning("%s: REFER to %s: %s", call_id, agent.uri, exc)

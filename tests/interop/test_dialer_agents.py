@@ -88,6 +88,9 @@ async def test_the_node_dials_agents_from_the_routing_core_over_mqtt(
             # the router saw ann busy on the call, so the offer was answered with her
             await until(lambda: len(engine.routing_agents.offers) == 1, 5.0)  # type: ignore[union-attr]
             (decision,) = engine.routing_agents.offers
+            # ann was claimed at the routing core before her leg was dialled
+            assert engine.routing_agents.claims["granted"] == 1  # type: ignore[union-attr]
+            assert router.router.claims_granted == 1
             # and released when the call ended
             await until(lambda: router.router.agents()["ann"].state == "available", 5.0)
             # the pacer's staffing: ann and fra (in the campaign, though no contact of hers)
