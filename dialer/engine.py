@@ -171,6 +171,9 @@ class EngineStats:
     placed: int = 0
     answered: int = 0
     connected: int = 0
+    connected_late: int = 0
+    """Of ``connected``: REFERs sent in time whose agent answered after ``connect_within``
+    (dialer/refer.py: a transfer in flight cannot be taken back)."""
     abandoned: int = 0
     machines: int = 0
     failed: int = 0
@@ -1135,7 +1138,8 @@ class CampaignEngine:
                 "agents": [{"uri": a.uri, "state": a.state,
                             "since_s": round(now - a.since, 1)} for a in self.agents.values()],
                 "placed": self.stats.placed, "answered": self.stats.answered,
-                "connected_total": self.stats.connected, "abandoned": self.stats.abandoned,
+                "connected_total": self.stats.connected,
+                "connected_late": self.stats.connected_late, "abandoned": self.stats.abandoned,
                 "machines": self.stats.machines,
                 "amd_share": (self.stats.machines / self.stats.answered
                               if self.stats.answered else 0.0),

@@ -149,8 +149,8 @@ def campaign_report(store: DialerStore, name: str, *, now: float,
         ms = stats.amd_decision_ms
         summary["run"] = {
             "placed": stats.placed, "answered": stats.answered,
-            "connected": stats.connected, "abandoned": stats.abandoned,
-            "machines": stats.machines, "peak_answered": stats.peak_answered,
+            "connected": stats.connected, "connected_late": stats.connected_late,
+            "abandoned": stats.abandoned, "machines": stats.machines, "peak_answered": stats.peak_answered,
             "amd_decision_ms_median": statistics.median(ms) if ms else None,
             "wait_s_max": max(stats.wait_s) if stats.wait_s else None,
             "greeting_to_bridge_s_max": (max(stats.greeting_to_bridge_s)

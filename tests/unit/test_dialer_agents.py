@@ -373,3 +373,100 @@ async def test_a_grant_that_comes_after_the_call_gave_up_is_released() -> None:
         await ra.close()
     finally:
         await bus.close()
+
+
+# --- REFER answered after the 2 s: connected, with its real wait ----------------------------
+
+
+class LateReferCall(FakeReferCall):
+    """A called party whose referred call to the agent is answered ``after`` s later (on
+    the engine's fake clock), or fails then with ``status``."""
+
+    def __init__(self, eng: FakeEngine, after: float, status: int = 200) -> None:
+        super().__init__([])
+        self.eng, self.after, self.status = eng, after, status
+        self.timeouts: list[float] = []
+        self.hung_up: str | None = None
+
+    async def refer(self, target: str, *, timeout: float) -> Any:
+        from telephony.aio.call import ReferResult
+        self.referred.append(target)
+        self.timeouts.append(timeout)
+        if self.after > timeout:
+            self.eng.t += timeout
+            return ReferResult(408)
+        self.eng.t += self.after
+        return ReferResult(self.status)
+
+    async def hangup(self, reason: str = "normal") -> None:
+        self.hung_up, self.ended = reason, True
+
+
+class ReferEngine(FakeEngine):
+    """What connect_by_refer/human_by_refer use beyond the agent table."""
+
+    def __init__(self, *uris: str) -> None:
+        from dialer.engine import EngineStats
+        from dialer.policy import CampaignSettings
+
+        super().__init__(*uris)
+        self.stats = EngineStats()
+        self.settings = CampaignSettings(ring_timeout=20.0)
+        self.connect_within = 2.0
+        self.routing_agents = None
+        self.pacer_events: list[Any] = []
+        self.pacer = type("P", (), {"on_event": lambda _s, ev, now: self.pacer_events.append(ev)})()
+        self.harbour: list[str] = []
+
+    def _offer_contact(self, agent: DialerAgent, call_id: str, lease: Any) -> None:
+        pass
+
+    def _wants(self, lease: Any) -> None:
+        return None
+
+    async def _late_machine(self, call: Any, results: Any) -> None:
+        await asyncio.Event().wait()  # no machine after all
+
+    async def _safe_harbour(self, call_id: str, call: Any, out: dict[str, Any]) -> Any:
+        from dialer.pacing import CallAbandoned
+        from dialer.policy import Disposition
+        self.harbour.append(call_id)
+        self.stats.abandoned += 1
+        self.pacer_events.append(CallAbandoned(call_id))
+        return Disposition.ABANDONED
+
+
+async def test_a_refer_answered_after_the_deadline_is_connected_with_its_real_wait() -> None:
+    from dialer.pacing import CallAbandoned, CallConnected
+    from dialer.policy import Disposition
+    from dialer.refer import human_by_refer
+
+    eng = ReferEngine("sip:a@h")
+    call = LateReferCall(eng, after=2.5)  # the agent answers 2.5 s after the REFER
+    out: dict[str, Any] = {}
+    got = await human_by_refer(eng, "c-1", call, None, out, asyncio.Queue(), None,  # type: ignore[arg-type]
+                               decided_at=0.4, greeting_end=0.0, deadline=2.0)
+    assert got is Disposition.CONNECTED and eng.harbour == []
+    # the REFER was followed past the deadline (up to ring_timeout), not given up at 2 s
+    assert call.timeouts[0] >= 20.0 - 0.1
+    assert out["agent"] == "sip:a@h" and out["live"] is True
+    assert out["wait_s"] > 2.0 and out["greeting_to_bridge_s"] > 2.0  # the real wait
+    assert (eng.stats.connected, eng.stats.connected_late, eng.stats.abandoned) == (1, 1, 0)
+    assert [type(e) for e in eng.pacer_events] == [CallConnected]
+    assert not any(isinstance(e, CallAbandoned) for e in eng.pacer_events)
+    assert call.hung_up == "transferred"
+
+
+async def test_a_refer_that_fails_after_the_deadline_is_abandoned_and_none_is_sent_late() -> None:
+    from dialer.policy import Disposition
+    from dialer.refer import human_by_refer
+
+    eng = ReferEngine("sip:a@h", "sip:b@h")
+    call = LateReferCall(eng, after=2.5, status=486)  # a's phone refuses, after the 2 s
+    out: dict[str, Any] = {}
+    got = await human_by_refer(eng, "c-2", call, None, out, asyncio.Queue(), None,  # type: ignore[arg-type]
+                               decided_at=0.4, greeting_end=0.0, deadline=2.0)
+    assert got is Disposition.ABANDONED and eng.harbour == ["c-2"]
+    assert call.referred == ["sip:a@h"]  # no second REFER once the 2 s have gone
+    assert out.get("wait_s") is None and out.get("agent") is None
+    assert (eng.stats.connected, eng.stats.connected_late, eng.stats.abandoned) == (0, 0, 1)
