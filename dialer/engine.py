@@ -162,6 +162,9 @@ class EngineConfig:
     may_dial: Callable[[], bool] | None = None
     """Asked before each round of new calls: False holds dialling (the PBX registration is
     being renewed after a failure); calls in progress go on."""
+    registration: Callable[[], dict[str, Any]] | None = None
+    """The PBX registration's state for the status view (``PbxRegistration.snapshot``);
+    None: a trunk, no registration."""
 
 
 @dataclass(slots=True)
@@ -1147,4 +1150,6 @@ class CampaignEngine:
                                 if self.stats.wait_s else None),
                 "talk_s_mean": (sum(self.stats.talk_s) / len(self.stats.talk_s)
                                 if self.stats.talk_s else None),
-                "wrap_s": self.wrap_s}
+                "wrap_s": self.wrap_s,
+                "registration": (self.config.registration()
+                                 if self.config.registration is not None else None)}
