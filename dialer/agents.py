@@ -15,9 +15,12 @@ router and with other dialers through the same contract, not a side channel: bef
 dials an agent it **claims** them (:class:`~routing.contract.AgentClaim`), and the routing
 core, the one authority on agents, grants the claim (and publishes them ``busy`` with the
 campaign call's id) or refuses it because another dialer or an inbound call has them; only
-a granted agent is dialled.  When no router answers within ``claim_timeout_s`` (or none is
-online) the dialer falls back to its own reservation, published ``busy`` as the claim would
-have been, and stops asking for ``CLAIMS_DOWN_S``.  Then ``wrap_up`` when the call ends and
+a granted agent is dialled.  When no router answers within the claim's timeout (1 s for the
+early leg dialled at answer, hidden behind AMD; a quarter of the time left when a person
+already waits), or none is online, the dialer falls back to its own reservation, published
+``busy`` as the claim would have been; after ``CLAIMS_DOWN_AFTER`` claims in a row with no
+reply at all from the routing core (a router that does not know claims) it stops asking
+for ``CLAIMS_DOWN_S``.  Then ``wrap_up`` when the call ends and
 ``available`` after the campaign's ``wrap_s``; its own messages coming back from the broker
 are recognised by ``message_id``, the router's ``busy`` for a call of ours by ``call_id``.
 The dialer releases at the routing core only what it holds there (granted, or taken in the
@@ -69,7 +72,9 @@ OURS = frozenset({"reserved", "busy", "wrap"})
 ConnectMode = Literal["bridge", "refer"]
 
 CLAIMS_DOWN_S = 30.0
-"""After a claim nobody answered, the dialer reserves on its own for this long."""
+"""After ``CLAIMS_DOWN_AFTER`` unanswered claims (and no reply, even late, for as long), the
+dialer reserves on its own for this long."""
+CLAIMS_DOWN_AFTER = 3
 
 
 class AgentSourceError(DialerError):
@@ -258,7 +263,7 @@ class RoutingAgents:
 
     def __init__(self, bus: RoutingBus, book: AgentBook, *, campaign: str,
                  clock: Callable[[], float], wake: Callable[[], None],
-                 claim_timeout_s: float = 0.3) -> None:
+                 claim_timeout_s: float = 1.0) -> None:
         self.bus = bus
         self.book = book
         self.campaign = campaign
@@ -269,9 +274,11 @@ class RoutingAgents:
         self._held: dict[str, str] = {}
         """agent_id -> call id: agents this dialer holds at the routing core (claim
         granted, or taken without one); only these are released on the wire."""
-        self._claimed_calls: OrderedDict[str, None] = OrderedDict()
-        """Calls this dialer claimed an agent for: the router's ``busy`` for them is ours."""
+        self._claimed_calls: OrderedDict[tuple[str, str], None] = OrderedDict()
+        """(agent_id, call id) of this dialer's claims: the router's ``busy`` for them is
+        ours (per agent: another dialer's campaign may have a call of the same name)."""
         self._claims_down_until = 0.0
+        self._unanswered_in_a_row = 0
         self.claims = {"granted": 0, "refused": 0, "unanswered": 0, "local": 0}
         """Claims by outcome (``local``: no routing core to ask, reserved on our own)."""
         self.claim_wait_s: list[float] = []
@@ -298,7 +305,7 @@ class RoutingAgents:
     def _on_state(self, st: AgentState) -> None:
         if st.message_id in self._mine:
             return  # our own publication, back from the broker
-        if st.state == "busy" and st.call_id is not None and st.call_id in self._claimed_calls:
+        if st.state == "busy" and (st.agent_id, st.call_id) in self._claimed_calls:
             return  # the router's reservation for a claim of ours: not news
         if self.book.presence(st, now=self.clock()) is not None:
             self.wake()
@@ -309,41 +316,53 @@ class RoutingAgents:
         """Ask the routing core before dialling (a router is online and answered lately)?"""
         return self.clock() >= self._claims_down_until and self.bus.claims_supported()
 
-    async def claim(self, agent: DialerAgent, call_id: str) -> bool:
+    async def claim(self, agent: DialerAgent, call_id: str, *,
+                    timeout: float | None = None) -> bool:
         """Claim ``agent`` (reserved locally) for ``call_id`` at the routing core: True when
-        granted, or when no router answered (the fallback: our own reservation, published);
-        False when refused (the agent is back in the pool or out of it, as their presence
-        says).  Cancelled while waiting: a grant that comes later is released."""
+        granted, or when no router answered within ``timeout`` (default
+        ``claim_timeout_s``; the fallback: our own reservation, published); False when
+        refused (the agent is back in the pool or out of it, as their presence says).
+        Cancelled while waiting: a grant that comes later is released."""
         if agent.agent_id is None:
             return True
         if not self.claims_in_use():
             self.claims["local"] += 1
             self._take(agent, call_id)
             return True
-        self._claimed_calls[call_id] = None
+        self._claimed_calls[(agent.agent_id, call_id)] = None
         while len(self._claimed_calls) > 10_000:
             self._claimed_calls.popitem(last=False)
         claim = AgentClaim(call_id=call_id, node_id=self.bus.node_id, agent_id=agent.agent_id,
                            campaign=self.campaign[:256])
         sent = self.clock()
-        task = asyncio.ensure_future(self.bus.claim_agent(claim, timeout=self.claim_timeout_s))
+        wait = self.claim_timeout_s if timeout is None else max(0.01, timeout)
+        task = asyncio.ensure_future(self.bus.claim_agent(claim, timeout=wait))
         try:
             reply = await asyncio.shield(task)
         except asyncio.CancelledError:
             task.add_done_callback(lambda t: self._late_reply(agent, t))
             raise
-        return self._settle(agent, call_id, reply, sent)
+        return self._settle(agent, call_id, reply, sent, wait)
 
     def _settle(self, agent: DialerAgent, call_id: str, reply: ClaimReply | None,
-                sent: float) -> bool:
+                sent: float, wait: float) -> bool:
         if reply is None:
             self.claims["unanswered"] += 1
-            self._claims_down_until = self.clock() + CLAIMS_DOWN_S
+            self._unanswered_in_a_row += 1
+            now = self.clock()
+            last = self.bus.last_claim_reply_at
+            if self._unanswered_in_a_row >= CLAIMS_DOWN_AFTER and (
+                    last is None or now - last > CLAIMS_DOWN_S):
+                # A router that never answers (it does not know claims): stop asking.
+                self._claims_down_until = now + CLAIMS_DOWN_S
+                log.warning("the routing core answers no claim: the dialer reserves agents "
+                            "on its own for %.0f s", CLAIMS_DOWN_S)
             log.warning("claim of agent %s for %s: no answer from the routing core in %.0f "
-                        "ms; reserving on our own for %.0f s", agent.agent_id, call_id,
-                        self.claim_timeout_s * 1000, CLAIMS_DOWN_S)
+                        "ms; dialling on our own reservation", agent.agent_id, call_id,
+                        wait * 1000)
             self._take(agent, call_id)
             return True
+        self._unanswered_in_a_row = 0
         self.claim_wait_s.append(self.clock() - sent)
         del self.claim_wait_s[:-1000]
         if reply.granted:

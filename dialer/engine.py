@@ -550,13 +550,16 @@ class CampaignEngine:
         if self.routing_agents is not None:  # the routing core and other dialers see it
             self.routing_agents.local_state(agent, state, call_id)
 
-    async def _claim(self, agent: _Agent, call_id: str | None) -> bool:
+    async def _claim(self, agent: _Agent, call_id: str | None,
+                     deadline: float | None = None) -> bool:
         """After reserving ``agent`` for ``call_id``: may they be dialled?  An agent of the
         routing core is claimed there first (dialer/agents.py); False: refused, another
-        dialer or an inbound call has them (the agent is no longer reserved by us)."""
+        dialer or an inbound call has them (the agent is no longer reserved by us).  With a
+        person waiting (``deadline``) the claim waits at most a quarter of the time left."""
         if self.routing_agents is None or agent.agent_id is None or call_id is None:
             return True
-        return await self.routing_agents.claim(agent, call_id)
+        timeout = None if deadline is None else (deadline - self._now()) / 4
+        return await self.routing_agents.claim(agent, call_id, timeout=timeout)
 
     def _wants(self, lease: Lease) -> AgentWants:
         """What the contact needs of an agent (language, skills)."""
@@ -1086,7 +1089,7 @@ class CampaignEngine:
                 continue  # none free yet: look at the held legs again, then wait on
             self._set_agent(agent, "reserved", call_id)
             try:
-                if not await self._claim(agent, call_id):
+                if not await self._claim(agent, call_id, deadline):
                     continue
                 leg = await self.ua.dial(agent.uri, timeout=deadline - self._now(),
                                          caller=caller,

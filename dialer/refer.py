@@ -64,7 +64,7 @@ async def refer_to_agent(engine: CampaignEngine, call_id: str, call: Call, *,
     while (agent := await engine._wait_free_agent(call, tried, deadline, wants)) is not None:
         engine._set_agent(agent, "reserved", call_id)
         try:
-            if not await engine._claim(agent, call_id):
+            if not await engine._claim(agent, call_id, deadline):
                 continue  # another dialer has them: the next agent
             if engine._now() >= deadline:
                 engine._set_agent(agent, "ready")  # the claim took the last of the time

@@ -232,6 +232,9 @@ class RoutingBus(ABC):
         """
         return await self._inbox.get(call_id, timeout)
 
+    last_claim_reply_at: float | None = None
+    """When the last reply to a claim arrived (late ones too): the routing core answers."""
+
     def claims_supported(self) -> bool:
         """Is a routing core there to answer :meth:`claim_agent` (a router online)?"""
         return False
@@ -332,6 +335,7 @@ class InMemoryBus(RoutingBus):
         if claim.sent_at == 0.0:
             claim = claim.model_copy(update={"sent_at": self._clock(), "timeout_s": timeout})
         reply = self.router.claim(claim, now=self._clock())
+        self.last_claim_reply_at = self._clock()
         self._pump()  # the reservation's busy state, as the router publishes it
         return reply
 

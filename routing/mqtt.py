@@ -241,6 +241,12 @@ class MqttRoutingBus(RoutingBus):
                 async with asyncio.timeout(max(0.0, timeout)):
                     return await waiter
             except TimeoutError:
+                # A loop that was busy when the reply came may run our timer before the
+                # task that reads the broker's messages: let that task run first.
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                if waiter.done():
+                    return waiter.result()
                 self.link.cancel(str(claim.message_id))
                 return None
         finally:
@@ -251,6 +257,7 @@ class MqttRoutingBus(RoutingBus):
         payload = message.payload if isinstance(message.payload, bytes) else b""
         if topic == self._claim_reply_topic:
             reply = decode_claim_reply(payload)
+            self.last_claim_reply_at = self._clock()
             waiter = self._claims.get(reply.claim_id)
             if waiter is not None and not waiter.done():
                 waiter.set_result(reply)

@@ -195,7 +195,8 @@ class FakeEngine:
         agent.state = state
         self.changes.append((agent.uri, state))
 
-    async def _claim(self, agent: DialerAgent, call_id: str | None) -> bool:
+    async def _claim(self, agent: DialerAgent, call_id: str | None,
+                     deadline: float | None = None) -> bool:
         return True  # listed agents: nobody to claim them from
 
 
@@ -333,11 +334,17 @@ async def test_no_answer_to_a_claim_falls_back_to_our_own_reservation() -> None:
         assert ra.claims["unanswered"] == 1
         assert (bus.agent_states()["fay"].state, bus.agent_states()["fay"].call_id) == (
             "busy", "c-1")  # our reservation, published as before claims
-        assert not ra.claims_in_use()  # for CLAIMS_DOWN_S: no 10 ms wait per call
+        assert ra.claims_in_use()  # one claim unanswered: a router slow this once
         fay.state = "ready"
         ra.local_state(fay, "ready", None)  # released: published, she was ours
         await asyncio.sleep(0)
         assert bus.agent_states()["fay"].state == "available"
+        for n in (2, 3):  # a router that never answers claims (it does not know them)
+            fay.state = "reserved"
+            assert await ra.claim(fay, f"c-{n}") is True
+            fay.state = "ready"
+            ra.local_state(fay, "ready", None)
+        assert not ra.claims_in_use()  # for CLAIMS_DOWN_S: no wait per call
         t[0] += 31.0
         assert ra.claims_in_use()
         await ra.close()
