@@ -279,8 +279,9 @@ class RoutingAgents:
         ours (per agent: another dialer's campaign may have a call of the same name)."""
         self._claims_down_until = 0.0
         self._unanswered_in_a_row = 0
-        self.claims = {"granted": 0, "refused": 0, "unanswered": 0, "local": 0}
-        """Claims by outcome (``local``: no routing core to ask, reserved on our own)."""
+        self.claims = {"granted": 0, "refused": 0, "unanswered": 0, "local": 0, "healed": 0}
+        """Claims by outcome (``local``: no routing core to ask, reserved on our own;
+        ``healed``: refusals for a stale reservation of ours, released)."""
         self.claim_wait_s: list[float] = []
         """Each answered claim's round trip (the last 1000)."""
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -373,6 +374,16 @@ class RoutingAgents:
             return True
         self.claims["refused"] += 1
         log.info("claim of agent %s for %s refused: %s", agent.agent_id, call_id, reply.reason)
+        held_for = reply.held_for
+        if (held_for is not None and (reply.agent_id, held_for) in self._claimed_calls
+                and self._held.get(reply.agent_id) != held_for):
+            # Reserved at the router for a call of ours that is over: a claim that reached
+            # it after our release (a late grant), or a release it never got.  Release them
+            # now; the next claim gets them.
+            self.claims["healed"] += 1
+            log.warning("agent %s was still reserved at the routing core for %s, a call of "
+                        "ours that is over: released", reply.agent_id, held_for)
+            self._publish(agent, "available", None)
         self.book.claim_refused(agent, now=self.clock())
         return False
 

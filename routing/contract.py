@@ -198,6 +198,10 @@ class ClaimReply(ContractMessage):
     router_id: str = ""
     reason: str | None = None
     """Refused: why (``agent busy``, ``agent reserved``, ``unknown agent``...)."""
+    held_for: str | None = Field(default=None, max_length=256)
+    """Refused because the agent is reserved: the call they are reserved for (a dialer that
+    finds one of its own ended calls there releases the agent: its release was lost or
+    overtaken)."""
 
 
 class NodeStatus(ContractMessage):

@@ -131,9 +131,11 @@ class ReferenceRouter:
         if reason is None and agent is not None and agent.reserved_call != claim.call_id:
             self._set_agent(agent, "busy", now=now, call_id=claim.call_id)
             self._call_agent[claim.call_id] = claim.agent_id
+        held_for = (agent.reserved_call if reason is not None and agent is not None
+                    else None)
         reply = ClaimReply(claim_id=claim.message_id, call_id=claim.call_id,
                            agent_id=claim.agent_id, granted=reason is None,
-                           router_id=self.router_id, reason=reason)
+                           router_id=self.router_id, reason=reason, held_for=held_for)
         if reply.granted:
             self.claims_granted += 1
         else:

@@ -477,3 +477,35 @@ async def test_a_refer_that_fails_after_the_deadline_is_abandoned_and_none_is_se
     assert call.referred == ["sip:a@h"]  # no second REFER once the 2 s have gone
     assert out.get("wait_s") is None and out.get("agent") is None
     assert (eng.stats.connected, eng.stats.connected_late, eng.stats.abandoned) == (0, 0, 1)
+
+
+async def test_an_agent_left_reserved_for_a_call_of_ours_that_is_over_is_released() -> None:
+    t = [100.0]
+    bus = InMemoryBus(ReferenceRouter(RouterConfig.from_dict({"agents": []}), now=0.0),
+                      node_id="dialer")
+    await bus.start()
+    try:
+        await bus.publish_agent_state(state("hal"))
+        b, ra, _ = dialer_core(bus, "c", t)
+        hal = b.free(set())
+        assert hal is not None
+        hal.state = "reserved"
+        assert await ra.claim(hal, "c-1") is True
+        # the call ends, but its release never reaches the router (or a late grant came
+        # after it): the router still has hal for c-1, the dialer has him ready
+        ra._held.clear()
+        hal.state = "ready"
+        ra.local_state(hal, "ready", None)
+        assert bus.router.agents()["hal"].call_id == "c-1"
+        hal.state = "reserved"
+        assert await ra.claim(hal, "c-2") is False  # refused: reserved for c-1...
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert ra.claims["healed"] == 1  # ...a call of ours that is over: released
+        assert bus.router.agents()["hal"].state == "available"
+        assert hal.state == "ready"
+        hal.state = "reserved"
+        assert await ra.claim(hal, "c-3") is True
+        await ra.close()
+    finally:
+        await bus.close()
