@@ -84,6 +84,8 @@ class ReferenceRouter:
         self._call_agent: dict[str, str] = {}
         self._decided: OrderedDict[UUID, RouteDecision] = OrderedDict()
         self._claimed: OrderedDict[UUID, ClaimReply] = OrderedDict()
+        self._claimant: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
+        """call id -> (node_id, campaign) of the claim that reserved an agent for it."""
         self._seen_states: OrderedDict[UUID, None] = OrderedDict()
         self._seq = itertools.count()
         self._out_decisions: list[RouteDecision] = []
@@ -124,13 +126,24 @@ class ReferenceRouter:
             reason = "unknown agent"
         elif agent.reserved_call == claim.call_id:
             pass
+        elif agent.reserved_call is not None and self._claimant.get(agent.reserved_call) == (
+                claim.node_id, claim.campaign):
+            # Reserved by a claim of this same dialer, which asks only for agents it has
+            # free: its release is still on its way (it took another path through the
+            # broker).  The reservation moves to the new call.
+            pass
         elif agent.reserved_call is not None:
             reason = "agent reserved"
         elif agent.state.state != "available":
             reason = f"agent {agent.state.state}"
         if reason is None and agent is not None and agent.reserved_call != claim.call_id:
+            if agent.reserved_call is not None:
+                self._call_agent.pop(agent.reserved_call, None)
             self._set_agent(agent, "busy", now=now, call_id=claim.call_id)
             self._call_agent[claim.call_id] = claim.agent_id
+            self._claimant[claim.call_id] = (claim.node_id, claim.campaign)
+            if len(self._claimant) > _DEDUP_CAPACITY:
+                self._claimant.popitem(last=False)
         held_for = (agent.reserved_call if reason is not None and agent is not None
                     else None)
         reply = ClaimReply(claim_id=claim.message_id, call_id=claim.call_id,

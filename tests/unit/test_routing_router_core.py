@@ -282,6 +282,25 @@ def test_a_claim_is_granted_once_and_the_grant_is_published() -> None:
     assert (r.claims_granted, r.claims_refused) == (3, 4)
 
 
+def test_a_dialers_next_claim_overtaking_its_release_moves_the_reservation() -> None:
+    """One dialer asks only for agents it has free: a claim from it for an agent the router
+    still has reserved for another of its calls means its release is on the way."""
+    from routing.contract import AgentClaim
+
+    r = ReferenceRouter(RouterConfig.from_dict(CONFIG), now=MONDAY_10)
+    r.on_agent_state(agent("ivy", skills=["sales"]), now=MONDAY_10)
+    assert r.claim(AgentClaim(call_id="a-1", node_id="d1", agent_id="ivy", campaign="c"),
+                   now=MONDAY_10).granted
+    later = r.claim(AgentClaim(call_id="a-2", node_id="d1", agent_id="ivy", campaign="c"),
+                    now=MONDAY_10 + 5)
+    assert later.granted and r.agents()["ivy"].call_id == "a-2"
+    # another dialer (or another campaign of the same node) is refused, and told for what
+    for node, campaign in (("d2", "c"), ("d1", "other")):
+        no = r.claim(AgentClaim(call_id="b-1", node_id=node, agent_id="ivy",
+                                campaign=campaign), now=MONDAY_10 + 6)
+        assert (no.granted, no.reason, no.held_for) == (False, "agent reserved", "a-2")
+
+
 def test_an_agent_given_to_a_queued_inbound_call_is_refused_to_a_dialer() -> None:
     from routing.contract import AgentClaim
 
