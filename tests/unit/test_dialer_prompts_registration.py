@@ -245,9 +245,9 @@ def test_campaign_status_shows_the_pbx_registration(
     import json
     import time
 
+    from dialer.cli import main
     from dialer.policy import CampaignSettings
     from dialer.store import DialerStore
-    from dialtone.cli import main
 
     url = f"sqlite:///{tmp_path / 'd.db'}"
     store = DialerStore(url)
