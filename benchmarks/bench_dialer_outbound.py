@@ -5,6 +5,7 @@
                                                          [--throughput-only]
                                                          [--humans-only]
                                                          [--agent-leg early|on_verdict]
+                                                         [--routing-agents]
                                                          [--code DIR]
 
 ``dialtone campaign run`` is pinned to CPU 0 (taskset) and dials SIPp UAS instances pinned
@@ -26,7 +27,11 @@ to CPU 1; everything on 127.0.0.1.
    (``early``: dialled at answer, held while AMD listens; ``on_verdict``: dialled after
    it); ``--code DIR`` runs the dialer of another source tree (a "before" run: a tree
    whose events carry no ``greeting_to_bridge_s`` gets ``wait_s`` + 600 ms, its fixed
-   silence rule).
+   silence rule).  ``--routing-agents``: the agents come from the routing core instead of
+   the campaign file (``agents: {from: routing}``): a Mosquitto and a reference router
+   (``MqttRouterService``, its own process on CPU 1) publish them available, and the
+   dialer runs with ``--mqtt``, so each agent is claimed at the router before being
+   dialled (dialer/agents.py) or, with a tree from before claims, published busy.
 
 Writes benchmarks/results/dialer_outbound.md (and .json); with ``--humans-only`` (part 2
 alone) dialer_outbound_humans.md (and .json).
@@ -194,10 +199,12 @@ class Sipp:
 
 
 def write_campaign(tmp: Path, name: str, n: int, first: int, agents: list[str], *,
-                   pacing: str, agent_leg: str | None = None) -> Path:
+                   pacing: str, agent_leg: str | None = None, routing: bool = False) -> Path:
     rows = "".join(f"+{BASE + first + i}\n" for i in range(n))
     (tmp / f"{name}.csv").write_text("phone\n" + rows)
     agents_yaml = ", ".join(agents)
+    if routing:
+        agents_yaml = "{from: routing}"
     path = tmp / f"{name}.yaml"
     path.write_text(f"""name: {name}
 kind: agents
@@ -205,7 +212,7 @@ list: {name}.csv
 region: GB
 caller_id: "+442079460999"
 pacing: "{pacing}"
-agents: [{agents_yaml}]
+agents: {"[" + agents_yaml + "]" if not routing else agents_yaml}
 safe_harbour_prompt: {SOUNDS / "auth-thankyou.wav"}
 window: always
 ring_timeout: 20
@@ -215,7 +222,7 @@ max_attempts: 1
 
 
 def run_dialer(tmp: Path, campaign: Path, trunk: int, timeout: float,
-               code: Path = REPO) -> tuple[dict[str, Any],
+               code: Path = REPO, mqtt: str | None = None) -> tuple[dict[str, Any],
                                                                               float,
                                                                               list[dict[str, Any]]]:
     events = tmp / f"{campaign.stem}_events.jsonl"
@@ -224,7 +231,8 @@ def run_dialer(tmp: Path, campaign: Path, trunk: int, timeout: float,
     out = subprocess.run(
         ["taskset", "-c", "0", PY, "-m", "dialtone", "campaign", "run", str(campaign),
          "--trunk", f"sip:127.0.0.1:{trunk}", "--db", f"sqlite:///{tmp / 'bench.db'}",
-         "--until-done", "--json", "--rtp-ports", "20000-40000", "--events", str(events)],
+         "--until-done", "--json", "--rtp-ports", "20000-40000", "--events", str(events),
+         *(["--mqtt", mqtt] if mqtt else [])],
         cwd=code, capture_output=True, text=True, timeout=timeout, check=False)
     wall = time.monotonic() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the dialer (SIPp is still running)
@@ -235,6 +243,59 @@ def run_dialer(tmp: Path, campaign: Path, trunk: int, timeout: float,
                              "sys": cpu1.ru_stime - cpu0.ru_stime}
     evs = [json.loads(x) for x in events.read_text().splitlines() if x.strip()]
     return report, wall, evs
+
+
+def _router_main(url: str, uris: list[str], ready: Any, conn: Any) -> None:
+    import asyncio
+
+    os.sched_setaffinity(0, {1})
+    from routing.contract import AgentState
+    from routing.mqtt import MqttRouterService
+    from routing.router_config import RouterConfig
+    from routing.router_core import ReferenceRouter
+
+    async def run() -> None:
+        service = MqttRouterService(url, ReferenceRouter(RouterConfig(), now=time.time()))
+        await service.start()
+        await service.wait_connected(5)
+        for i, uri in enumerate(uris):
+            await service.publish_agent_state(AgentState(
+                agent_id=f"agent{i}", state="available", uri=uri, since=float(i)))
+        ready.set()
+        while not conn.poll():
+            await asyncio.sleep(0.2)
+        r = service.router
+        conn.send({"claims_granted": r.claims_granted, "claims_refused": r.claims_refused})
+        await service.close()
+
+    asyncio.run(run())
+
+
+class RoutingCore:
+    """A Mosquitto and a reference router (its own process) with ``uris`` available."""
+
+    def __init__(self, uris: list[str]) -> None:
+        import multiprocessing as mp
+
+        from tests.mosquitto_helper import MosquittoBroker
+
+        self.broker = MosquittoBroker()
+        self.broker.start()
+        self.url = self.broker.url
+        ctx = mp.get_context("spawn")
+        ready = ctx.Event()
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_router_main, args=(self.url, uris, ready, child))
+        self.proc.start()
+        if not ready.wait(20):
+            raise SystemExit("the router did not start")
+
+    def stop(self) -> dict[str, Any]:
+        self.conn.send("stop")
+        got: dict[str, Any] = self.conn.recv() if self.conn.poll(10) else {}
+        self.proc.join(10)
+        self.broker.cleanup()
+        return got
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -300,6 +361,8 @@ def main() -> None:
                     help="the campaign's agent_leg (default: the campaign default)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the run's directory (campaign files, events, SIPp logs)")
+    ap.add_argument("--routing-agents", action="store_true",
+                    help="agents from a reference router over Mosquitto (claimed per call)")
     ap.add_argument("--code", type=Path, default=REPO,
                     help="source tree whose dialer runs (default: this one)")
     args = ap.parse_args()
@@ -375,15 +438,18 @@ def humans_part(args: argparse.Namespace, tmp: Path, results: dict[str, Any]) ->
     # 2. humans to agents
     humans = Sipp(tmp, "humans", ring_ms=500, hold_ms=4000, pcap=tmp / "human.pcap")
     agents = Sipp(tmp, "agents", ring_ms=0, hold_ms=600000, pcap=None)
+    uris = [f"sip:agent{i}@127.0.0.1:{agents.port}" for i in range(args.agents)]
+    routing = RoutingCore(uris) if args.routing_agents else None
     try:
-        camp = write_campaign(tmp, "humans", args.humans, 500000,
-                              [f"sip:agent{i}@127.0.0.1:{agents.port}"
-                               for i in range(args.agents)], pacing="progressive",
-                              agent_leg=args.agent_leg)
-        report, wall, evs = run_dialer(tmp, camp, humans.port, timeout=900, code=args.code)
+        camp = write_campaign(tmp, "humans", args.humans, 500000, uris, pacing="progressive",
+                              agent_leg=args.agent_leg, routing=routing is not None)
+        report, wall, evs = run_dialer(tmp, camp, humans.port, timeout=900, code=args.code,
+                                       mqtt=routing.url if routing is not None else None)
     finally:
         humans.stop()
         agents.stop()
+        if routing is not None:
+            results["router"] = routing.stop()
     calls = [e for e in evs if e["type"] == "campaign_call"]
     bridged = [e for e in calls if e.get("wait_s") is not None]
     waits = [float(e["wait_s"]) for e in bridged]
@@ -401,6 +467,7 @@ def humans_part(args: argparse.Namespace, tmp: Path, results: dict[str, Any]) ->
         "amd_ms_median": statistics.median(amd_ms) if amd_ms else None,
         "amd_ms_p95": pct(amd_ms, 0.95) if amd_ms else None,
         "agent_leg": args.agent_leg, "code": str(args.code),
+        "routing_agents": args.routing_agents,
         **{f"wait_s_{k}": v for k, v in summary(waits).items()},
         **{f"greeting_to_bridge_s_{k}": v for k, v in summary(g2b).items()}}
     print(json.dumps(results["humans"]), flush=True)
@@ -418,7 +485,8 @@ Dialer (`dialtone campaign run`) on CPU 0, SIPp UAS on CPU 1, loopback.
 
 | figure | value |
 |---|---|
-| humans ("hello?" then silence), agents, agent_leg | {h['contacts']}, {h['agents']}, {h['agent_leg'] or 'default'} |
+| humans ("hello?" then silence), agents, agent_leg | {h['contacts']}, {h['agents']}{' (routing core over MQTT)' if h['routing_agents'] else ''}, {h['agent_leg'] or 'default'} |
+| router: claims granted / refused (none: a tree without claims) | {results.get('router', {}).get('claims_granted')} / {results.get('router', {}).get('claims_refused')} |
 | dispositions | {h['dispositions']} |
 | AMD accuracy on humans (called human) | {h['amd_human_share']} |
 | AMD decision time on humans, median / p95 (ms) | {h['amd_ms_median']} / {h['amd_ms_p95']} |

@@ -11,10 +11,20 @@ retained ``AgentState`` of the v1 contract, ``dialtone/v1/agents/<id>``; ``--mqt
 agent joins the campaign's pool while ``available`` (with every campaign skill, and one of
 its languages when the campaign lists some), and leaves it when their state says otherwise,
 mid-campaign too (a call already bridged to them goes on).  The dialer coordinates with the
-router and with other dialers through the same contract, not a side channel: when it takes
-an agent it publishes them ``busy`` with the campaign call's id (``reserved`` while their
-leg rings), then ``wrap_up`` when the call ends and ``available`` after the campaign's
-``wrap_s``; its own messages coming back from the broker are recognised by ``message_id``.
+router and with other dialers through the same contract, not a side channel: before it
+dials an agent it **claims** them (:class:`~routing.contract.AgentClaim`), and the routing
+core, the one authority on agents, grants the claim (and publishes them ``busy`` with the
+campaign call's id) or refuses it because another dialer or an inbound call has them; only
+a granted agent is dialled.  When no router answers within the claim's timeout (1 s for the
+early leg dialled at answer, hidden behind AMD; a quarter of the time left when a person
+already waits), or none is online, the dialer falls back to its own reservation, published
+``busy`` as the claim would have been; after ``CLAIMS_DOWN_AFTER`` claims in a row with no
+reply at all from the routing core (a router that does not know claims) it stops asking
+for ``CLAIMS_DOWN_S``.  Then ``wrap_up`` when the call ends and
+``available`` after the campaign's ``wrap_s``; its own messages coming back from the broker
+are recognised by ``message_id``, the router's ``busy`` for a call of ours by ``call_id``.
+The dialer releases at the routing core only what it holds there (granted, or taken in the
+fallback).
 
 Per call, an agent is eligible when they speak the contact's language (the contact's
 ``language``, else the campaign's; an agent with no languages speaks any; ``en-GB`` goes to
@@ -42,14 +52,15 @@ from uuid import UUID
 from dialer.errors import DialerError
 from dialer.pacing import AgentLoggedIn, AgentLoggedOut, AgentReady
 from dialer.pacing.events import PacerEvent
-from routing.contract import AgentState, CallEventMessage, HandoffOffer
+from routing.contract import AgentClaim, AgentState, CallEventMessage, ClaimReply, HandoffOffer
+from telephony.errors import CallFailed
 
 if TYPE_CHECKING:
     from routing.bus import RoutingBus
     from routing.contract import RouteDecision
 
-__all__ = ["AgentBook", "AgentSourceError", "AgentWants", "AgentsSpec", "DialerAgent",
-           "RoutingAgents", "contact_offer", "parse_agents"]
+__all__ = ["AgentBook", "AgentClaimRefused", "AgentSourceError", "AgentWants", "AgentsSpec",
+           "DialerAgent", "RoutingAgents", "contact_offer", "parse_agents"]
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +71,19 @@ OURS = frozenset({"reserved", "busy", "wrap"})
 
 ConnectMode = Literal["bridge", "refer"]
 
+CLAIMS_DOWN_S = 30.0
+"""After ``CLAIMS_DOWN_AFTER`` unanswered claims (and no reply, even late, for as long), the
+dialer reserves on its own for this long."""
+CLAIMS_DOWN_AFTER = 3
+
 
 class AgentSourceError(DialerError):
     """The campaign's agents cannot be had as configured (routing core without a bus)."""
+
+
+class AgentClaimRefused(CallFailed):
+    """The routing core gave the agent to someone else: the leg was never dialled (not
+    the agent's fault: they are not put aside)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +226,20 @@ class AgentBook:
         agent.state, agent.since = "off", now
         return False
 
+    def claim_refused(self, agent: DialerAgent, *, now: float) -> None:
+        """The routing core refused our claim on ``agent`` (reserved locally, never
+        dialled): back to ready while their presence still says available (the state that
+        says who has them is on its way), otherwise out of the pool.  The reservation made
+        no pacer event, so going back to ready makes none either."""
+        agent.call_id = None
+        if agent.state != "reserved":
+            return
+        if agent.presence == "available":
+            agent.state = "ready"
+        else:
+            self._leave(agent)
+            agent.state, agent.since = "off", now
+
     def handed_over(self, agent: DialerAgent, *, now: float) -> None:
         """A routing-core agent took a call this dialer no longer sees (REFER): out of the
         pool, busy as published, until their own presence changes."""
@@ -227,13 +262,28 @@ class RoutingAgents:
     this dialer's changes (thin: the book decides)."""
 
     def __init__(self, bus: RoutingBus, book: AgentBook, *, campaign: str,
-                 clock: Callable[[], float], wake: Callable[[], None]) -> None:
+                 clock: Callable[[], float], wake: Callable[[], None],
+                 claim_timeout_s: float = 1.0) -> None:
         self.bus = bus
         self.book = book
         self.campaign = campaign
         self.clock = clock
         self.wake = wake
+        self.claim_timeout_s = claim_timeout_s
         self._mine: OrderedDict[UUID, None] = OrderedDict()
+        self._held: dict[str, str] = {}
+        """agent_id -> call id: agents this dialer holds at the routing core (claim
+        granted, or taken without one); only these are released on the wire."""
+        self._claimed_calls: OrderedDict[tuple[str, str], None] = OrderedDict()
+        """(agent_id, call id) of this dialer's claims: the router's ``busy`` for them is
+        ours (per agent: another dialer's campaign may have a call of the same name)."""
+        self._claims_down_until = 0.0
+        self._unanswered_in_a_row = 0
+        self.claims = {"granted": 0, "refused": 0, "unanswered": 0, "local": 0, "healed": 0}
+        """Claims by outcome (``local``: no routing core to ask, reserved on our own;
+        ``healed``: refusals for a stale reservation of ours, released)."""
+        self.claim_wait_s: list[float] = []
+        """Each answered claim's round trip (the last 1000)."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe: Callable[[], None] | None = None
         self._offered: set[str] = set()
@@ -256,26 +306,126 @@ class RoutingAgents:
     def _on_state(self, st: AgentState) -> None:
         if st.message_id in self._mine:
             return  # our own publication, back from the broker
+        if st.state == "busy" and (st.agent_id, st.call_id) in self._claimed_calls:
+            return  # the router's reservation for a claim of ours: not news
         if self.book.presence(st, now=self.clock()) is not None:
             self.wake()
 
+    # --- claims -----------------------------------------------------------------------------
+
+    def claims_in_use(self) -> bool:
+        """Ask the routing core before dialling (a router is online and answered lately)?"""
+        return self.clock() >= self._claims_down_until and self.bus.claims_supported()
+
+    async def claim(self, agent: DialerAgent, call_id: str, *,
+                    timeout: float | None = None) -> bool:
+        """Claim ``agent`` (reserved locally) for ``call_id`` at the routing core: True when
+        granted, or when no router answered within ``timeout`` (default
+        ``claim_timeout_s``; the fallback: our own reservation, published); False when
+        refused (the agent is back in the pool or out of it, as their presence says).
+        Cancelled while waiting: a grant that comes later is released."""
+        if agent.agent_id is None:
+            return True
+        if not self.claims_in_use():
+            self.claims["local"] += 1
+            self._take(agent, call_id)
+            return True
+        self._claimed_calls[(agent.agent_id, call_id)] = None
+        while len(self._claimed_calls) > 10_000:
+            self._claimed_calls.popitem(last=False)
+        claim = AgentClaim(call_id=call_id, node_id=self.bus.node_id, agent_id=agent.agent_id,
+                           campaign=self.campaign[:256])
+        sent = self.clock()
+        wait = self.claim_timeout_s if timeout is None else max(0.01, timeout)
+        task = asyncio.ensure_future(self.bus.claim_agent(claim, timeout=wait))
+        try:
+            reply = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(lambda t: self._late_reply(agent, t))
+            raise
+        return self._settle(agent, call_id, reply, sent, wait)
+
+    def _settle(self, agent: DialerAgent, call_id: str, reply: ClaimReply | None,
+                sent: float, wait: float) -> bool:
+        if reply is None:
+            self.claims["unanswered"] += 1
+            self._unanswered_in_a_row += 1
+            now = self.clock()
+            last = self.bus.last_claim_reply_at
+            if self._unanswered_in_a_row >= CLAIMS_DOWN_AFTER and (
+                    last is None or now - last > CLAIMS_DOWN_S):
+                # A router that never answers (it does not know claims): stop asking.
+                self._claims_down_until = now + CLAIMS_DOWN_S
+                log.warning("the routing core answers no claim: the dialer reserves agents "
+                            "on its own for %.0f s", CLAIMS_DOWN_S)
+            log.warning("claim of agent %s for %s: no answer from the routing core in %.0f "
+                        "ms; dialling on our own reservation", agent.agent_id, call_id,
+                        wait * 1000)
+            self._take(agent, call_id)
+            return True
+        self._unanswered_in_a_row = 0
+        self.claim_wait_s.append(self.clock() - sent)
+        del self.claim_wait_s[:-1000]
+        if reply.granted:
+            self.claims["granted"] += 1
+            assert agent.agent_id is not None
+            self._held[agent.agent_id] = call_id
+            agent.call_id = call_id
+            return True
+        self.claims["refused"] += 1
+        log.info("claim of agent %s for %s refused: %s", agent.agent_id, call_id, reply.reason)
+        held_for = reply.held_for
+        if (held_for is not None and (reply.agent_id, held_for) in self._claimed_calls
+                and self._held.get(reply.agent_id) != held_for):
+            # Reserved at the router for a call of ours that is over: a claim that reached
+            # it after our release (a late grant), or a release it never got.  Release them
+            # now; the next claim gets them.
+            self.claims["healed"] += 1
+            log.warning("agent %s was still reserved at the routing core for %s, a call of "
+                        "ours that is over: released", reply.agent_id, held_for)
+            self._publish(agent, "available", None)
+        self.book.claim_refused(agent, now=self.clock())
+        return False
+
+    def _late_reply(self, agent: DialerAgent, task: asyncio.Task[ClaimReply | None]) -> None:
+        """A claim whose caller gave up: release a grant that came after all."""
+        if task.cancelled() or task.exception() is not None:
+            return
+        reply = task.result()
+        if reply is not None and reply.granted and agent.agent_id not in self._held:
+            self._publish(agent, "available", None)
+
+    def _take(self, agent: DialerAgent, call_id: str) -> None:
+        """Our own reservation (no claim): published ``busy`` with the call's id."""
+        assert agent.agent_id is not None
+        self._held[agent.agent_id] = call_id
+        agent.call_id = call_id
+        self._publish(agent, "busy", call_id)
+
     def local_state(self, agent: DialerAgent, state: str, call_id: str | None) -> None:
-        """The engine moved ``agent`` to ``state``: tell the routing core and other dialers."""
+        """The engine moved ``agent`` to ``state``: tell the routing core and other dialers.
+
+        ``reserved`` publishes nothing: :meth:`claim` follows (the router publishes a
+        grant; the fallback publishes ``busy``).  A release (``ready``, ``away``) and
+        wrap-up go out only for an agent this dialer holds at the routing core."""
         if agent.agent_id is None:
             return
         if state in ("reserved", "busy") and call_id is not None:
             agent.call_id = call_id
+        if state == "busy" and agent.call_id is not None:
+            self._held[agent.agent_id] = agent.call_id
         wire = _WIRE_STATE.get(state)
-        if wire is None:
+        if wire is None or state == "reserved":
             return
+        held = agent.agent_id in self._held
+        if state in ("ready", "away"):
+            self._held.pop(agent.agent_id, None)
         if state == "ready" and not self.book.back_to_ready(agent, now=self.clock()):
             return  # they went away meanwhile: nothing of ours to release
+        if not held:
+            return  # never ours at the routing core (a claim refused or still unanswered)
         ended = agent.call_id if state in ("wrap", "away") else None
-        msg = AgentState(agent_id=agent.agent_id, state=wire, uri=agent.uri,  # type: ignore[arg-type]
-                   skills=sorted(agent.skills), languages=list(agent.languages),
-                   since=self.clock(), call_id=agent.call_id if wire == "busy" else None)
-        self._remember(msg.message_id)
-        self._spawn(self.bus.publish_agent_state(msg))
+        self._publish(agent, wire, agent.call_id if wire == "busy" else None)
         if ended is not None and ended in self._offered:
             # After wrap_up (which releases the reservation): a router that queued the
             # offer forgets it; the agent is not made available by it.
@@ -284,6 +434,14 @@ class RoutingAgents:
                 kind="ended", call_id=ended, node_id=self.bus.node_id, at=self.clock(),
                 agent_id=agent.agent_id, target=agent.uri,
                 detail={"campaign": self.campaign})))
+
+    def _publish(self, agent: DialerAgent, wire: str, call_id: str | None) -> None:
+        assert agent.agent_id is not None
+        msg = AgentState(agent_id=agent.agent_id, state=wire, uri=agent.uri,  # type: ignore[arg-type]
+                         skills=sorted(agent.skills), languages=list(agent.languages),
+                         since=self.clock(), call_id=call_id)
+        self._remember(msg.message_id)
+        self._spawn(self.bus.publish_agent_state(msg))
 
     def offer(self, agent: DialerAgent, *, call_id: str, phone: str, called: str,
               fields: Mapping[str, Any], language: str | None, skills: Iterable[str] = ()
@@ -299,6 +457,8 @@ class RoutingAgents:
         """The agent took the call by REFER: it goes on out of our sight (no ``ended``)."""
         if agent.call_id is not None:
             self._offered.discard(agent.call_id)
+        if agent.agent_id is not None:
+            self._held.pop(agent.agent_id, None)  # theirs now: their presence releases them
         self.book.handed_over(agent, now=self.clock())
 
     async def _offer(self, offer: HandoffOffer, agent: DialerAgent) -> None:

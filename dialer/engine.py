@@ -42,7 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dialer.agent_legs import EarlyAgentLeg
-from dialer.agents import AgentBook, AgentWants, RoutingAgents, parse_agents
+from dialer.agents import AgentBook, AgentClaimRefused, AgentWants, RoutingAgents, parse_agents
 from dialer.agents import DialerAgent as _Agent
 from dialer.errors import DialerError, LeaseLost
 from dialer.pacing import (
@@ -167,6 +167,9 @@ class EngineConfig:
     may_dial: Callable[[], bool] | None = None
     """Asked before each round of new calls: False holds dialling (the PBX registration is
     being renewed after a failure); calls in progress go on."""
+    registration: Callable[[], dict[str, Any]] | None = None
+    """The PBX registration's state for the status view (``PbxRegistration.snapshot``);
+    None: a trunk, no registration."""
 
 
 @dataclass(slots=True)
@@ -176,6 +179,9 @@ class EngineStats:
     placed: int = 0
     answered: int = 0
     connected: int = 0
+    connected_late: int = 0
+    """Of ``connected``: REFERs sent in time whose agent answered after ``connect_within``
+    (dialer/refer.py: a transfer in flight cannot be taken back)."""
     abandoned: int = 0
     machines: int = 0
     failed: int = 0
@@ -561,6 +567,17 @@ class CampaignEngine:
         if self.routing_agents is not None:  # the routing core and other dialers see it
             self.routing_agents.local_state(agent, state, call_id)
 
+    async def _claim(self, agent: _Agent, call_id: str | None,
+                     deadline: float | None = None) -> bool:
+        """After reserving ``agent`` for ``call_id``: may they be dialled?  An agent of the
+        routing core is claimed there first (dialer/agents.py); False: refused, another
+        dialer or an inbound call has them (the agent is no longer reserved by us).  With a
+        person waiting (``deadline``) the claim waits at most a quarter of the time left."""
+        if self.routing_agents is None or agent.agent_id is None or call_id is None:
+            return True
+        timeout = None if deadline is None else (deadline - self._now()) / 4
+        return await self.routing_agents.claim(agent, call_id, timeout=timeout)
+
     def _wants(self, lease: Lease) -> AgentWants:
         """What the contact needs of an agent (language, skills)."""
         return AgentWants.for_contact(lease.fields, lease.language or self.language)
@@ -663,6 +680,8 @@ class CampaignEngine:
         while (agent := self._free_agent(tried, self._wants(lease))) is not None:
             tried.add(agent.uri)
             self._set_agent(agent, "reserved", call_id)
+            if not await self._claim(agent, call_id):
+                continue
             try:
                 leg = await self.ua.dial(agent.uri, timeout=self.settings.ring_timeout,
                                          caller=caller,
@@ -802,9 +821,15 @@ class CampaignEngine:
         caller, _ = self._caller()
         # Rings at most as long as AMD may take plus the time a person may wait.
         timeout = self.config.amd.total_analysis_ms / 1000 + self.connect_within
-        early = EarlyAgentLeg(agent, functools.partial(
-            self.ua.dial, agent.uri, timeout=timeout, caller=caller,
-            credentials=self._agent_credentials(agent.uri)))
+        async def dial() -> Call:
+            # Claimed at the routing core first, while AMD listens: the round trip is hidden
+            # behind the greeting, not added to the person's wait.
+            if not await self._claim(agent, call_id):
+                raise AgentClaimRefused(f"agent {agent.agent_id} is taken", 0)
+            return await self.ua.dial(agent.uri, timeout=timeout, caller=caller,
+                                      credentials=self._agent_credentials(agent.uri))
+
+        early = EarlyAgentLeg(agent, dial)
         self._early[id(early)] = early
         return early
 
@@ -813,6 +838,8 @@ class CampaignEngine:
         self._early.pop(id(early), None)
         if not await early.release(reason):
             return  # bridged, or given back already
+        if isinstance(early.refused, AgentClaimRefused):
+            return  # never dialled: the claim's refusal gave the agent back already
         if early.state in ("refused", "gone"):
             log.info("agent %s: early leg %s%s", early.agent.uri, early.state,
                      f" ({early.refused.status})" if early.refused else "")
@@ -1076,10 +1103,12 @@ class CampaignEngine:
                 if self._now() >= deadline:
                     return None
                 continue  # none free yet: look at the held legs again, then wait on
-            left = deadline - self._now()
             self._set_agent(agent, "reserved", call_id)
             try:
-                leg = await self.ua.dial(agent.uri, timeout=left, caller=caller,
+                if not await self._claim(agent, call_id, deadline):
+                    continue
+                leg = await self.ua.dial(agent.uri, timeout=deadline - self._now(),
+                                         caller=caller,
                                          credentials=self._agent_credentials(agent.uri))
             except CallFailed as exc:
                 log.info("agent %s: %s %s", agent.uri, exc.status, exc.reason)
@@ -1131,7 +1160,8 @@ class CampaignEngine:
                 "agents": [{"uri": a.uri, "state": a.state,
                             "since_s": round(now - a.since, 1)} for a in self.agents.values()],
                 "placed": self.stats.placed, "answered": self.stats.answered,
-                "connected_total": self.stats.connected, "abandoned": self.stats.abandoned,
+                "connected_total": self.stats.connected,
+                "connected_late": self.stats.connected_late, "abandoned": self.stats.abandoned,
                 "machines": self.stats.machines,
                 "amd_share": (self.stats.machines / self.stats.answered
                               if self.stats.answered else 0.0),
@@ -1139,4 +1169,6 @@ class CampaignEngine:
                                 if self.stats.wait_s else None),
                 "talk_s_mean": (sum(self.stats.talk_s) / len(self.stats.talk_s)
                                 if self.stats.talk_s else None),
-                "wrap_s": self.wrap_s}
+                "wrap_s": self.wrap_s,
+                "registration": (self.config.registration()
+                                 if self.config.registration is not None else None)}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from telephony.aio.useragent import UserAgent
 from telephony.errors import SipParseError
 from telephony.sip.auth import DigestCredentials
 from telephony.sip.headers import SipUri
+from telephony.sip.message import REASON_PHRASES
 
 __all__ = ["REFUSED", "PbxAccount", "PbxRegistration", "RegistrationRefused"]
 
@@ -92,10 +94,17 @@ class PbxRegistration:
     when the PBX refuses the account (once per refusal after a registration or at start)."""
 
     def __init__(self, ua: UserAgent, account: PbxAccount, *,
-                 on_refused: Callable[[str], None] | None = None) -> None:
+                 on_refused: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.ua = ua
         self.account = account
         self.on_refused = on_refused
+        self.clock = clock
+        """Wall clock of the times in :meth:`snapshot` (Unix time)."""
+        self.registered_at: float | None = None
+        """When the registrar last said 200 (the binding's ``expires`` counts from it)."""
+        self.last_failure: tuple[float, int] | None = None
+        """(when, status) of the last REGISTER that failed (status 0: no answer)."""
         self.state = "unregistered"
         """``unregistered`` (not started or stopped), ``registering`` (the first attempt),
         ``registered``, ``retrying`` (lost; the SIP core retries with back-off), ``refused``."""
@@ -117,7 +126,10 @@ class PbxRegistration:
         status = int(event.get("status") or 0)
         self.status = status
         before = self.state
+        if not event.get("registered") and self.state != "unregistered":
+            self.last_failure = (self.clock(), status)
         if event.get("registered"):
+            self.registered_at = self.clock()
             self.state, self.expires, self.message = "registered", int(
                 event.get("expires") or 0), None
             if before != "registered":
@@ -143,6 +155,27 @@ class PbxRegistration:
     def may_dial(self) -> bool:
         """Place new calls only while registered."""
         return self.state == "registered"
+
+    def snapshot(self) -> dict[str, Any]:
+        """The registration as the operator sees it (``campaign status``, the console, the
+        engine's status JSON): state, the registrar's last answer, the binding's expiry and
+        the last failure."""
+        now = self.clock()
+        expires_in = None
+        if self.state == "registered" and self.registered_at is not None:
+            expires_in = max(0, round(self.registered_at + self.expires - now))
+        failure = None
+        if self.last_failure is not None:
+            at, st = self.last_failure
+            failure = {"at": at, "ago_s": round(now - at, 1), "status": st or None,
+                       "reason": _reason(st)}
+        return {"state": self.state, "registered": self.state == "registered",
+                "aor": self.account.aor, "registrar": self.account.registrar,
+                "auth_user": self.account.auth_user, "status": self.status,
+                "reason": _reason(self.status) if self.status is not None else None,
+                "expires": self.expires if self.state == "registered" else None,
+                "expires_in": expires_in, "registered_at": self.registered_at,
+                "last_failure": failure, "message": self.message}
 
     # --- start and stop -------------------------------------------------------------------------
 
@@ -193,3 +226,10 @@ class PbxRegistration:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout)
         self._ref = None
+
+
+def _reason(status: int) -> str:
+    """The registrar's answer in words (its standard reason phrase; 0: no answer)."""
+    if status == 0:
+        return "no answer"
+    return REASON_PHRASES.get(status, "Unknown")

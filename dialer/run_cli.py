@@ -149,8 +149,8 @@ def campaign_report(store: DialerStore, name: str, *, now: float,
         ms = stats.amd_decision_ms
         summary["run"] = {
             "placed": stats.placed, "answered": stats.answered,
-            "connected": stats.connected, "abandoned": stats.abandoned,
-            "machines": stats.machines, "peak_answered": stats.peak_answered,
+            "connected": stats.connected, "connected_late": stats.connected_late,
+            "abandoned": stats.abandoned, "machines": stats.machines, "peak_answered": stats.peak_answered,
             "amd_decision_ms_median": statistics.median(ms) if ms else None,
             "wait_s_max": max(stats.wait_s) if stats.wait_s else None,
             "greeting_to_bridge_s_max": (max(stats.greeting_to_bridge_s)
@@ -268,7 +268,8 @@ async def _dial(loaded: Any, name: str, *, trunk: str, db: str, until_done: bool
             engine_config = EngineConfig(trunk=trunk, owner=owner,
                                          credentials=account.credentials,
                                          from_uri=account.aor,
-                                         may_dial=registration.may_dial)
+                                         may_dial=registration.may_dial,
+                                         registration=registration.snapshot)
         engine = CampaignEngine(store, name, ua, engine_config, events=events, bus=bus)
         if registration is not None:
             run_engine = engine
@@ -307,9 +308,8 @@ async def _dial(loaded: Any, name: str, *, trunk: str, db: str, until_done: bool
     if engine is not None and engine.config_error is not None:
         error = engine.config_error
     if registration is not None:
-        report["summary"]["registration"] = {
-            "aor": registration.account.aor, "registrar": registration.account.registrar,
-            "status": registration.status}
+        # state, the registrar's last answer, the last failure (after close: unregistered)
+        report["summary"]["registration"] = registration.snapshot()
     if error is not None:
         report["summary"]["error"] = error
     return report
@@ -410,6 +410,7 @@ def _status_view(store: DialerStore, name: str, now: float) -> tuple[Group, dict
         t = eng.get("talk_s_mean")
         head.add_row("mean talk / wrap", ("-" if t is None else f"{t:.1f} s")
                      + f" / {eng.get('wrap_s', 0):.0f} s")
+        head.add_row("PBX registration", registration_text(eng.get("registration")))
     ab = summary["abandonment"]
     now_ab = store.abandonment(name, now=now)
     hour = [r for r in store.ledger(name, since=now - 3600) if r["outcome"] is not None]
@@ -435,6 +436,26 @@ def _status_view(store: DialerStore, name: str, now: float) -> tuple[Group, dict
     for k, v in summary["by_state"].items():
         disp.add_row(k, str(v))
     return Group(head, agents, disp), data
+
+
+def registration_text(reg: dict[str, Any] | None) -> str:
+    """One line for the status view: ``registered as AOR at REGISTRAR (200 OK, expires in
+    N s)``, or the state and the registrar's last answer; the last failure after it."""
+    if not reg:
+        return "none (a trunk)"
+    answer = (f"{reg['status']} {reg['reason']}" if reg.get("status")
+              else str(reg.get("reason") or "no answer yet"))
+    if reg.get("registered"):
+        text = (f"registered as {reg['aor']} at {reg['registrar']} ({answer}, expires in "
+                f"{reg.get('expires_in')} s)")
+    else:
+        text = f"{reg.get('state')}: {reg['aor']} at {reg['registrar']} ({answer})"
+    failure = reg.get("last_failure")
+    if failure:
+        what = (f"{failure['status']} {failure['reason']}" if failure.get("status")
+                else "no answer")
+        text += f"; last failure {what}, {failure['ago_s']:.0f} s ago"
+    return text
 
 
 def _status(args: argparse.Namespace, con: Console) -> int:

@@ -100,6 +100,10 @@ def config_from_args(args: argparse.Namespace) -> NodeConfig:
         elif path == "sip.auth_users":
             value = dict(value)
         flags[path] = value
+    if flags.get("sip.password") is not None:
+        print("dialtone: warning: --password on the command line is visible to every user "
+              "(ps) and kept in the shell's history; use --password-file FILE or "
+              "DIALTONE_SIP__PASSWORD", file=sys.stderr)
     return load_config(yaml_path=args.config, flags=flags)
 
 

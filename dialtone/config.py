@@ -122,6 +122,16 @@ class SipSection(_Section):
     """Register to this registrar URI (with ``user`` and ``password``)."""
     user: str | None = None
     password: SecretStr | None = None
+    """The registration password: from ``DIALTONE_SIP__PASSWORD``, the YAML file or
+    ``password_file``.  ``--password`` still works but is discouraged: a command line is
+    visible to every user through ``ps`` and stays in the shell's history."""
+    password_file: str | None = None
+    """A file whose first line is the registration password (``--password-file``)."""
+
+    def password_value(self) -> str:
+        """The registration password (``password``, else the first line of
+        ``password_file``; empty without either)."""
+        return _secret_value(self.password, self.password_file, "sip.password_file")
 
     @field_validator("listen")
     @classmethod
@@ -259,16 +269,20 @@ class DialerSection(_Section):
 
     def password_value(self) -> str:
         """The PBX password (``password``, else the first line of ``password_file``)."""
-        if self.password is not None:
-            return self.password.get_secret_value()
-        if self.password_file is None:
-            return ""
-        try:
-            text = Path(self.password_file).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{describe('dialer.password_file')}: cannot read "
-                              f"{self.password_file}: {exc.strerror}") from exc
-        return text.splitlines()[0] if text.strip() else ""
+        return _secret_value(self.password, self.password_file, "dialer.password_file")
+
+
+def _secret_value(value: SecretStr | None, file: str | None, path: str) -> str:
+    """A password given as a value, else the first line of a file (empty without either)."""
+    if value is not None:
+        return value.get_secret_value()
+    if file is None:
+        return ""
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{describe(path)}: cannot read {file}: {exc.strerror}") from exc
+    return text.splitlines()[0] if text.strip() else ""
 
 
 class NodeConfig(_Section):
@@ -313,9 +327,11 @@ class NodeConfig(_Section):
                    "applies only to the in-process router, not with --mqtt")
         sip = self.sip
         if sip.registrar is None:
-            for name in ("user", "password"):
+            for name in ("user", "password", "password_file"):
                 if getattr(sip, name) is not None:
                     refuse(f"sip.{name}", "applies only with --register")
+        elif sip.password is not None and sip.password_file is not None:
+            refuse("sip.password_file", "and sip.password: give one")
         if sip.accept_refer and not sip.transfer_allow:
             refuse("sip.accept_refer", "needs --transfer-allow (which targets REFER may name)")
         if sip.trusted is None:
@@ -420,7 +436,10 @@ SERVE_FLAGS: tuple[Flag, ...] = (
          "new calls per second from one source address (default: off)", convert=float),
     Flag("--register", "sip.registrar", "register to this registrar URI (with --user/--password)"),
     Flag("--user", "sip.user", "registration user"),
-    Flag("--password", "sip.password", "registration password"),
+    Flag("--password", "sip.password", "registration password (discouraged: a command line "
+         "is visible in ps; use --password-file or DIALTONE_SIP__PASSWORD)"),
+    Flag("--password-file", "sip.password_file", "a file whose first line is the "
+         "registration password", metavar="FILE"),
     Flag("--rtp-ports", "media.rtp_ports", "RTP port range LOW-HIGH (default 20000-30000)"),
     Flag("--media-timeout", "media.timeout",
          "end a call after this many seconds without RTP (0: never; default 30)", convert=float),

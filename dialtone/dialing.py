@@ -119,7 +119,8 @@ class DialerSupervisor:
         if reg is not None:
             config = EngineConfig(trunk=self.trunk, owner=config.owner,
                                   credentials=reg.account.credentials,
-                                  from_uri=reg.account.aor, may_dial=reg.may_dial)
+                                  from_uri=reg.account.aor, may_dial=reg.may_dial,
+                                  registration=reg.snapshot)
         try:
             if reg is not None and reg.state == "refused":
                 raise DialerError(reg.message or "the PBX refused our registration")

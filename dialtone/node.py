@@ -340,7 +340,7 @@ class Node:
         sip = self.config.sip
         assert sip.registrar is not None
         user = sip.user or "dialtone"
-        password = sip.password.get_secret_value() if sip.password else ""
+        password = sip.password_value()
         aor = f"sip:{user}@{sip.registrar.split(':', 1)[-1].split(';')[0]}"
         ok = await ua.register(sip.registrar, aor=aor,
                                credentials=DigestCredentials(user, password))

@@ -25,7 +25,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from uuid import UUID, uuid4
 
-from routing.contract import AgentState, CallEventMessage, HandoffOffer, RouteDecision
+from routing.contract import (
+    AgentClaim,
+    AgentState,
+    CallEventMessage,
+    ClaimReply,
+    HandoffOffer,
+    RouteDecision,
+)
 from routing.errors import RoutingError
 from routing.router_config import RouterConfig
 from routing.router_core import ReferenceRouter
@@ -225,6 +232,18 @@ class RoutingBus(ABC):
         """
         return await self._inbox.get(call_id, timeout)
 
+    last_claim_reply_at: float | None = None
+    """When the last reply to a claim arrived (late ones too): the routing core answers."""
+
+    def claims_supported(self) -> bool:
+        """Is a routing core there to answer :meth:`claim_agent` (a router online)?"""
+        return False
+
+    async def claim_agent(self, claim: AgentClaim, *, timeout: float) -> ClaimReply | None:
+        """Ask the routing core for an agent before dialling them; None when no answer
+        came within ``timeout`` (or this bus has no routing core to ask)."""
+        return None
+
     def agent_states(self) -> dict[str, AgentState]:
         """Snapshot of every agent's last known presence."""
         return dict(self._agents)
@@ -308,6 +327,17 @@ class InMemoryBus(RoutingBus):
         self.router.on_agent_state(state, now=self._clock())
         self._agent_changed(state)
         self._pump()
+
+    def claims_supported(self) -> bool:
+        return True
+
+    async def claim_agent(self, claim: AgentClaim, *, timeout: float) -> ClaimReply | None:
+        if claim.sent_at == 0.0:
+            claim = claim.model_copy(update={"sent_at": self._clock(), "timeout_s": timeout})
+        reply = self.router.claim(claim, now=self._clock())
+        self.last_claim_reply_at = self._clock()
+        self._pump()  # the reservation's busy state, as the router publishes it
+        return reply
 
     def _pump(self) -> None:
         for state in self.router.states_to_publish():

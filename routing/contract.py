@@ -15,6 +15,8 @@ topic                                    payload                      retained
 ``agents/<agent_id>``                    :class:`AgentState`          yes
 ``events/<node_id>``                     :class:`CallEventMessage`    no
 ``nodes/<node_id>/status``               :class:`NodeStatus`          yes
+``claims/request``                       :class:`AgentClaim`          no
+``claims/reply/<node_id>``               :class:`ClaimReply`          no
 =======================================  ===========================  ========
 """
 
@@ -162,6 +164,46 @@ class CallEventMessage(ContractMessage):
     detail: dict[str, str] = Field(default_factory=dict)
 
 
+class AgentClaim(ContractMessage):
+    """A dialer asks the routing core for one agent before it dials them.
+
+    The routing core is the one authority on agents: it grants the claim when the agent is
+    ``available`` and reserved for no call (it then publishes them ``busy`` with
+    ``call_id``), and refuses it otherwise, so two dialers never dial the same agent."""
+
+    call_id: str = Field(min_length=1, max_length=256)
+    """The call the agent is wanted for (the dialer's ``CAMPAIGN-ATTEMPT``)."""
+    node_id: TopicId
+    """The dialer's node: the reply goes to its reply topic."""
+    agent_id: TopicId
+    campaign: str | None = Field(default=None, max_length=256)
+    sent_at: float = Field(default=0.0, ge=0.0)
+    """Unix time the claim was made."""
+    timeout_s: float = Field(default=1.0, gt=0.0, le=60.0)
+    """The dialer stops waiting (and the claim is void) after this many seconds."""
+
+    @property
+    def deadline(self) -> float:
+        return self.sent_at + self.timeout_s
+
+
+class ClaimReply(ContractMessage):
+    """The routing core's answer to an :class:`AgentClaim`."""
+
+    claim_id: UUID
+    """``message_id`` of the claim answered."""
+    call_id: str = Field(min_length=1, max_length=256)
+    agent_id: TopicId
+    granted: bool
+    router_id: str = ""
+    reason: str | None = None
+    """Refused: why (``agent busy``, ``agent reserved``, ``unknown agent``...)."""
+    held_for: str | None = Field(default=None, max_length=256)
+    """Refused because the agent is reserved: the call they are reserved for (a dialer that
+    finds one of its own ended calls there releases the agent: its release was lost or
+    overtaken)."""
+
+
 class NodeStatus(ContractMessage):
     """Liveness of a Dialtone node or router, retained; "offline" is also its last will."""
 
@@ -208,6 +250,21 @@ def node_status_topic(node_id: str) -> str:
     return f"{TOPIC_ROOT}/nodes/{check_topic_id(node_id)}/status"
 
 
+def claim_topic() -> str:
+    """Where dialers publish agent claims (routers take them by shared subscription)."""
+    return f"{TOPIC_ROOT}/claims/request"
+
+
+def shared_claim_subscription(group: str = SHARED_GROUP) -> str:
+    """As :func:`shared_offer_subscription`, for claims."""
+    return f"$share/{check_topic_id(group)}/{claim_topic()}"
+
+
+def claim_reply_topic(node_id: str) -> str:
+    """Where the answers to ``node_id``'s claims go."""
+    return f"{TOPIC_ROOT}/claims/reply/{check_topic_id(node_id)}"
+
+
 AGENTS_FILTER = f"{TOPIC_ROOT}/agents/+"
 EVENTS_FILTER = f"{TOPIC_ROOT}/events/+"
 NODES_FILTER = f"{TOPIC_ROOT}/nodes/+/status"
@@ -252,12 +309,22 @@ def decode_node_status(payload: bytes | bytearray | str) -> NodeStatus:
     return decode(NodeStatus, payload)
 
 
+def decode_claim(payload: bytes | bytearray | str) -> AgentClaim:
+    return decode(AgentClaim, payload)
+
+
+def decode_claim_reply(payload: bytes | bytearray | str) -> ClaimReply:
+    return decode(ClaimReply, payload)
+
+
 SCHEMA_MODELS: dict[str, type[ContractMessage]] = {
     "handoff-offer": HandoffOffer,
     "route-decision": RouteDecision,
     "agent-state": AgentState,
     "call-event": CallEventMessage,
     "node-status": NodeStatus,
+    "agent-claim": AgentClaim,
+    "claim-reply": ClaimReply,
 }
 
 

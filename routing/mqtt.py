@@ -28,15 +28,21 @@ from routing.contract import (
     NODES_FILTER,
     SHARED_GROUP,
     TOPIC_ROOT,
+    AgentClaim,
     AgentState,
     CallEventMessage,
+    ClaimReply,
     HandoffOffer,
     NodeStatus,
     RouteDecision,
     agent_topic,
     check_topic_id,
+    claim_reply_topic,
+    claim_topic,
     decision_topic,
     decode_agent_state,
+    decode_claim,
+    decode_claim_reply,
     decode_decision,
     decode_event,
     decode_node_status,
@@ -44,6 +50,7 @@ from routing.contract import (
     events_topic,
     node_status_topic,
     offer_topic,
+    shared_claim_subscription,
     shared_offer_subscription,
 )
 from routing.errors import RoutingError
@@ -120,7 +127,7 @@ class MqttRoutingBus(RoutingBus):
         **options: Any,
     ) -> None:
         super().__init__(check_topic_id(node_id), clock=clock)
-        subs = [decision_topic(node_id), NODES_FILTER]
+        subs = [decision_topic(node_id), claim_reply_topic(node_id), NODES_FILTER]
         if follow_agents:
             subs.append(AGENTS_FILTER)
         if follow_events:
@@ -128,6 +135,10 @@ class MqttRoutingBus(RoutingBus):
         self.link = _link(url, f"dialtone-node-{node_id}", node_id, "ivr", db_url, subs,
                           self._on_message, clock, options, on_connected=self._reoffer)
         self._decision_topic = decision_topic(node_id)
+        self._claim_reply_topic = claim_reply_topic(node_id)
+        self._claims: dict[UUID, asyncio.Future[ClaimReply]] = {}
+        self._routers: set[str] = set()
+        """Routers whose retained status says online (they can answer claims)."""
         self._seen = SeenIds()
         self._pending: dict[UUID, HandoffOffer] = {}
         self._offer_retry_s = offer_retry_s
@@ -212,10 +223,45 @@ class MqttRoutingBus(RoutingBus):
         self.link.enqueue(agent_topic(state.agent_id), state.encode(),
                           message_id=str(state.message_id), retain=True)
 
+    def claims_supported(self) -> bool:
+        return bool(self._routers) and self.link.connected.is_set()
+
+    async def claim_agent(self, claim: AgentClaim, *, timeout: float) -> ClaimReply | None:
+        """Publish the claim (QoS 1, expiring with it, the reply topic and correlation data
+        as an offer's) and wait up to ``timeout`` s for the router's answer."""
+        if claim.sent_at == 0.0:
+            claim = claim.model_copy(update={"sent_at": self._clock(), "timeout_s": timeout})
+        waiter: asyncio.Future[ClaimReply] = asyncio.get_running_loop().create_future()
+        self._claims[claim.message_id] = waiter
+        try:
+            self.link.enqueue(claim_topic(), claim.encode(), message_id=str(claim.message_id),
+                              response_topic=self._claim_reply_topic,
+                              correlation=claim.message_id.bytes, expires_at=claim.deadline)
+            try:
+                async with asyncio.timeout(max(0.0, timeout)):
+                    return await waiter
+            except TimeoutError:
+                # A loop that was busy when the reply came may run our timer before the
+                # task that reads the broker's messages: let that task run first.
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                if waiter.done():
+                    return waiter.result()
+                self.link.cancel(str(claim.message_id))
+                return None
+        finally:
+            self._claims.pop(claim.message_id, None)
+
     async def _on_message(self, message: aiomqtt.Message) -> None:
         topic = message.topic.value
         payload = message.payload if isinstance(message.payload, bytes) else b""
-        if topic == self._decision_topic:
+        if topic == self._claim_reply_topic:
+            reply = decode_claim_reply(payload)
+            self.last_claim_reply_at = self._clock()
+            waiter = self._claims.get(reply.claim_id)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(reply)
+        elif topic == self._decision_topic:
             decision = decode_decision(payload)
             corr = _correlation(message)
             if corr is not None and corr != decision.offer_id.bytes:
@@ -238,6 +284,11 @@ class MqttRoutingBus(RoutingBus):
             if not payload:
                 return
             status = decode_node_status(payload)
+            if status.role == "router":
+                if status.status == "online":
+                    self._routers.add(status.node_id)
+                else:
+                    self._routers.discard(status.node_id)
             if status.role == "router" and status.status == "online" and not message.retain:
                 # A router (re)subscribed: offers the broker dropped meanwhile can go now.
                 self._reoffer()
@@ -260,7 +311,8 @@ class MqttRouterService:
         self.router = router
         self.router_id = check_topic_id(router_id)
         self._clock = clock
-        subs = [shared_offer_subscription(group), AGENTS_FILTER, EVENTS_FILTER]
+        subs = [shared_offer_subscription(group), shared_claim_subscription(group),
+                AGENTS_FILTER, EVENTS_FILTER]
         self.link = _link(url, f"dialtone-router-{router_id}", router_id, "router", db_url,
                           subs, self._on_message, clock, options)
         self._reply: dict[str, tuple[str, bytes]] = {}
@@ -303,6 +355,18 @@ class MqttRouterService:
             decision = self.router.route(offer, now=now)
             expires = offer.deadline if offer.sent_at > 0 else None
             self._send(decision, expires_at=expires)
+        elif topic == claim_topic():
+            claim = decode_claim(payload)
+            reply_to = _response_topic(message) or claim_reply_topic(claim.node_id)
+            if reply_to != claim_reply_topic(claim.node_id):
+                raise RoutingError(f"claim with a reply topic outside the contract: {reply_to}")
+            reply = self.router.claim(claim, now=now)
+            # The reservation's busy state first, then the answer: a dialer that is refused
+            # has already heard who holds the agent.
+            self._pump()
+            self.link.enqueue(reply_to, reply.encode(), message_id=str(reply.message_id),
+                              correlation=_correlation(message) or claim.message_id.bytes,
+                              expires_at=claim.deadline if claim.sent_at > 0 else None)
         elif topic.startswith(_AGENTS_PREFIX):
             if not payload:
                 return

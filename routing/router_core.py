@@ -22,6 +22,13 @@ Policy, in order:
 
 An offer for a call an agent is already reserved for (``busy`` with its ``call_id``,
 as the dialer publishes when it connects a person) is answered with that agent.
+
+A dialer claims an agent before dialling them (:meth:`ReferenceRouter.claim`): the router,
+the one place every agent's state meets, grants the claim when the agent is ``available``
+and reserved for nothing (and reserves them: ``busy`` with the claim's ``call_id``,
+published like its own reservations), and refuses it otherwise.  Two dialers that want the
+same agent in the same millisecond get one grant and one refusal, in the order their claims
+reach the router; an inbound call and a dialer likewise.
 """
 
 from __future__ import annotations
@@ -32,7 +39,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from routing.contract import AgentState, CallEventMessage, HandoffOffer, RouteDecision
+from routing.contract import (
+    AgentClaim,
+    AgentState,
+    CallEventMessage,
+    ClaimReply,
+    HandoffOffer,
+    RouteDecision,
+)
 from routing.router_config import QueueConfig, RouterConfig
 
 _DEDUP_CAPACITY = 10_000
@@ -69,6 +83,9 @@ class ReferenceRouter:
         self._waiting: dict[str, _Waiting] = {}
         self._call_agent: dict[str, str] = {}
         self._decided: OrderedDict[UUID, RouteDecision] = OrderedDict()
+        self._claimed: OrderedDict[UUID, ClaimReply] = OrderedDict()
+        self._claimant: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
+        """call id -> (node_id, campaign) of the claim that reserved an agent for it."""
         self._seen_states: OrderedDict[UUID, None] = OrderedDict()
         self._seq = itertools.count()
         self._out_decisions: list[RouteDecision] = []
@@ -79,6 +96,8 @@ class ReferenceRouter:
             )
         self.routed_calls = 0
         """Offers answered (duplicates not counted)."""
+        self.claims_granted = 0
+        self.claims_refused = 0
 
     # --- inputs ----------------------------------------------------------------------------
 
@@ -91,6 +110,53 @@ class ReferenceRouter:
         self._remember(offer.message_id, decision)
         self.routed_calls += 1
         return decision
+
+    def claim(self, claim: AgentClaim, *, now: float) -> ClaimReply:
+        """Grant or refuse a dialer's claim on an agent; a re-delivered claim (same
+        message_id) gets the same answer, and a second claim for the call the agent is
+        already reserved for is granted again (the dialer asked twice)."""
+        cached = self._claimed.get(claim.message_id)
+        if cached is not None:
+            return cached
+        agent = self._agents.get(claim.agent_id)
+        reason: str | None = None
+        if claim.sent_at > 0 and now > claim.deadline:
+            reason = "claim expired"  # the dialer has stopped waiting for this answer
+        elif agent is None:
+            reason = "unknown agent"
+        elif agent.reserved_call == claim.call_id:
+            pass
+        elif agent.reserved_call is not None and self._claimant.get(agent.reserved_call) == (
+                claim.node_id, claim.campaign):
+            # Reserved by a claim of this same dialer, which asks only for agents it has
+            # free: its release is still on its way (it took another path through the
+            # broker).  The reservation moves to the new call.
+            pass
+        elif agent.reserved_call is not None:
+            reason = "agent reserved"
+        elif agent.state.state != "available":
+            reason = f"agent {agent.state.state}"
+        if reason is None and agent is not None and agent.reserved_call != claim.call_id:
+            if agent.reserved_call is not None:
+                self._call_agent.pop(agent.reserved_call, None)
+            self._set_agent(agent, "busy", now=now, call_id=claim.call_id)
+            self._call_agent[claim.call_id] = claim.agent_id
+            self._claimant[claim.call_id] = (claim.node_id, claim.campaign)
+            if len(self._claimant) > _DEDUP_CAPACITY:
+                self._claimant.popitem(last=False)
+        held_for = (agent.reserved_call if reason is not None and agent is not None
+                    else None)
+        reply = ClaimReply(claim_id=claim.message_id, call_id=claim.call_id,
+                           agent_id=claim.agent_id, granted=reason is None,
+                           router_id=self.router_id, reason=reason, held_for=held_for)
+        if reply.granted:
+            self.claims_granted += 1
+        else:
+            self.claims_refused += 1
+        self._claimed[claim.message_id] = reply
+        if len(self._claimed) > _DEDUP_CAPACITY:
+            self._claimed.popitem(last=False)
+        return reply
 
     def on_agent_state(self, state: AgentState, *, now: float) -> None:
         """Presence of an agent (from the bus, the CLI or the config)."""

@@ -254,6 +254,8 @@ class LiveFigures:
             "avg_wrap_s": sum(self._wraps) / len(self._wraps) if self._wraps else 0.0,
             "contacts": {"total": int(total), "dialled": int(dialled), "left": int(left)},
             "run_out_s": (int(left) / rate_per_s) if rate_per_s > 0 else None,
+            # the dialer's PBX registration (None: a trunk, or no engine running)
+            "registration": engine.get("registration") if engine is not None else None,
         }
         live.history.append({"t": now, "dial_level": figures["dial_level"], "agents_busy": busy,
                              "abandon_rate_1h": ab["1h"]["rate"]})

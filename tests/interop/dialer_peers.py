@@ -187,11 +187,14 @@ class Population(Peer):
 
 
 class Agents(Peer):
-    """Agents at ``sip:USER@127.0.0.1:PORT``; users starting with ``busy`` answer 486."""
+    """Agents at ``sip:USER@127.0.0.1:PORT``; users starting with ``busy`` answer 486,
+    those starting with ``slow`` ring ``slow_answer_s`` before answering."""
 
-    def __init__(self, rtp_base: int, *, talk_s: float = 2.0) -> None:
+    def __init__(self, rtp_base: int, *, talk_s: float = 2.0, slow_answer_s: float = 2.3
+                 ) -> None:
         super().__init__("agents", rtp_base)
         self.talk_s = talk_s
+        self.slow_answer_s = slow_answer_s
         self.answered: dict[str, int] = Counter()
         self.answered_at: list[tuple[str, float]] = []
         self.ended: list[tuple[str, str | None]] = []
@@ -204,6 +207,10 @@ class Agents(Peer):
         if call.called.startswith("busy"):
             self.reject(call, 486)
             return
+        if call.called.startswith("slow"):
+            self.ringing(call)
+            if await call.wait_ended(self.slow_answer_s) is not None:
+                return  # cancelled while ringing
         await call.answer()
         assert self.ua is not None
         self.answered[call.called] += 1

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,6 +89,9 @@ async def test_the_node_dials_agents_from_the_routing_core_over_mqtt(
             # the router saw ann busy on the call, so the offer was answered with her
             await until(lambda: len(engine.routing_agents.offers) == 1, 5.0)  # type: ignore[union-attr]
             (decision,) = engine.routing_agents.offers
+            # ann was claimed at the routing core before her leg was dialled
+            assert engine.routing_agents.claims["granted"] == 1  # type: ignore[union-attr]
+            assert router.router.claims_granted == 1
             # and released when the call ended
             await until(lambda: router.router.agents()["ann"].state == "available", 5.0)
             # the pacer's staffing: ann and fra (in the campaign, though no contact of hers)
@@ -135,6 +139,40 @@ async def test_connect_by_refer_the_called_party_calls_the_agent(
     # the agent's INVITE came from the called party's UA, not from the dialer's caller ID
     assert CALLER_ID not in agents.from_["agent1"]
     assert engine.stats.connected == 1 and engine.stats.abandoned == 0
+
+
+async def test_a_refer_the_agent_answers_after_the_2_s_is_connected_with_its_real_wait(
+        world: World, tmp_path: Path) -> None:
+    pop, agents, dialer, pport, aport = world
+    assert pop.ua is not None
+    policy = TransferPolicy.from_patterns(["sip:127.0.0.1"], inbound_refer=True)
+    pop.ua.config = dataclasses.replace(pop.ua.config, transfer_policy=policy)
+    slow = f"sip:slow1@127.0.0.1:{aport}"  # rings 2.3 s: the REFER is pending at the 2 s
+    store = make_store(tmp_path, "late", [BASE + "01"], [slow], connect="refer")
+    calls: list[dict[str, Any]] = []
+
+    class Sink:
+        def emit(self, event: dict[str, Any]) -> None:
+            if event.get("type") == "campaign_call":
+                calls.append(event)
+
+    engine = CampaignEngine(store, "late", dialer, EngineConfig(trunk=f"sip:127.0.0.1:{pport}"),
+                            events=Sink())
+    await asyncio.wait_for(engine.run(until_done=True), 20.0)
+    (contact,) = store.contact_report("late")
+    # the person talks to the agent: connected, with the wait they had (over the 2 s)
+    assert (contact["disposition"], contact["agent"]) == ("connected", slow)
+    assert contact["wait_s"] is not None and contact["wait_s"] > 2.0
+    (event,) = calls  # what the CDR row takes its outcome from
+    assert (event["disposition"], event["agent"], event["wait_s"]) == (
+        "connected", slow, contact["wait_s"])
+    assert event["greeting_to_bridge_s"] > 2.0
+    assert agents.answered["slow1"] == 1
+    # no safe-harbour message, not counted abandoned anywhere
+    assert (engine.stats.connected, engine.stats.connected_late, engine.stats.abandoned) == (
+        1, 1, 0)
+    ab = store.abandonment("late", now=time.time())
+    assert (ab.live, ab.abandoned) == (1, 0)
 
 
 async def test_campaign_run_takes_mqtt_and_refuses_a_routing_campaign_without_it(

@@ -284,6 +284,13 @@ async def test_the_node_dialer_registers_dials_through_the_pbx_and_records_cdrs(
         assert node.cdr_writer is not None
         writer = node.cdr_writer
         await until(lambda: writer.written >= 2, 10.0)  # the row, then its campaign
+        # the engine's status (campaign status, the console) shows the registration
+        await until(lambda: (store.engine_status("node-pbx") or (0, {}))[1].get(
+            "registration") is not None, 5.0)
+        reg = store.engine_status("node-pbx")[1]["registration"]  # type: ignore[index]
+        assert (reg["state"], reg["status"], reg["reason"], reg["aor"]) == (
+            "registered", 200, "OK", pbx.aor("1002"))
+        assert 0 < reg["expires_in"] <= reg["expires"]
     assert pop.from_[busy].startswith(f"<sip:1002@127.0.0.1:{pbx.port}")
     assert len(pbx.log_lines("authenticated as 1002, registered")) == 1
     engine = make_engine(config.db)

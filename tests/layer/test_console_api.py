@@ -411,6 +411,26 @@ def test_live_figures_follow_a_running_engine_snapshot() -> None:
     assert figures.campaign("snap")["dial_level"] != 9.0
 
 
+def test_the_live_view_carries_the_dialers_pbx_registration(console: Console) -> None:
+    """The engine's snapshot carries its PBX registration (state, the registrar's answer,
+    expiry, last failure): the API's live figures pass it on; a trunk or no engine: null."""
+    with logged_in(console, "max") as c:
+        c.post("/api/campaigns", json={"name": "s", "settings": ALWAYS})
+        assert c.get("/api/campaigns/s/live").json()["registration"] is None  # no engine
+        reg = {"state": "retrying", "registered": False, "aor": "sip:1001@pbx:5060",
+               "registrar": "sip:pbx:5060", "auth_user": "1001", "status": 503,
+               "reason": "Service Unavailable", "expires": None, "expires_in": None,
+               "registered_at": time.time() - 400,
+               "last_failure": {"at": time.time() - 3, "ago_s": 3.0, "status": 503,
+                                "reason": "Service Unavailable"}, "message": None}
+        console.store.write_engine_status("s", "host:s", {"dial_level": 0.0,
+                                                          "registration": reg}, now=time.time())
+        assert c.get("/api/campaigns/s/live").json()["registration"] == reg
+        console.store.write_engine_status("s", "host:s", {"dial_level": 0.0,
+                                                          "registration": None}, now=time.time())
+        assert c.get("/api/campaigns/s/live").json()["registration"] is None  # a trunk
+
+
 def test_start_needs_a_node_that_dials_and_counts_listed_agents(tmp_path: Path) -> None:
     """On a node without --trunk nothing would dial a started campaign: Start says so.  Agents
     listed in the campaign (SIP URIs the engine dials) count as agents."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from dialer.agents import (
     AgentBook,
     AgentsSpec,
@@ -193,6 +195,10 @@ class FakeEngine:
         agent.state = state
         self.changes.append((agent.uri, state))
 
+    async def _claim(self, agent: DialerAgent, call_id: str | None,
+                     deadline: float | None = None) -> bool:
+        return True  # listed agents: nobody to claim them from
+
 
 async def test_refer_tries_the_next_agent_after_a_failed_notify_and_stops_on_refusal() -> None:
     from dialer.refer import refer_to_agent
@@ -239,6 +245,270 @@ async def test_an_agent_handed_a_call_by_refer_waits_for_their_own_presence() ->
         assert b.free(set()) is None
         await bus.publish_agent_state(state("dan"))  # his desktop: the call is over
         assert dan.state == "ready" and b.free(set()) is dan
+        await ra.close()
+    finally:
+        await bus.close()
+
+
+# --- claims: two dialers, one routing core ----------------------------------------------------
+
+
+def dialer_core(bus: InMemoryBus, name: str, t: list[float]
+                ) -> tuple[AgentBook, RoutingAgents, list[PacerEvent]]:
+    """One dialer's agent core (its book and its link to the routing core) on ``bus``."""
+    b, ev = book()
+    ra = RoutingAgents(bus, b, campaign=name, clock=lambda: t[0], wake=lambda: None)
+    ra.start()
+    return b, ra, ev
+
+
+async def test_two_dialers_claiming_one_agent_at_once_get_one_grant() -> None:
+    t = [100.0]
+    bus = InMemoryBus(ReferenceRouter(RouterConfig.from_dict({"agents": []}), now=0.0),
+                      node_id="dialer")
+    await bus.start()
+    try:
+        await bus.publish_agent_state(state("eve"))
+        (ba, ra_a, _), (bb, ra_b, ev_b) = (dialer_core(bus, "ca", t), dialer_core(bus, "cb", t))
+        uri = "sip:eve@127.0.0.1:5091"
+        ea, eb = ba.free(set()), bb.free(set())
+        assert ea is not None and eb is not None  # both see her ready, in the same instant
+        ea.state = eb.state = "reserved"
+        ra_a.local_state(ea, "reserved", "ca-1")
+        ra_b.local_state(eb, "reserved", "cb-1")
+        got = await asyncio.gather(ra_a.claim(ea, "ca-1"), ra_b.claim(eb, "cb-1"))
+        assert got == [True, False]  # the router saw a's claim first: b dials nobody
+        assert ra_a.claims["granted"] == 1 and ra_b.claims["refused"] == 1
+        # the router published her busy for a's call: a ignores its own grant, b drops her
+        assert bus.agent_states()["eve"].call_id == "ca-1"
+        assert ea.state == "reserved" and eb.state == "off"
+        assert ev_b[-1] == AgentLoggedOut(uri) and bb.free(set()) is None
+        # a's call: connected, wrap-up, free again; b sees her come back
+        for st, cid in (("busy", "ca-1"), ("wrap", None), ("ready", None)):
+            ea.state = st
+            ra_a.local_state(ea, st, cid)
+            for _ in range(3):
+                await asyncio.sleep(0)
+        assert bus.agent_states()["eve"].state == "available"
+        assert eb.state == "ready" and ea.state == "ready"
+        # now b's claim is granted and a's refused
+        ea.state = eb.state = "reserved"
+        got = await asyncio.gather(ra_b.claim(eb, "cb-2"), ra_a.claim(ea, "ca-2"))
+        assert got == [True, False] and ea.state == "off"
+        await ra_a.close()
+        await ra_b.close()
+    finally:
+        await bus.close()
+
+
+class SilentRouterBus(InMemoryBus):
+    """A routing core that is online but answers no claim (an older router)."""
+
+    def __init__(self, delay: float | None = None) -> None:
+        super().__init__(ReferenceRouter(RouterConfig.from_dict({"agents": []}), now=0.0),
+                         node_id="dialer")
+        self.delay = delay
+
+    async def claim_agent(self, claim: Any, *, timeout: float) -> Any:
+        if self.delay is None:
+            await asyncio.sleep(timeout)
+            return None
+        await asyncio.sleep(self.delay)  # answers, but late
+        return await super().claim_agent(claim, timeout=timeout)
+
+
+async def test_no_answer_to_a_claim_falls_back_to_our_own_reservation() -> None:
+    t = [100.0]
+    bus = SilentRouterBus()
+    await bus.start()
+    try:
+        await bus.publish_agent_state(state("fay"))
+        b, ra, _ = dialer_core(bus, "c", t)
+        ra.claim_timeout_s = 0.01
+        fay = b.free(set())
+        assert fay is not None
+        fay.state = "reserved"
+        ra.local_state(fay, "reserved", "c-1")
+        assert await ra.claim(fay, "c-1") is True  # dial her: nobody said no
+        await asyncio.sleep(0)
+        assert ra.claims["unanswered"] == 1
+        assert (bus.agent_states()["fay"].state, bus.agent_states()["fay"].call_id) == (
+            "busy", "c-1")  # our reservation, published as before claims
+        assert ra.claims_in_use()  # one claim unanswered: a router slow this once
+        fay.state = "ready"
+        ra.local_state(fay, "ready", None)  # released: published, she was ours
+        await asyncio.sleep(0)
+        assert bus.agent_states()["fay"].state == "available"
+        for n in (2, 3):  # a router that never answers claims (it does not know them)
+            fay.state = "reserved"
+            assert await ra.claim(fay, f"c-{n}") is True
+            fay.state = "ready"
+            ra.local_state(fay, "ready", None)
+        assert not ra.claims_in_use()  # for CLAIMS_DOWN_S: no wait per call
+        t[0] += 31.0
+        assert ra.claims_in_use()
+        await ra.close()
+    finally:
+        await bus.close()
+
+
+async def test_a_grant_that_comes_after_the_call_gave_up_is_released() -> None:
+    t = [100.0]
+    bus = SilentRouterBus(delay=0.02)
+    await bus.start()
+    try:
+        await bus.publish_agent_state(state("gil"))
+        b, ra, _ = dialer_core(bus, "c", t)
+        gil = b.free(set())
+        assert gil is not None
+        gil.state = "reserved"
+        claim = asyncio.ensure_future(ra.claim(gil, "c-1"))
+        await asyncio.sleep(0.005)
+        claim.cancel()  # a machine: the early leg is dropped before the router answered
+        with pytest.raises(asyncio.CancelledError):
+            await claim
+        gil.state = "ready"
+        ra.local_state(gil, "ready", None)  # not held yet: nothing goes out now
+        assert bus.agent_states()["gil"].state == "available"
+        await asyncio.sleep(0.04)  # the grant arrives: the router had her busy for c-1...
+        for _ in range(3):
+            await asyncio.sleep(0)
+        # ...and the dialer released her at once
+        assert bus.agent_states()["gil"].state == "available"
+        assert bus.router.agents()["gil"].state == "available"
+        assert gil.state == "ready"
+        await ra.close()
+    finally:
+        await bus.close()
+
+
+# --- REFER answered after the 2 s: connected, with its real wait ----------------------------
+
+
+class LateReferCall(FakeReferCall):
+    """A called party whose referred call to the agent is answered ``after`` s later (on
+    the engine's fake clock), or fails then with ``status``."""
+
+    def __init__(self, eng: FakeEngine, after: float, status: int = 200) -> None:
+        super().__init__([])
+        self.eng, self.after, self.status = eng, after, status
+        self.timeouts: list[float] = []
+        self.hung_up: str | None = None
+
+    async def refer(self, target: str, *, timeout: float) -> Any:
+        from telephony.aio.call import ReferResult
+        self.referred.append(target)
+        self.timeouts.append(timeout)
+        if self.after > timeout:
+            self.eng.t += timeout
+            return ReferResult(408)
+        self.eng.t += self.after
+        return ReferResult(self.status)
+
+    async def hangup(self, reason: str = "normal") -> None:
+        self.hung_up, self.ended = reason, True
+
+
+class ReferEngine(FakeEngine):
+    """What connect_by_refer/human_by_refer use beyond the agent table."""
+
+    def __init__(self, *uris: str) -> None:
+        from dialer.engine import EngineStats
+        from dialer.policy import CampaignSettings
+
+        super().__init__(*uris)
+        self.stats = EngineStats()
+        self.settings = CampaignSettings(ring_timeout=20.0)
+        self.connect_within = 2.0
+        self.routing_agents = None
+        self.pacer_events: list[Any] = []
+        self.pacer = type("P", (), {"on_event": lambda _s, ev, now: self.pacer_events.append(ev)})()
+        self.harbour: list[str] = []
+
+    def _offer_contact(self, agent: DialerAgent, call_id: str, lease: Any) -> None:
+        pass
+
+    def _wants(self, lease: Any) -> None:
+        return None
+
+    async def _late_machine(self, call: Any, results: Any) -> None:
+        await asyncio.Event().wait()  # no machine after all
+
+    async def _safe_harbour(self, call_id: str, call: Any, out: dict[str, Any]) -> Any:
+        from dialer.pacing import CallAbandoned
+        from dialer.policy import Disposition
+        self.harbour.append(call_id)
+        self.stats.abandoned += 1
+        self.pacer_events.append(CallAbandoned(call_id))
+        return Disposition.ABANDONED
+
+
+async def test_a_refer_answered_after_the_deadline_is_connected_with_its_real_wait() -> None:
+    from dialer.pacing import CallAbandoned, CallConnected
+    from dialer.policy import Disposition
+    from dialer.refer import human_by_refer
+
+    eng = ReferEngine("sip:a@h")
+    call = LateReferCall(eng, after=2.5)  # the agent answers 2.5 s after the REFER
+    out: dict[str, Any] = {}
+    got = await human_by_refer(eng, "c-1", call, None, out, asyncio.Queue(), None,  # type: ignore[arg-type]
+                               decided_at=0.4, greeting_end=0.0, deadline=2.0)
+    assert got is Disposition.CONNECTED and eng.harbour == []
+    # the REFER was followed past the deadline (up to ring_timeout), not given up at 2 s
+    assert call.timeouts[0] >= 20.0 - 0.1
+    assert out["agent"] == "sip:a@h" and out["live"] is True
+    assert out["wait_s"] > 2.0 and out["greeting_to_bridge_s"] > 2.0  # the real wait
+    assert (eng.stats.connected, eng.stats.connected_late, eng.stats.abandoned) == (1, 1, 0)
+    assert [type(e) for e in eng.pacer_events] == [CallConnected]
+    assert not any(isinstance(e, CallAbandoned) for e in eng.pacer_events)
+    assert call.hung_up == "transferred"
+
+
+async def test_a_refer_that_fails_after_the_deadline_is_abandoned_and_none_is_sent_late() -> None:
+    from dialer.policy import Disposition
+    from dialer.refer import human_by_refer
+
+    eng = ReferEngine("sip:a@h", "sip:b@h")
+    call = LateReferCall(eng, after=2.5, status=486)  # a's phone refuses, after the 2 s
+    out: dict[str, Any] = {}
+    got = await human_by_refer(eng, "c-2", call, None, out, asyncio.Queue(), None,  # type: ignore[arg-type]
+                               decided_at=0.4, greeting_end=0.0, deadline=2.0)
+    assert got is Disposition.ABANDONED and eng.harbour == ["c-2"]
+    assert call.referred == ["sip:a@h"]  # no second REFER once the 2 s have gone
+    assert out.get("wait_s") is None and out.get("agent") is None
+    assert (eng.stats.connected, eng.stats.connected_late, eng.stats.abandoned) == (0, 0, 1)
+
+
+async def test_an_agent_left_reserved_for_a_call_of_ours_that_is_over_is_released() -> None:
+    t = [100.0]
+    bus = InMemoryBus(ReferenceRouter(RouterConfig.from_dict({"agents": []}), now=0.0),
+                      node_id="dialer")
+    await bus.start()
+    try:
+        await bus.publish_agent_state(state("hal"))
+        b, ra, _ = dialer_core(bus, "c", t)
+        hal = b.free(set())
+        assert hal is not None
+        hal.state = "reserved"
+        # c-1's claim went unanswered: the dialer reserved hal on its own (busy published)
+        ra._claimed_calls[("hal", "c-1")] = None
+        ra._take(hal, "c-1")
+        await asyncio.sleep(0)
+        # the call ends, but its release never reaches the router: the router still has
+        # hal for c-1, the dialer has him ready
+        ra._held.clear()
+        hal.state = "ready"
+        ra.local_state(hal, "ready", None)
+        assert bus.router.agents()["hal"].call_id == "c-1"
+        hal.state = "reserved"
+        assert await ra.claim(hal, "c-2") is False  # refused: reserved for c-1...
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert ra.claims["healed"] == 1  # ...a call of ours that is over: released
+        assert bus.router.agents()["hal"].state == "available"
+        assert hal.state == "ready"
+        hal.state = "reserved"
+        assert await ra.claim(hal, "c-3") is True
         await ra.close()
     finally:
         await bus.close()

@@ -199,6 +199,77 @@ async def test_registration_states_gate_dialling_and_a_refusal_says_why() -> Non
     assert reg.state == "unregistered"
 
 
+async def test_the_registration_snapshot_says_state_answer_expiry_and_last_failure() -> None:
+    from dialer.run_cli import registration_text
+
+    clock = [1000.0]
+    reg = PbxRegistration(_FakeUa(), PbxAccount.parse("sip:1001@pbx:5060", password="x"),  # type: ignore[arg-type]
+                          clock=lambda: clock[0])
+    snap = reg.snapshot()
+    assert (snap["state"], snap["registered"], snap["status"], snap["last_failure"]) == (
+        "unregistered", False, None, None)
+    start = asyncio.ensure_future(reg.start(timeout=5))
+    await asyncio.sleep(0)
+    reg.observe(_reg_event(True, 200))
+    await start
+    clock[0] += 60
+    snap = reg.snapshot()
+    assert snap == {"state": "registered", "registered": True, "aor": "sip:1001@pbx:5060",
+                    "registrar": "sip:pbx:5060", "auth_user": "1001", "status": 200,
+                    "reason": "OK", "expires": 300, "expires_in": 240,
+                    "registered_at": 1000.0, "last_failure": None, "message": None}
+    assert registration_text(snap) == (
+        "registered as sip:1001@pbx:5060 at sip:pbx:5060 (200 OK, expires in 240 s)")
+    reg.observe(_reg_event(False, 503))  # the refresh failed: retrying
+    clock[0] += 5
+    snap = reg.snapshot()
+    assert (snap["state"], snap["registered"], snap["expires_in"]) == ("retrying", False, None)
+    assert snap["last_failure"] == {"at": 1060.0, "ago_s": 5.0, "status": 503,
+                                    "reason": "Service Unavailable"}
+    assert registration_text(snap) == (
+        "retrying: sip:1001@pbx:5060 at sip:pbx:5060 (503 Service Unavailable); "
+        "last failure 503 Service Unavailable, 5 s ago")
+    reg.observe(_reg_event(False, 0))  # no answer at all
+    assert reg.snapshot()["last_failure"]["reason"] == "no answer"
+    reg.observe(_reg_event(True, 200))
+    reg.observe(_reg_event(False, 403))  # refused: the message says why
+    snap = reg.snapshot()
+    assert (snap["state"], snap["status"], snap["reason"]) == ("refused", 403, "Forbidden")
+    assert "refused" in snap["message"] and snap["last_failure"]["status"] == 403
+    assert registration_text(None) == "none (a trunk)"
+
+
+def test_campaign_status_shows_the_pbx_registration(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import time
+
+    from dialer.cli import main
+    from dialer.policy import CampaignSettings
+    from dialer.store import DialerStore
+
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    store = DialerStore(url)
+    store.create_campaign("reg", CampaignSettings(caller_id="+15550100"), now=time.time())
+    reg = {"state": "registered", "registered": True, "aor": "sip:1001@pbx:5060",
+           "registrar": "sip:pbx:5060", "auth_user": "1001", "status": 200, "reason": "OK",
+           "expires": 300, "expires_in": 240, "registered_at": time.time() - 60,
+           "last_failure": {"at": time.time() - 90, "ago_s": 90.0, "status": 503,
+                            "reason": "Service Unavailable"}, "message": None}
+    store.write_engine_status("reg", "host:reg", {"dial_level": 1.0, "registration": reg},
+                              now=time.time())
+    assert main(["campaign", "status", "reg", "--db", url, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["engine"]["registration"] == reg
+    monkeypatch.setenv("COLUMNS", "250")  # the row on one line, as on a wide terminal
+    assert main(["campaign", "status", "reg", "--db", url, "--once"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "PBX registration" in out
+    assert "registered as sip:1001@pbx:5060" in out and "expires in 240 s" in out
+    assert "last failure 503 Service Unavailable, 90 s ago" in out
+
+
 # --- the node's dialer configuration -----------------------------------------------------------
 
 

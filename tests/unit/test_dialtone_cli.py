@@ -103,6 +103,36 @@ def test_config_show_masks_secrets() -> None:
     assert mask_url("postgresql+psycopg://u:pw@db/x") == "postgresql+psycopg://u:**********@db/x"
 
 
+def test_the_registration_password_from_a_file_or_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for key in [k for k in __import__("os").environ if k.startswith("DIALTONE_")]:
+        monkeypatch.delenv(key)
+    secret = tmp_path / "pw"
+    secret.write_text("from-file\nignored\n")
+    reg = ("--register", "sip:pbx.example:5060", "--user", "bob")
+    config = cli.config_from_args(parse(*reg, "--password-file", str(secret)))
+    assert config.sip.password_value() == "from-file" and config.sip.password is None
+    assert "warning" not in capsys.readouterr().err
+    config = load_config(env={"DIALTONE_SIP__PASSWORD": "from-env"},
+                         flags={"sip.registrar": "sip:pbx.example:5060"})
+    assert config.sip.password_value() == "from-env"
+    # --password still works, and says why it should not be used
+    config = cli.config_from_args(parse(*reg, "--password", "hunter2"))
+    assert config.sip.password_value() == "hunter2"
+    err = capsys.readouterr().err
+    assert "--password on the command line" in err and "--password-file" in err
+    assert "hunter2" not in err
+    with pytest.raises(ConfigError, match="give one"):
+        cli.config_from_args(parse(*reg, "--password", "x", "--password-file", str(secret)))
+    with pytest.raises(ConfigError, match="applies only with --register"):
+        cli.config_from_args(parse("--password-file", str(secret)))
+    config = cli.config_from_args(parse(*reg, "--password-file", str(tmp_path / "none")))
+    with pytest.raises(ConfigError, match="cannot read"):
+        config.sip.password_value()
+    assert load_config(env={}, flags={"sip.registrar": "sip:pbx"}).sip.password_value() == ""
+
+
 @pytest.mark.parametrize(("argv", "named"), [
     (["--mqtt", "mqtt://127.0.0.1:1", "--router-config", "r.yaml"], "--router-config"),
     (["--recognizer", "pocketsphinx"], "--recognizer"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -242,3 +243,71 @@ def test_an_offer_for_a_call_an_agent_is_reserved_for_gets_that_agent() -> None:
     # wrap_up from the dialer ends the reservation: a later offer is routed as usual
     r.on_agent_state(agent("dialled", skills=["general"], state="wrap_up"), now=MONDAY_10)
     assert r.route(offer("camp-7b"), now=MONDAY_10).agent_id == "idle"
+
+
+# --- claims: a dialer asks for an agent before dialling them --------------------------------
+
+
+def test_a_claim_is_granted_once_and_the_grant_is_published() -> None:
+    from routing.contract import AgentClaim
+
+    r = ReferenceRouter(RouterConfig.from_dict(CONFIG), now=MONDAY_10)
+    r.on_agent_state(agent("ann", skills=["sales"]), now=MONDAY_10)
+    r.on_agent_state(agent("bob", skills=["sales"], state="offline"), now=MONDAY_10)
+    a = AgentClaim(call_id="c-1", node_id="dialer-a", agent_id="ann")
+    b = AgentClaim(call_id="c-2", node_id="dialer-b", agent_id="ann")
+    ga = r.claim(a, now=MONDAY_10)
+    gb = r.claim(b, now=MONDAY_10)
+    assert (ga.granted, gb.granted, gb.reason) == (True, False, "agent reserved")
+    assert ga.claim_id == a.message_id and gb.claim_id == b.message_id
+    assert r.claim(a, now=MONDAY_10) is ga  # re-delivered: the same answer
+    again = r.claim(AgentClaim(call_id="c-1", node_id="dialer-a", agent_id="ann"),
+                    now=MONDAY_10)
+    assert again.granted  # asked twice for the same call
+    published = r.states_to_publish()
+    assert [(s.agent_id, s.state, s.call_id) for s in published] == [("ann", "busy", "c-1")]
+    # an offer for the claimed call gets the claimed agent (the dialer's hand-off)
+    d = r.route(HandoffOffer(call_id="c-1", node_id="dialer-a", caller="+1", called="+2"),
+                now=MONDAY_10)
+    assert (d.kind, d.agent_id, d.reason) == ("transfer", "ann", "reserved")
+    refused = {c: r.claim(AgentClaim(call_id="c-9", node_id="d", agent_id=c),
+                          now=MONDAY_10).reason for c in ("bob", "zed")}
+    assert refused == {"bob": "agent offline", "zed": "unknown agent"}
+    late = AgentClaim(call_id="c-8", node_id="d", agent_id="bob", sent_at=MONDAY_10 - 5,
+                      timeout_s=1.0)
+    assert r.claim(late, now=MONDAY_10).reason == "claim expired"
+    # the dialer releases ann (available): the next claim is granted
+    r.on_agent_state(agent("ann", skills=["sales"]), now=MONDAY_10 + 60)
+    assert r.claim(b.model_copy(update={"message_id": uuid4()}), now=MONDAY_10 + 60).granted
+    assert (r.claims_granted, r.claims_refused) == (3, 4)
+
+
+def test_a_dialers_next_claim_overtaking_its_release_moves_the_reservation() -> None:
+    """One dialer asks only for agents it has free: a claim from it for an agent the router
+    still has reserved for another of its calls means its release is on the way."""
+    from routing.contract import AgentClaim
+
+    r = ReferenceRouter(RouterConfig.from_dict(CONFIG), now=MONDAY_10)
+    r.on_agent_state(agent("ivy", skills=["sales"]), now=MONDAY_10)
+    assert r.claim(AgentClaim(call_id="a-1", node_id="d1", agent_id="ivy", campaign="c"),
+                   now=MONDAY_10).granted
+    later = r.claim(AgentClaim(call_id="a-2", node_id="d1", agent_id="ivy", campaign="c"),
+                    now=MONDAY_10 + 5)
+    assert later.granted and r.agents()["ivy"].call_id == "a-2"
+    # another dialer (or another campaign of the same node) is refused, and told for what
+    for node, campaign in (("d2", "c"), ("d1", "other")):
+        no = r.claim(AgentClaim(call_id="b-1", node_id=node, agent_id="ivy",
+                                campaign=campaign), now=MONDAY_10 + 6)
+        assert (no.granted, no.reason, no.held_for) == (False, "agent reserved", "a-2")
+
+
+def test_an_agent_given_to_a_queued_inbound_call_is_refused_to_a_dialer() -> None:
+    from routing.contract import AgentClaim
+
+    r = ReferenceRouter(RouterConfig.from_dict(CONFIG), now=MONDAY_10)
+    d = r.route(HandoffOffer(call_id="in-1", node_id="ivr", caller="+1", called="+2"),
+                now=MONDAY_10)
+    assert d.kind == "queue"
+    r.on_agent_state(agent("cid", skills=["general"]), now=MONDAY_10 + 1)  # takes in-1
+    c = r.claim(AgentClaim(call_id="out-1", node_id="dialer", agent_id="cid"), now=MONDAY_10 + 1)
+    assert (c.granted, c.reason) == (False, "agent reserved")

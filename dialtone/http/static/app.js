@@ -76,6 +76,7 @@ function renderFigures(f) {
   $("f-times").textContent = `${dur(f.avg_wait_s)} / ${dur(f.avg_talk_s)} / ${dur(f.avg_wrap_s)}`;
   $("f-contacts").textContent = `${f.contacts.dialled} dialled, ${f.contacts.left} left`;
   $("f-runout").textContent = f.run_out_s == null ? "–" : "in " + dur(f.run_out_s);
+  $("f-reg").textContent = regText(f.registration);
   $("f-cap").textContent = pct(f.cap);
   $("gauges").innerHTML = ["1h", "24h", "30d"].map((w) => {
     const a = f.abandonment[w], r = a.rate, cls = r >= f.cap ? "at" : r >= 0.8 * f.cap ? "near" : "ok";
@@ -83,6 +84,17 @@ function renderFigures(f) {
     return `<div class="gauge ${cls}" role="meter" aria-label="abandonment ${w}" aria-valuenow="${r}" aria-valuemin="0" aria-valuemax="${2 * f.cap}"><div>${w}: ${pct(r)} (${a.abandoned}/${a.live}) ${word}</div><div class="bar"><div class="fill" style="width:${Math.min(100, 50 * r / (f.cap || 0.03))}%"></div></div></div>`;
   }).join("");
   chart();
+}
+
+// the dialer's PBX registration (dialer/registration.py snapshot); null: a trunk or no engine
+function regText(r) {
+  if (!r) return "none (trunk)";
+  const answer = r.status ? `${r.status} ${r.reason}` : (r.reason || "no answer yet");
+  let text = r.registered ? `registered as ${r.aor} (${answer}, expires in ${dur(r.expires_in)})`
+    : `${r.state}: ${r.aor} (${answer})`;
+  const lf = r.last_failure;
+  if (lf) text += `; last failure ${lf.status ? lf.status + " " + lf.reason : "no answer"}, ${dur(lf.ago_s)} ago`;
+  return text;
 }
 
 function agentsRender(agents) {
