@@ -298,3 +298,26 @@ def test_live_answers_stay_human() -> None:
         x, meta = gen.amd_item(SEED, i, "human")
         r = classify_recording(x)
         assert r.result == "human" and r.first_result is None, meta
+
+
+def test_span_path_survives_the_bank_compacting() -> None:
+    """The bank drops calls (``keep_channels``) 20 ms into file 95's weak "B" (a digit found
+    over its span, whose run of windows starts before the compaction): every digit of the
+    file, the "B" included, is still found on the channel that now carries it."""
+    f = gen.dtmf_file(SEED, 95, hard=True)
+    other = gen.dtmf_file(SEED, 40, hard=True).pcm
+    n = min(len(f.pcm), len(other)) // 160 * 160
+    b_start = next(int(d["start_ms"]) for d in f.digits if d["digit"] == "B")  # type: ignore[call-overload]
+    cut = (b_start + 20) * 8 // 160  # the frame where the bank compacts: inside the "B"
+    bank = DtmfDetectorBank(3)
+    got: list[tuple[int, str]] = []
+    for i in range(n // 160):
+        if i == cut:
+            bank.keep_channels([2, 0], 2)
+        block = (np.stack([other[:n], np.zeros(n, dtype=np.int16), f.pcm[:n]])
+                 if i < cut else np.stack([f.pcm[:n], other[:n]]))[:, i * 160:(i + 1) * 160]
+        got += [(ch if i >= cut else {2: 0, 0: 1}.get(ch, -1), e.digit)
+                for ch, e in bank.process(block, now=(i + 1) * 0.02) if e.kind == "end"]
+    got += [(ch, e.digit) for ch, e in bank.process(np.zeros((2, 480), dtype=np.int16),
+                                                     now=n / 8000 + 0.06) if e.kind == "end"]
+    assert "".join(d for ch, d in got if ch == 0) == f.keys
