@@ -15,6 +15,8 @@ from telephony.dsp.dtmf import (
     DtmfDetector,
     DtmfDetectorBank,
     detect_file_digits,
+    span_features,
+    span_verdict,
 )
 from telephony.dsp.testsignals import dtmf_tone
 from telephony.dsp.testsignals import g711_round_trip as g711
@@ -86,6 +88,28 @@ def test_twist_is_measured_without_the_other_tone_leaking_in(key: str) -> None:
                                                              phases=(a, b)), np.zeros(800)])
                 found = detect_file_digits(np.round(x).astype(np.int16), config=config)
                 assert "".join(str(d["digit"]) for d in found) == want, (twist, a, b)
+
+
+@pytest.mark.parametrize(("key", "dev", "twist"), [("1", 0.012, 6.0), ("D", -0.012, -3.0)])
+def test_span_features_of_a_pair(key: str, dev: float, twist: float) -> None:
+    """The span measurement of a 45 ms pair (with 5 ms of silence each side, as a run of
+    candidate windows holds): frequencies, twist and level to a fraction, the tones all
+    the band power, a steady amplitude; the same pair 20 ms long is too short a span,
+    and 3 % off or 9.5 dB apart is outside the limits."""
+    def run(ms: float, **kw: float) -> dict[str, float] | None:
+        pair = dtmf_tone(key, ms, level=-15, phases=(0.4, 2.0), **kw)
+        return span_features(np.concatenate([np.zeros(40), pair, np.zeros(40)]),
+                             KEYS.index(key))
+    f = run(45, dev=dev, twist=twist)
+    assert f is not None
+    assert abs(f["dfr"] - dev) < 0.002 and abs(f["dfc"] - dev) < 0.002
+    assert abs(f["twist"] - twist) < 0.3
+    assert abs(f["lvl_r"] - (-15 + twist / 2)) < 0.5
+    assert f["band"] > 0.95 and f["stab"] > 0.9
+    assert span_verdict(f, DtmfConfig())
+    assert not span_verdict(run(20), DtmfConfig())
+    assert not span_verdict(run(45, dev=0.03), DtmfConfig())
+    assert not span_verdict(run(45, twist=9.5), DtmfConfig())
 
 
 def _voice(rng: np.random.Generator, n: int, dbm0: float) -> np.ndarray:
