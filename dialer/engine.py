@@ -162,6 +162,11 @@ class EngineConfig:
     may_dial: Callable[[], bool] | None = None
     """Asked before each round of new calls: False holds dialling (the PBX registration is
     being renewed after a failure); calls in progress go on."""
+    idle_tx: str = "suppress"
+    """What the dialer's calls send while they only listen (AMD, the wait for a beep, an
+    agent's leg held for a bridge): ``suppress`` (default: 100 ms of silence, then nothing
+    but a keep-alive every 10 s until a prompt or a bridge, as Asterisk's AMD) or ``silence``
+    (a silence packet every 20 ms).  See :attr:`telephony.media.MediaConfig.idle_tx`."""
 
 
 @dataclass(slots=True)
@@ -295,6 +300,8 @@ class CampaignEngine:
             self.config = replace(config, owner=f"{socket.gethostname()}:{campaign}")
         self.events: EventSink = events or NullEventLog()
         self.clock = clock
+        self._media_config = replace(ua.config.media_defaults, idle_tx=self.config.idle_tx)
+        """Every call this engine dials (the callee's and the agents' legs)."""
         info = store.campaign(campaign)
         self.settings: CampaignSettings = info.settings
         if not self.settings.caller_id:
@@ -650,7 +657,8 @@ class CampaignEngine:
             try:
                 leg = await self.ua.dial(agent.uri, timeout=self.settings.ring_timeout,
                                          caller=caller,
-                                         credentials=self._agent_credentials(agent.uri))
+                                         credentials=self._agent_credentials(agent.uri),
+                                         media_config=self._media_config)
             except CallFailed as exc:
                 log.info("agent %s for callback %s: %s", agent.uri, call_id, exc.status)
                 self._set_agent(agent, "away")
@@ -671,7 +679,8 @@ class CampaignEngine:
         try:
             call = await self.ua.dial(trunk_target(self.config.trunk, lease.e164),
                                       timeout=self.settings.ring_timeout, caller=caller,
-                                      headers=headers, credentials=self.config.credentials)
+                                      headers=headers, credentials=self.config.credentials,
+                                      media_config=self._media_config)
         except CallFailed as exc:
             out["sip_status"], out["live"], out["agent"] = exc.status or None, False, None
             ours = exc.status == 408 and exc.reason == "no answer"
@@ -706,7 +715,8 @@ class CampaignEngine:
         try:
             call = await self.ua.dial(target, timeout=self.settings.ring_timeout,
                                       caller=caller, headers=headers,
-                                      credentials=self.config.credentials)
+                                      credentials=self.config.credentials,
+                                      media_config=self._media_config)
         except CallFailed as exc:
             out["sip_status"] = exc.status or None
             out["live"] = False
@@ -1064,7 +1074,8 @@ class CampaignEngine:
             self._set_agent(agent, "reserved", call_id)
             try:
                 leg = await self.ua.dial(agent.uri, timeout=left, caller=caller,
-                                         credentials=self._agent_credentials(agent.uri))
+                                         credentials=self._agent_credentials(agent.uri),
+                                         media_config=self._media_config)
             except CallFailed as exc:
                 log.info("agent %s: %s %s", agent.uri, exc.status, exc.reason)
                 self._set_agent(agent, "away")
