@@ -1,14 +1,17 @@
 """The dialer's media per answered call per 20 ms tick, in process: AMD listening, nothing to play.
 
 Run:  taskset -c 0 .venv/bin/python benchmarks/bench_dialer_media.py [--calls 300,480]
-      [--idle-tx silence,suppress] [--ticks 250] [--runs 3] [--profile]
+      [--modes silence+dtmf,suppress+dtmf,suppress] [--ticks 250] [--runs 3] [--profile]
 
 What the dialer's media engine does for a call while AMD listens (issue 14): every tick each
 call receives one PCMU packet of a recorded greeting (``receive_rtp``, as the engine's socket
 callback does), the mixer ticks (batched receive, DTMF, a recording tap per call as the AMD
 tap is) and what it returns is sent with one ``sendto`` per packet on the call's own UDP
 socket (to a sink socket on 127.0.0.1 that nobody reads; the kernel drops what overflows).
-The AMD bank itself is left out (bench_amd_bank.py measures it).  Thread CPU time per call per
+The AMD bank itself is left out (bench_amd_bank.py measures it).  A mode is the
+call's ``MediaConfig.idle_tx`` (``silence``: a packet every tick, what every call sent before
+issue 14's media work; ``suppress``: the dialer's default now), ``+dtmf`` with in-band DTMF
+detection on (before: on for every call; now only a message campaign's calls).  Thread CPU time per call per
 tick, median of ``--runs`` runs; ``--profile`` prints a cProfile of one run instead.
 """
 
@@ -34,7 +37,7 @@ WARM_TICKS = 50
 
 
 
-def run(n: int, ticks: int, idle_tx: str) -> tuple[float, float, float, float]:
+def run(n: int, ticks: int, mode: str) -> tuple[float, float, float, float]:
     """(receive, tick, send, packets sent per call per tick) for ``n`` calls, µs per call."""
     from bench_media_capacity import load_speech
 
@@ -49,7 +52,8 @@ def run(n: int, ticks: int, idle_tx: str) -> tuple[float, float, float, float]:
     coded = codec.encode(load_speech())
     frames = [coded[i:i + 160] for i in range(0, len(coded) - 160, 160)]
     mixer = MediaMixer()
-    cfg = MediaConfig(media_timeout=0.0, idle_tx=idle_tx)
+    idle_tx, _, dtmf = mode.partition("+")
+    cfg = MediaConfig(media_timeout=0.0, idle_tx=idle_tx, inband_dtmf=dtmf == "dtmf")
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
     sink_addr = sink.getsockname()
@@ -107,7 +111,7 @@ def run(n: int, ticks: int, idle_tx: str) -> tuple[float, float, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", default="300,480")
-    ap.add_argument("--idle-tx", default="silence,suppress")
+    ap.add_argument("--modes", default="silence+dtmf,suppress+dtmf,suppress")
     ap.add_argument("--ticks", type=int, default=250)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--profile", action="store_true")
@@ -115,18 +119,18 @@ def main() -> None:
     args = ap.parse_args()
     if args.profile:
         n = int(args.calls.split(",")[0])
-        mode = args.idle_tx.split(",")[0]
+        mode = args.modes.split(",")[0]
         prof = cProfile.Profile()
         prof.enable()
         run(n, args.ticks, mode)
         prof.disable()
         pstats.Stats(prof).sort_stats(sys.argv[-1] if sys.argv[-1] in ("tottime", "cumulative") else "tottime").print_stats(45)
         return
-    print("| calls | idle_tx | receive µs | tick µs | send µs | total µs per call per tick "
+    print("| calls | mode | receive µs | tick µs | send µs | total µs per call per tick "
           "| packets out per call per tick |")
     print("|---:|---|---:|---:|---:|---:|---:|")
     for n in (int(x) for x in args.calls.split(",")):
-        for mode in args.idle_tx.split(","):
+        for mode in args.modes.split(","):
             runs = [run(n, args.ticks, mode) for _ in range(args.runs)]
             rx, tick, tx = (statistics.median(r[i] for r in runs) for i in range(3))
             print(f"| {n} | {mode} | {rx:.1f} | {tick:.1f} | {tx:.1f} | {rx + tick + tx:.1f} "

@@ -300,8 +300,6 @@ class CampaignEngine:
             self.config = replace(config, owner=f"{socket.gethostname()}:{campaign}")
         self.events: EventSink = events or NullEventLog()
         self.clock = clock
-        self._media_config = replace(ua.config.media_defaults, idle_tx=self.config.idle_tx)
-        """Every call this engine dials (the callee's and the agents' legs)."""
         info = store.campaign(campaign)
         self.settings: CampaignSettings = info.settings
         if not self.settings.caller_id:
@@ -346,6 +344,11 @@ class CampaignEngine:
         self.pacer = Pacer.from_name(self.settings.pacing, config=PacerConfig(
             abandon_target=self.settings.abandon_target or 0.03,
             connect_within=self.connect_within, ring_timeout=self.settings.ring_timeout))
+        self._media_config = replace(ua.config.media_defaults, idle_tx=self.config.idle_tx,
+                                     inband_dtmf=self.settings.kind == "message")
+        """Every call this engine dials (the callee's and the agents' legs).  Only a message
+        campaign's flow reads digits; without in-band DTMF on any call the media mixer skips
+        the detector's pass (RFC 4733 digits are received either way)."""
         self.stats = EngineStats()
         self.paused = False
         self.pause_reason: str | None = None

@@ -941,6 +941,7 @@ class MediaMixer:
                     media._rxbank = None
                     media._rx_queue = None
                 bank.used[ch] = False
+                bank.inband[ch] = False
                 bank.frames[ch] = 0
                 bank.tx[ch] = 0
                 bank.users[ch] = None
@@ -1301,6 +1302,13 @@ class MediaMixer:
 
     def _dtmf_pass(self, bank: _Bank, now: float) -> dict[int, list[InbandDigit]]:
         det = bank.dtmf
+        if not bank.inband.any():
+            # No call wants in-band digits (a dialer's calls): what the pass would find goes
+            # nowhere (apply_digits and the endpointer's tone gate are masked by ``inband``),
+            # and a call that joins gets a fresh channel (reset_channel in add).
+            det.skip(FRAME)
+            self.dtmf_skipped += 1
+            return {}
         if not bank.frames.any():
             if bank.quiet >= _QUIET_TICKS and not det.tone_active.any():
                 # Zero history, idle tracks, zero input: the pass would only advance the

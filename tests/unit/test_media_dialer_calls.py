@@ -1,4 +1,5 @@
-"""What a call sends while it has nothing to play (MediaConfig.idle_tx), on a virtual clock."""
+"""The media settings of a dialer's calls, on a virtual clock: what a call sends while it has
+nothing to play (MediaConfig.idle_tx), and no in-band DTMF pass when no call wants it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import random
 import numpy as np
 import pytest
 
+from telephony.codecs.base import get_codec
 from telephony.errors import MediaError
-from telephony.media import FRAME, CallMedia, MediaConfig, MediaMixer
+from telephony.events import DtmfReceived
+from telephony.media import FRAME, CallMedia, MediaConfig, MediaMixer, dtmf_tone
 from telephony.rtp.packet import RtpPacket
+from telephony.rtp.stream import RtpSender
 
 PEER = ("127.0.0.1", 40000)
 TONE = (np.sin(np.arange(4 * FRAME) * 0.3) * 8000).astype(np.int16)
@@ -103,3 +107,50 @@ def test_suppress_lets_rfc4733_digits_through() -> None:
 def test_unknown_idle_tx_is_refused() -> None:
     with pytest.raises(MediaError):
         MediaConfig(idle_tx="comfort")
+
+
+def _feed_digit(mixer: MediaMixer, legs: list[CallMedia], start: int) -> None:
+    """Every leg hears the same: 200 ms of silence, an in-band "7" of 100 ms, 300 ms of
+    silence (PCMU, one packet per tick from its own peer address)."""
+    codec = get_codec("PCMU")
+    audio = np.concatenate([np.zeros(1600, np.int16), dtmf_tone("7", 100),
+                            np.zeros(2400, np.int16)])
+    senders = [RtpSender(0, rng=random.Random(50 + i)) for i in range(len(legs))]
+    for j, k in enumerate(range(start, start + len(audio) // FRAME)):
+        frame = audio[j * FRAME:(j + 1) * FRAME]
+        for m, tx in zip(legs, senders):
+            m.receive_rtp(tx.packetize(codec.encode(frame), timestamp_advance=FRAME),
+                          m.remote, now=k * 0.020 - 0.005)  # type: ignore[arg-type]
+        mixer.tick(now=k * 0.020)
+
+
+def _digits(m: CallMedia) -> list[str]:
+    out = []
+    while (ev := m.next_event()) is not None:
+        if isinstance(ev, DtmfReceived):
+            out.append(ev.digit)
+    return out
+
+
+def test_no_inband_dtmf_pass_while_no_call_wants_it_then_digits_for_a_call_that_does() -> None:
+    mixer = MediaMixer()
+    quiet = [CallMedia(MediaConfig(media_timeout=0.0, inband_dtmf=False), now=0.0,
+                       rng=random.Random(i), remote=("127.0.0.1", 41000 + 2 * i))
+             for i in range(3)]
+    for m in quiet:
+        mixer.add(m)
+    _feed_digit(mixer, quiet, 1)
+    assert mixer.dtmf_skipped >= 30  # every tick: no call has in-band DTMF on
+    assert all(_digits(m) == [] for m in quiet)
+    ivr = CallMedia(MediaConfig(media_timeout=0.0), now=0.0, rng=random.Random(9),
+                    remote=("127.0.0.1", 41100))
+    mixer.add(ivr)
+    skipped = mixer.dtmf_skipped
+    _feed_digit(mixer, [*quiet, ivr], 100)
+    assert _digits(ivr) == ["7"]
+    assert all(_digits(m) == [] for m in quiet)
+    assert mixer.dtmf_skipped - skipped < 30  # the pass ran (silent banks aside)
+    mixer.remove(ivr)
+    skipped = mixer.dtmf_skipped
+    _feed_digit(mixer, quiet, 200)
+    assert mixer.dtmf_skipped - skipped == 30
