@@ -248,10 +248,10 @@ async def _dial(loaded: Any, name: str, *, trunk: str, db: str, until_done: bool
     # Only what a dialer needs: a SIP user agent on loopback or the given port, no node.
     config = UserAgentConfig(
         sip=SipConfig(host="127.0.0.1", port=sip_port),
-        # RTP read at the media tick (one epoll a tick, no loop callback per datagram):
-        # telephony/aio/media_engine.py; BENCHMARKS.md "The dialer's media path"
+        # (rtp_read="tick" reads RTP at the media tick: cheaper per datagram in isolation,
+        # not shown end to end; BENCHMARKS.md "The dialer's media path (issue 14)")
         media=MediaEngineConfig(host="127.0.0.1", port_min=rtp_ports[0],
-                                port_max=rtp_ports[1], rtp_read="tick"),
+                                port_max=rtp_ports[1]),
         listen_tcp=False)
     ua = UserAgent(config, events=events)
     await ua.start()

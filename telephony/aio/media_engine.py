@@ -24,8 +24,9 @@ for the same tick) and the system calls per datagram fall from an ``epoll_wait``
 ``epoll``; the loop wakes up once per tick instead of once per burst of arrivals.  The cost:
 a datagram's arrival time is the tick's read time (up to 20 ms after it came), which the
 jitter buffer's delay estimate and the RTCP jitter see; a steady stream keeps its phase to
-the tick, so it matters only when a peer's send times straddle the tick.  The dialer uses
-``tick``; the node keeps ``loop``.
+the tick, so it matters only when a peer's send times straddle the tick.  Off by default
+(BENCHMARKS.md, "The dialer's media path (issue 14)": cheaper per datagram in isolation,
+not shown end to end).
 
 The engine reads ``time.monotonic()`` (the clock of asyncio's default loop.time(), and
 within a millisecond that of uvloop's), not ``loop.time()``: uvloop caches its time once per
