@@ -170,6 +170,11 @@ class EngineConfig:
     registration: Callable[[], dict[str, Any]] | None = None
     """The PBX registration's state for the status view (``PbxRegistration.snapshot``);
     None: a trunk, no registration."""
+    idle_tx: str = "suppress"
+    """What the dialer's calls send while they only listen (AMD, the wait for a beep, an
+    agent's leg held for a bridge): ``suppress`` (default: 100 ms of silence, then nothing
+    but a keep-alive every 10 s until a prompt or a bridge, as Asterisk's AMD) or ``silence``
+    (a silence packet every 20 ms).  See :attr:`telephony.media.MediaConfig.idle_tx`."""
 
 
 @dataclass(slots=True)
@@ -350,6 +355,11 @@ class CampaignEngine:
         self.pacer = Pacer.from_name(self.settings.pacing, config=PacerConfig(
             abandon_target=self.settings.abandon_target or 0.03,
             connect_within=self.connect_within, ring_timeout=self.settings.ring_timeout))
+        self._media_config = replace(ua.config.media_defaults, idle_tx=self.config.idle_tx,
+                                     inband_dtmf=self.settings.kind == "message")
+        """Every call this engine dials (the callee's and the agents' legs).  Only a message
+        campaign's flow reads digits; without in-band DTMF on any call the media mixer skips
+        the detector's pass (RFC 4733 digits are received either way)."""
         self.stats = EngineStats()
         self.paused = False
         self.pause_reason: str | None = None
@@ -685,7 +695,8 @@ class CampaignEngine:
             try:
                 leg = await self.ua.dial(agent.uri, timeout=self.settings.ring_timeout,
                                          caller=caller,
-                                         credentials=self._agent_credentials(agent.uri))
+                                         credentials=self._agent_credentials(agent.uri),
+                                         media_config=self._media_config)
             except CallFailed as exc:
                 log.info("agent %s for callback %s: %s", agent.uri, call_id, exc.status)
                 self._set_agent(agent, "away")
@@ -706,7 +717,8 @@ class CampaignEngine:
         try:
             call = await self.ua.dial(trunk_target(self.config.trunk, lease.e164),
                                       timeout=self.settings.ring_timeout, caller=caller,
-                                      headers=headers, credentials=self.config.credentials)
+                                      headers=headers, credentials=self.config.credentials,
+                                      media_config=self._media_config)
         except CallFailed as exc:
             out["sip_status"], out["live"], out["agent"] = exc.status or None, False, None
             ours = exc.status == 408 and exc.reason == "no answer"
@@ -741,7 +753,8 @@ class CampaignEngine:
         try:
             call = await self.ua.dial(target, timeout=self.settings.ring_timeout,
                                       caller=caller, headers=headers,
-                                      credentials=self.config.credentials)
+                                      credentials=self.config.credentials,
+                                      media_config=self._media_config)
         except CallFailed as exc:
             out["sip_status"] = exc.status or None
             out["live"] = False
@@ -827,7 +840,8 @@ class CampaignEngine:
             if not await self._claim(agent, call_id):
                 raise AgentClaimRefused(f"agent {agent.agent_id} is taken", 0)
             return await self.ua.dial(agent.uri, timeout=timeout, caller=caller,
-                                      credentials=self._agent_credentials(agent.uri))
+                                      credentials=self._agent_credentials(agent.uri),
+                                      media_config=self._media_config)
 
         early = EarlyAgentLeg(agent, dial)
         self._early[id(early)] = early
@@ -1109,7 +1123,8 @@ class CampaignEngine:
                     continue
                 leg = await self.ua.dial(agent.uri, timeout=deadline - self._now(),
                                          caller=caller,
-                                         credentials=self._agent_credentials(agent.uri))
+                                         credentials=self._agent_credentials(agent.uri),
+                                         media_config=self._media_config)
             except CallFailed as exc:
                 log.info("agent %s: %s %s", agent.uri, exc.status, exc.reason)
                 self._set_agent(agent, "away")

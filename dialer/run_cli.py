@@ -248,6 +248,8 @@ async def _dial(loaded: Any, name: str, *, trunk: str, db: str, until_done: bool
     # Only what a dialer needs: a SIP user agent on loopback or the given port, no node.
     config = UserAgentConfig(
         sip=SipConfig(host="127.0.0.1", port=sip_port),
+        # (rtp_read="tick" reads RTP at the media tick: cheaper per datagram in isolation,
+        # not shown end to end; BENCHMARKS.md "The dialer's media path (issue 14)")
         media=MediaEngineConfig(host="127.0.0.1", port_min=rtp_ports[0],
                                 port_max=rtp_ports[1]),
         listen_tcp=False)

@@ -62,6 +62,8 @@ FRAME_MS = 20
 FRAME = SAMPLE_RATE * FRAME_MS // 1000
 SILENCE = np.zeros(FRAME, dtype=np.int16)
 CN_PAYLOAD_TYPE = 13
+IDLE_TX_MODES = ("silence", "suppress")
+"""What :attr:`MediaConfig.idle_tx` may be."""
 _unpack_rtp_header = RTP_HEADER.unpack_from
 _MAX_SOURCES = 8
 """RTP sources (SSRCs) whose statistics a call keeps at once."""
@@ -110,6 +112,24 @@ class MediaConfig:
     endpointer: EndpointerConfig = field(default_factory=EndpointerConfig)
     jitter_min_ms: int = 20
     jitter_max_ms: int = 200
+    idle_tx: str = "silence"
+    """What is sent while there is nothing to play (no prompt, no DTMF, no bridge):
+    ``silence`` (default: a packet of G.711 silence every 20 ms, a line never silent on the
+    wire) or ``suppress`` (after ``idle_burst`` packets, nothing but a keep-alive packet every
+    ``idle_keepalive`` seconds until there is audio; as Asterisk's AMD and ``Wait`` without
+    ``transmit_silence``).  Suppressed, the RTP timestamp keeps advancing by 160 a tick and
+    the first packet after the gap carries the marker bit (RFC 3550 5.1, RFC 3551 4.1)."""
+    idle_burst: int = 5
+    """``suppress``: packets of silence sent first all the same (100 ms), so that a NAT or an
+    SBC that latches to the first packet it gets (symmetric RTP) opens its pinhole at once."""
+    idle_keepalive: float = 10.0
+    """``suppress``: a silence packet after this many seconds with nothing sent (0: none),
+    for NAT bindings and SBC media timers; RTCP reports go on every ~5 s either way."""
+
+    def __post_init__(self) -> None:
+        if self.idle_tx not in IDLE_TX_MODES:
+            raise MediaError(f"idle_tx must be one of {', '.join(IDLE_TX_MODES)}, "
+                             f"not {self.idle_tx!r}")
 
 
 @dataclass(slots=True)
@@ -208,6 +228,12 @@ class CallMedia:
         self._own_vad = True
         self.listening = False
         self.sending = True
+        self._tx_idle = False
+        """The latest :meth:`tx_frame` had nothing to play (silence of our own)."""
+        self._tx_burst = config.idle_burst
+        """``idle_tx: suppress``: silence packets still to send before suppressing."""
+        self._tx_quiet = 0
+        """Ticks in a row with nothing sent while idle (0: the last tick sent a packet)."""
         self._queue: deque[_Playout] = deque()
         self._events: deque[CallEvent] = deque()
         self._recordings: list[Recording] = []
@@ -605,6 +631,7 @@ class CallMedia:
 
     def tx_frame(self, *, now: float) -> Pcm:
         """Step 3a: what we play in the next 20 ms (prompt, in-band DTMF or silence)."""
+        self._tx_idle = False
         if self._inband_tx:
             tone = self._inband_tx[0]
             frame, rest = tone[:FRAME], tone[FRAME:]
@@ -640,6 +667,7 @@ class CallMedia:
             self._last_tx = self.bridged_to._last_rx_pcm
             return self._last_tx
         self._last_tx = SILENCE
+        self._tx_idle = True
         return SILENCE
 
     def packets(self, payload: bytes, *, now: float) -> list[bytes]:
@@ -655,10 +683,29 @@ class CallMedia:
             # RFC 4733 2.5.1.1: the events replace the audio while a key is pressed; the
             # sender advanced the stream's timestamp by the event's duration already.
             out = dtmf.due(now=now + 1e-6)
+            self._tx_quiet = 0  # (an event starts with its own marker, RFC 4733 2.5.1.1)
             self._counters["tx_packets"] += len(out)
             return out
+        marker = False
+        if self._tx_idle and self.config.idle_tx == "suppress":
+            if self._tx_burst > 0:
+                self._tx_burst -= 1
+            elif self._tx_quiet < self._keepalive_ticks:
+                # RFC 3550 5.1: the timestamp advances across the gap (the sequence number
+                # does not); RFC 3551 4.1: the next packet starts a talkspurt (marker)
+                self._tx_quiet += 1
+                self.sender.advance(FRAME)
+                return []
+        if self._tx_quiet:
+            marker = True
+            self._tx_quiet = 0
         self._counters["tx_packets"] += 1
-        return [self.sender.packetize(payload, timestamp_advance=FRAME)]
+        return [self.sender.packetize(payload, timestamp_advance=FRAME, marker=marker)]
+
+    @property
+    def _keepalive_ticks(self) -> float:
+        keepalive = self.config.idle_keepalive
+        return keepalive * 1000 / FRAME_MS if keepalive > 0 else float("inf")
 
 
 _HEADER = np.arange(12, dtype=np.int64)
@@ -894,6 +941,7 @@ class MediaMixer:
                     media._rxbank = None
                     media._rx_queue = None
                 bank.used[ch] = False
+                bank.inband[ch] = False
                 bank.frames[ch] = 0
                 bank.tx[ch] = 0
                 bank.users[ch] = None
@@ -1254,6 +1302,13 @@ class MediaMixer:
 
     def _dtmf_pass(self, bank: _Bank, now: float) -> dict[int, list[InbandDigit]]:
         det = bank.dtmf
+        if not bank.inband.any():
+            # No call wants in-band digits (a dialer's calls): what the pass would find goes
+            # nowhere (apply_digits and the endpointer's tone gate are masked by ``inband``),
+            # and a call that joins gets a fresh channel (reset_channel in add).
+            det.skip(FRAME)
+            self.dtmf_skipped += 1
+            return {}
         if not bank.frames.any():
             if bank.quiet >= _QUIET_TICKS and not det.tone_active.any():
                 # Zero history, idle tracks, zero input: the pass would only advance the

@@ -13,6 +13,21 @@ seconds before the deadline (the recent worst-case work time plus a margin, at m
 ``max_lead``), then waits for the deadline and sends.  The media sees ``now = due`` as
 before; the packets leave on the 20 ms grid.
 
+Reading the RTP sockets (``rtp_read``): ``loop`` (default) gives each socket to the event
+loop, whose callback queues every datagram for the next tick as it arrives.  ``tick`` keeps
+the sockets off the loop: at each tick one ``epoll`` call (level-triggered)
+says which sockets hold datagrams, one ``recvfrom`` each takes a datagram, and the
+sockets still readable are asked again, a few rounds at most.  Nothing is lost (a datagram
+waits in its socket's buffer for the tick, where the loop's callback would have queued it
+for the same tick) and the system calls per datagram fall from an ``epoll_wait``, a
+``recvmsg`` and one that finds the socket empty (libuv) to a ``recvfrom`` and a share of one
+``epoll``; the loop wakes up once per tick instead of once per burst of arrivals.  The cost:
+a datagram's arrival time is the tick's read time (up to 20 ms after it came), which the
+jitter buffer's delay estimate and the RTCP jitter see; a steady stream keeps its phase to
+the tick, so it matters only when a peer's send times straddle the tick.  Off by default
+(BENCHMARKS.md, "The dialer's media path (issue 14)": cheaper per datagram in isolation,
+not shown end to end).
+
 The engine reads ``time.monotonic()`` (the clock of asyncio's default loop.time(), and
 within a millisecond that of uvloop's), not ``loop.time()``: uvloop caches its time once per
 loop iteration, so inside a long callback it lags by that callback's duration.
@@ -22,6 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -50,6 +67,15 @@ class MediaEngineConfig:
     """How often the watchdog checks that the tick is alive, seconds (0 disables it)."""
     watchdog_stall: float = 2.0
     """A tick task that has not ticked for this long while calls exist is restarted."""
+    rtp_read: str = "loop"
+    """How the RTP/RTCP sockets are read: ``loop`` (the event loop's datagram callbacks) or
+    ``tick`` (one epoll and a recvfrom per datagram at each tick; see the module doc)."""
+    tick_read_rounds: int = 4
+    """``tick``: most datagrams taken from one socket in one tick."""
+
+    def __post_init__(self) -> None:
+        if self.rtp_read not in ("loop", "tick"):
+            raise MediaError(f"rtp_read must be loop or tick, not {self.rtp_read!r}")
 
 
 class _RtpProtocol(asyncio.DatagramProtocol):
@@ -81,6 +107,32 @@ class _RtcpProtocol(_RtpProtocol):
         self._receive = media.receive_rtcp
 
 
+class _RawTransport:
+    """A socket read by the engine at its tick (``rtp_read: tick``): the little of
+    :class:`asyncio.DatagramTransport` the engine uses."""
+
+    __slots__ = ("_engine", "drops", "fd", "sock")
+
+    def __init__(self, engine: MediaEngine, sock: socket.socket) -> None:
+        self._engine = engine
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.drops = 0
+
+    def sendto(self, data: bytes, addr: Any) -> None:
+        try:
+            self.sock.sendto(data, addr)
+        except OSError as exc:  # a full buffer (BlockingIOError), ICMP errors: drop it
+            self.drops += 1
+            log.debug("RTP send to %s failed: %s", addr, exc)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            self._engine._unregister(self.fd)
+            self.sock.close()
+            self.fd = -1
+
+
 class MediaEngine:
     """Owns the RTP port range, one socket per call leg, and the shared tick task."""
 
@@ -106,6 +158,9 @@ class MediaEngine:
         """Media clock of the latest tick (the watchdog's liveness signal)."""
         self._watchdog: asyncio.TimerHandle | None = None
         self._closing = False
+        self._epoll: select.epoll | None = None
+        self._readers: dict[int, Any] = {}
+        """``rtp_read: tick``: file descriptor -> the receive method of its call's media."""
 
     @property
     def advertised_host(self) -> str:
@@ -123,17 +178,23 @@ class MediaEngine:
                 self._next_port = cfg.port_min
             if port in self._sockets:
                 continue
-            try:
-                transport, proto = await self.loop.create_datagram_endpoint(
-                    lambda: _RtpProtocol(self, media), local_addr=(cfg.host, port))
-            except OSError:
-                continue
-            try:
-                _, rtcp = await self.loop.create_datagram_endpoint(
-                    lambda: _RtcpProtocol(self, media), local_addr=(cfg.host, port + 1))
-            except OSError:
-                transport.close()
-                continue
+            if cfg.rtp_read == "tick":
+                pair = self._open_raw(media, port)
+                if pair is None:
+                    continue
+                proto, rtcp = pair
+            else:
+                try:
+                    transport, proto = await self.loop.create_datagram_endpoint(
+                        lambda: _RtpProtocol(self, media), local_addr=(cfg.host, port))
+                except OSError:
+                    continue
+                try:
+                    _, rtcp = await self.loop.create_datagram_endpoint(
+                        lambda: _RtcpProtocol(self, media), local_addr=(cfg.host, port + 1))
+                except OSError:
+                    transport.close()
+                    continue
             self._rtcp_sockets[port] = rtcp
             self._sockets[port] = proto
             media.local_port = port  # type: ignore[attr-defined]
@@ -141,6 +202,62 @@ class MediaEngine:
             self._ensure_running()
             return port
         raise MediaError(f"no free RTP port in {cfg.port_min}-{cfg.port_max}")
+
+    def _open_raw(self, media: CallMedia, port: int) -> tuple[_RtpProtocol, _RtpProtocol] | None:
+        """``rtp_read: tick``: bind the RTP and RTCP sockets and give them to the epoll."""
+        host = self.config.host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        socks: list[socket.socket] = []
+        try:
+            for p in (port, port + 1):
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.setblocking(False)
+                sock.bind((host, p))
+        except OSError:
+            for sock in socks:
+                sock.close()
+            return None
+        if self._epoll is None:
+            self._epoll = select.epoll()
+        protos = (_RtpProtocol(self, media), _RtcpProtocol(self, media))
+        for sock, proto in zip(socks, protos):
+            raw = _RawTransport(self, sock)
+            proto.transport = raw  # type: ignore[assignment]
+            self._readers[raw.fd] = (sock.recvfrom, proto._receive)
+            self._epoll.register(raw.fd, select.EPOLLIN)
+        return protos
+
+    def _unregister(self, fd: int) -> None:
+        if self._readers.pop(fd, None) is not None and self._epoll is not None:
+            self._epoll.unregister(fd)
+
+    def read_sockets(self) -> int:
+        """``rtp_read: tick``: take the datagrams waiting in the calls' sockets (at most
+        ``tick_read_rounds`` from one socket), each to its call's media; returns how many."""
+        ep = self._epoll
+        if ep is None or not self._readers:
+            return 0
+        readers = self._readers
+        now = self.clock()
+        got = 0
+        for _ in range(self.config.tick_read_rounds):
+            ready = ep.poll(0)
+            if not ready:
+                break
+            for fd, _ev in ready:
+                reader = readers.get(fd)
+                if reader is None:  # closed by a call handled earlier in this round
+                    continue
+                try:
+                    data, addr = reader[0](2048)
+                except OSError:  # ICMP port unreachable (ECONNREFUSED), nothing left...
+                    continue
+                if len(addr) != 2:  # IPv6: (host, port, flowinfo, scope_id)
+                    addr = (addr[0], addr[1])
+                reader[1](data, addr, now=now)
+                got += 1
+        return got
 
     def close_media(self, media: CallMedia) -> None:
         self.mixer.remove(media)
@@ -236,6 +353,12 @@ class MediaEngine:
             if behind > cfg.max_catch_up:
                 self.late_resets += 1
                 start = began - k * TICK
+            if self._readers:
+                try:
+                    self.read_sockets()
+                except Exception:  # a media's bug must not stop the tick
+                    self.tick_errors += 1
+                    log.exception("reading the RTP sockets failed")
             try:
                 out = self.mixer.tick(now=due)
             except Exception:  # the mixer isolates calls; this is a last resort
@@ -264,6 +387,7 @@ class MediaEngine:
 
     def _tick(self, now: float) -> None:
         """One tick at once: work and send (tests drive the engine with this)."""
+        self.read_sockets()
         self._send(self.mixer.tick(now=now))
         self._after_tick(now)
 
@@ -289,3 +413,6 @@ class MediaEngine:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        if self._epoll is not None:
+            self._epoll.close()
+            self._epoll = None

@@ -531,19 +531,21 @@ class UserAgent:
                    credentials: DigestCredentials | None = None,
                    headers: tuple[tuple[str, str], ...] = (),
                    outbound_proxy: tuple[str, int] | None = None,
-                   transfer: bool = False) -> Call:
+                   transfer: bool = False, media_config: MediaConfig | None = None) -> Call:
         """Place a call; returns the answered :class:`Call` or raises :class:`CallFailed`
         (status 486 busy, 408/480 no answer, 487 cancelled at our timeout, 503 failure...).
 
         ``transfer=True`` (a REFER being obeyed, a transfer's bridge leg) first checks the
         node's transfer policy: a target outside it fails with 403 before anything is
         opened.  Whatever fails, the RTP/RTCP ports opened for the call are closed.
+        ``media_config``: this call's media settings instead of ``media_defaults`` (codec
+        and payload types are still what SDP settles).
         """
         if transfer and not (decision := self.check_transfer(target)).allowed:
             raise CallFailed(f"transfer target refused: {decision.reason}", decision.status)
         sip_target = self._sip_target(target)
         now = self.now()
-        media = CallMedia(self.config.media_defaults, now=now, rng=self.rng,
+        media = CallMedia(media_config or self.config.media_defaults, now=now, rng=self.rng,
                           wallclock_offset=time.time() - now)
         try:
             port = await self.media.open(media)
