@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import IO, Any
@@ -173,6 +173,17 @@ class AbandonmentReport:
     @staticmethod
     def _rate(a: int, n: int) -> float:
         return a / n if n else 0.0
+
+    def plus(self, live: int, abandoned: int) -> AbandonmentReport:
+        """These counts with ``live`` answers and ``abandoned`` calls more in every window
+        (outcomes written since they were counted)."""
+        if not (live or abandoned):
+            return self
+        return replace(
+            self, live=self.live + live, abandoned=self.abandoned + abandoned,
+            period_live=self.period_live + live,
+            period_abandoned=self.period_abandoned + abandoned,
+            live_24h=self.live_24h + live, abandoned_24h=self.abandoned_24h + abandoned)
 
     @property
     def rate(self) -> float:
