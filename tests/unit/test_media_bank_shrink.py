@@ -17,13 +17,15 @@ import pytest
 
 from telephony import media as media_mod
 from telephony.codecs.base import get_codec
+from telephony.dsp import testsignals
 from telephony.dsp.bank import check_keep, keep_channels
-from telephony.dsp.dtmf import DtmfDetectorBank
+from telephony.dsp.dtmf import DtmfConfig, DtmfDetectorBank, InbandDigit
 from telephony.dsp.vad import EndpointerBank
 from telephony.errors import MediaError
 from telephony.events import DtmfReceived
 from telephony.media import FRAME, CallMedia, MediaConfig, MediaMixer, dtmf_tone
 from telephony.rtp.stream import RtpSender
+from tests.unit.test_dsp_dtmf import _voice
 
 TICK = 0.020
 ULAW = get_codec("PCMU")
@@ -161,11 +163,35 @@ def test_a_bank_does_not_shrink_while_calls_come_and_go() -> None:
     assert sorted(m.slot for m in calls[:16]) == list(range(16))
 
 
+def span_only_digit() -> np.ndarray:
+    """A weak short digit in a voice as loud as it: a 45 ms "6" at -17 dBm0 per tone, 4 dB
+    reverse twist, through A-law, 100 ms of silence each side (the pair at sample 800).  A
+    streaming bank finds it only by measuring its run of windows over their span (from
+    the channel's ring of past samples), whatever its alignment to the frames."""
+    rng = np.random.default_rng(3)
+    pair = testsignals.dtmf_tone("6", 45, level=-17, twist=-4,
+                                 phases=rng.uniform(0, 2 * np.pi, 2))
+    x = np.concatenate([np.zeros(800), pair, np.zeros(800)])
+    return testsignals.g711_round_trip(x + _voice(rng, len(x), -17), "alaw")
+
+
 def test_dsp_banks_keep_channels_as_an_unchanged_bank_would() -> None:
-    """DtmfDetectorBank and EndpointerBank: channel keep[i] goes on as channel i did."""
+    """DtmfDetectorBank and EndpointerBank: channel keep[i] goes on as channel i did.
+
+    Channels 4 and 5 (moving to 0 and 2) each have a digit that only the span check finds
+    in flight at the cut: its run of windows starts before it and is measured after it
+    over samples that the compaction must carry in the channel's ring."""
     ticks, cut = 500, 230
     x = np.stack([caller_audio(50 + s, ticks) for s in range(6)])
     keep = [4, 1, 5]
+    weak = span_only_digit()
+    for ch, lead in ((4, 280), (5, 330)):
+        at = cut * FRAME - 800 - lead
+        x[ch, at - 2000:at + len(weak) + 2000] = np.random.default_rng(ch).normal(
+            0, 40, len(weak) + 4000).astype(np.int16)
+        x[ch, at:at + len(weak)] += weak
+    no_span = DtmfDetectorBank(6, config=DtmfConfig(span_windows=1_000_000))
+    without: list[tuple[int, int, object]] = []
     ref_d, ref_v = DtmfDetectorBank(6), EndpointerBank(6)
     dtmf, vad = DtmfDetectorBank(6), EndpointerBank(6)
     want: list[tuple[int, int, object]] = []
@@ -177,6 +203,7 @@ def test_dsp_banks_keep_channels_as_an_unchanged_bank_would() -> None:
         frames = x[:, k * FRAME:(k + 1) * FRAME]
         now = (k + 1) * TICK
         want += [(k, ch, ev) for ch, ev in ref_d.process(frames, now=now)]
+        without += [(k, ch, ev) for ch, ev in no_span.process(frames, now=now)]
         want += [(k, ch, ev) for ch, ev in ref_v.process(frames, now=now,
                                                          tone_active=ref_d.tone_active)]
         if k >= cut:
@@ -190,6 +217,11 @@ def test_dsp_banks_keep_channels_as_an_unchanged_bank_would() -> None:
         assert mine == theirs, f"channel {old} -> {new}"
     assert any(k >= cut for k, _ in mine)
     assert not [ev for k, ch, ev in got if k >= cut and ch == 3]  # the fresh channel: silence
+    for ch in (4, 5):  # the weak digits: found over their span after the cut, started before
+        only_span = [(k, ev) for k, c, ev in want if c == ch and isinstance(ev, InbandDigit)
+                     and (k, c, ev) not in without]
+        assert [(ev.digit, ev.kind) for _, ev in only_span] == [("6", "start"), ("6", "end")]
+        assert all(k >= cut and ev.onset_sample < cut * FRAME for k, ev in only_span)
 
 
 def test_keep_checks_its_arguments() -> None:
