@@ -104,6 +104,12 @@ def config_from_args(args: argparse.Namespace) -> NodeConfig:
         print("dialtone: warning: --password on the command line is visible to every user "
               "(ps) and kept in the shell's history; use --password-file FILE or "
               "DIALTONE_SIP__PASSWORD", file=sys.stderr)
+    if flags.get("sip.auth_users"):
+        # Still honoured (scripts use it); the users are no secret, their passwords are.
+        print("dialtone: warning: --auth-user USER:PASSWORD puts the password on the command "
+              "line, visible to every user (ps) and kept in the shell's history; put the "
+              "users in the configuration file (sip.auth_users) or in "
+              "DIALTONE_SIP__AUTH_USERS='{\"USER\": \"PASSWORD\"}'", file=sys.stderr)
     return load_config(yaml_path=args.config, flags=flags)
 
 

@@ -416,7 +416,9 @@ SERVE_FLAGS: tuple[Flag, ...] = (
     Flag("--trusted", "sip.trusted",
          "comma-separated source addresses trusted without digest auth"),
     Flag("--auth-user", "sip.auth_users", "with --trusted: INVITEs from other sources must "
-         "authenticate (digest) as one of these users (repeatable)", kind="user_password",
+         "authenticate (digest) as one of these users (repeatable; discouraged: a command "
+         "line is visible in ps; use sip.auth_users in --config or DIALTONE_SIP__AUTH_USERS)",
+         kind="user_password",
          metavar="USER:PASSWORD"),
     Flag("--auth-realm", "sip.auth_realm", "realm of those challenges"),
     Flag("--auth-algorithm", "sip.auth_algorithms", "digest algorithms offered, strongest "

@@ -89,6 +89,38 @@ def test_flags_given_and_only_those_count(tmp_path: Path, monkeypatch: pytest.Mo
     assert config.sip.auth_users["alice"].get_secret_value() == "s3cret"
 
 
+def test_inline_auth_user_password_warns_without_showing_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``--auth-user USER:PASSWORD`` still works but says on stderr that ``ps`` shows it and
+    what to use instead; the password is printed nowhere.  The file and the environment
+    give the same users without a warning."""
+    for key in [k for k in __import__("os").environ if k.startswith("DIALTONE_")]:
+        monkeypatch.delenv(key)
+    config = cli.config_from_args(parse("--trusted", "10.0.0.1", "--auth-user", "alice:s3cret",
+                                        "--auth-user", "bob:pa55"))
+    assert {u: s.get_secret_value() for u, s in config.sip.auth_users.items()} == {
+        "alice": "s3cret", "bob": "pa55"}
+    out, err = capsys.readouterr()
+    assert "warning: --auth-user USER:PASSWORD" in err and "(ps)" in err
+    assert "sip.auth_users" in err and "DIALTONE_SIP__AUTH_USERS" in err
+    assert "s3cret" not in out + err and "pa55" not in out + err
+    show = parse("--trusted", "10.0.0.1", "--auth-user", "alice:s3cret", "--json")
+    shown = io.StringIO()
+    assert cli.cmd_config_show(show, shown) == 0
+    out, err = capsys.readouterr()
+    assert "warning: --auth-user" in err
+    assert "s3cret" not in out + err + shown.getvalue()
+    node_yaml = tmp_path / "node.yaml"
+    node_yaml.write_text("sip: {trusted: [10.0.0.1], auth_users: {alice: s3cret}}\n")
+    config = cli.config_from_args(parse("--config", str(node_yaml)))
+    assert config.sip.auth_users["alice"].get_secret_value() == "s3cret"
+    monkeypatch.setenv("DIALTONE_SIP__AUTH_USERS", '{"bob": "pa55"}')
+    config = cli.config_from_args(parse("--trusted", "10.0.0.1"))
+    assert config.sip.auth_users["bob"].get_secret_value() == "pa55"
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_config_show_masks_secrets() -> None:
     args = parse("--trusted", "10.0.0.1", "--auth-user", "alice:s3cret", "--register",
                  "sip:pbx.example:5060", "--user", "bob", "--password", "hunter2",
