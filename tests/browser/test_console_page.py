@@ -223,3 +223,45 @@ def test_viewer_on_a_phone_the_ivr_graph_and_what_if(served: tuple[Console, str]
     page.get_by_role("button", name="Campaigns").focus()
     page.keyboard.press("Enter")
     playwright.expect(page.get_by_role("heading", name="Campaigns")).to_be_visible()
+
+
+def test_the_pbx_registration_tile_follows_the_dialers_snapshot(
+        served: tuple[Console, str], page: Any) -> None:
+    """The campaign page's 'PBX registration' tile shows what the running engine's snapshot
+    says (dialer.registration.PbxRegistration.snapshot, pushed in the live figures): the
+    state, the AOR, the registrar's answer and expiry; then a lost registration with the
+    registrar's 503 and the last failure; and for a trunk (no registration) no PBX, no
+    state, no stale answer."""
+    from dialer.registration import PbxAccount, PbxRegistration
+
+    console, url = served
+    console.store.create_campaign("reg", now=time.time())
+    account = PbxAccount.parse("sip:1001@pbx.example:5060", password="pw", expires=300)
+    reg = PbxRegistration(None, account)  # type: ignore[arg-type]  # snapshot() needs no UA
+    reg.state, reg.status, reg.expires = "registered", 200, 300
+    reg.registered_at = time.time() - 60
+
+    def engine(registration: dict[str, Any] | None) -> None:
+        console.store.write_engine_status("reg", "host:reg", {
+            "dial_level": 1.0, "registration": registration}, now=time.time())
+
+    engine(reg.snapshot())
+    _login(page, url, "max")
+    page.get_by_role("button", name="Open").click()
+    tile = page.get_by_role("heading", name="PBX registration").locator("..")
+    playwright.expect(tile).to_contain_text(
+        "registered as sip:1001@pbx.example:5060 (200 OK, expires in 4 min)")
+
+    reg.state, reg.status = "retrying", 503
+    reg.last_failure = (time.time() - 3, 503)
+    engine(reg.snapshot())
+    playwright.expect(tile).to_contain_text(
+        "retrying: sip:1001@pbx.example:5060 (503 Service Unavailable); "
+        "last failure 503 Service Unavailable, 3 s ago")
+    assert "registered as" not in tile.inner_text()
+
+    engine(None)  # the engine dials over a trunk
+    playwright.expect(tile).to_contain_text("none (trunk)")
+    text = tile.inner_text()
+    for stale in ("pbx.example", "1001", "503", "200", "registered", "retrying", "expires"):
+        assert stale not in text, (stale, text)
