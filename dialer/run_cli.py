@@ -164,7 +164,15 @@ def campaign_report(store: DialerStore, name: str, *, now: float,
 def pbx_account(register: str, *, auth_user: str | None, password_file: str | None,
                 expires: int = 300, env: dict[str, str] | None = None) -> PbxAccount:
     """The account of ``--register``: the password from ``password_file`` (its first line)
-    or the environment (:data:`PASSWORD_ENV`)."""
+    or the environment (:data:`PASSWORD_ENV`).  ``auth_user`` is the digest user alone: one
+    with a colon looks like ``USER:PASSWORD`` (the form ``dialtone serve --auth-user``
+    takes), a password that ``ps`` shows; it is used as given (as before), with a warning
+    that does not repeat it."""
+    if auth_user is not None and ":" in auth_user:
+        Console(stderr=True, highlight=False).print(
+            "[yellow]warning:[/] --auth-user takes the digest user only and is used as "
+            "given; a password there is visible to every user (ps) and kept in the shell's "
+            f"history: give it with --password-file FILE or {PASSWORD_ENV}")
     if password_file is not None:
         try:
             text = Path(password_file).read_text(encoding="utf-8")

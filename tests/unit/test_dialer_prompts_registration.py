@@ -145,6 +145,23 @@ def test_the_account_from_a_registration_uri(tmp_path: Path) -> None:
         pbx_account("sip:1@h", auth_user=None, password_file=str(tmp_path / "none"))
 
 
+
+def test_auth_user_with_a_password_in_it_warns_without_showing_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``campaign run --auth-user 1001:hunter2`` (the form ``serve --auth-user`` takes): used
+    as given, as before, with a warning on stderr that names the file and the environment
+    variable and never the password; a plain user name says nothing."""
+    env = {PASSWORD_ENV: "from-env"}
+    account = pbx_account("sip:1001@h", auth_user="1001:hunter2", password_file=None, env=env)
+    assert account.auth_user == "1001:hunter2" and account.password == "from-env"
+    out, err = capsys.readouterr()
+    assert "warning:" in err and "--auth-user" in err and "(ps)" in err
+    assert "--password-file" in err and PASSWORD_ENV in err
+    assert "hunter2" not in out + err and "from-env" not in out + err
+    assert pbx_account("sip:1001@h", auth_user="ops", password_file=None, env=env
+                       ).auth_user == "ops"
+    assert capsys.readouterr() == ("", "")
+
 class _FakeEndpoint:
     def __init__(self) -> None:
         self.sent: list[tuple[str, Any]] = []
