@@ -41,7 +41,7 @@ class Harness:
                 self.ended.append(ev.call_id)
             return pacer_on_event(ev, now=now)
 
-        self.engine.pacer.on_event = on_event  # type: ignore[method-assign]
+        self.engine.pacer.on_event = on_event  # type: ignore[method-assign,assignment]
 
         async def db(fn: Any, *args: Any, **kw: Any) -> Any:
             if fn == self.engine.store.lease:
