@@ -82,7 +82,7 @@ if TYPE_CHECKING:
 __all__ = ["SHUTDOWN_GRACE_S", "CampaignConfigError", "CampaignEngine", "EngineConfig",
            "EngineStats", "disposition_for_status", "trunk_target", "verdict_silence_ms"]
 
-SHUTDOWN_GRACE_S = 3.0
+SHUTDOWN_GRACE_S = 2.0
 """After :meth:`CampaignEngine.shutdown`, the longest wait for the calls in progress (hung
 up at once) to write their outcomes; a call that has not by then (a store that does not
 answer) is left open, for the restart's recovery (``orphan_leases`` -> ``failed``)."""

@@ -317,11 +317,11 @@ async def _dial(loaded: Any, name: str, *, trunk: str, db: str, until_done: bool
     return report
 
 
-SHUTDOWN_EXIT_S = 6.0
+SHUTDOWN_EXIT_S = 4.0
 """After the first SIGTERM/SIGINT, ``campaign run`` exits within this long whatever it is
 waiting on (status 128 + the signal if it had to cut its shutdown short).  The shutdown:
 no new call; every call in progress hung up at once (BYE, or CANCEL while ringing) and its
-outcome written within :data:`dialer.engine.SHUTDOWN_GRACE_S` (3 s); then the user agent,
+outcome written within :data:`dialer.engine.SHUTDOWN_GRACE_S` (2 s); then the user agent,
 the registration and the MQTT bus close.  What is unfinished at the limit (an outcome the
 store did not take, a stuck call) is left to the restart's recovery (its open attempts are
 closed as ``failed``, as after ``kill -9``).  A second SIGTERM/SIGINT exits at once."""
