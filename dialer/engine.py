@@ -1119,8 +1119,14 @@ class CampaignEngine:
             if revised is not None and not agent_task.done():
                 # A machine after all, before an agent was on: stop looking for one.
                 agent_task.cancel()
+                found: tuple[_Agent, Call] | None = None
                 with contextlib.suppress(asyncio.CancelledError):
-                    await agent_task
+                    found = await agent_task
+                if found is not None:
+                    # The agent answered as we cancelled (3.11's wait_for kept the result
+                    # and dropped the cancel): their leg must not stay up nor them reserved.
+                    await found[1].hangup("amd_machine")
+                    self._release_agent(found[0])
                 out["amd"] = "machine"
                 return await self._machine(call, out, results, tap, revised)
             got = await agent_task
