@@ -727,11 +727,19 @@ class CampaignEngine:
         try:
             disposition = await self._dial_and_handle(call_id, lease, out)
         except asyncio.CancelledError:
-            if not self._shutting_down:
+            me = asyncio.current_task()
+            if self._shutting_down:
+                # shutdown(): the finally blocks on the way out hung the call (and an
+                # agent's leg) up; its outcome is written as far as it went.
+                disposition = self._cut_disposition(out)
+            elif me is not None and me.cancelling():
                 raise
-            # shutdown(): the finally blocks on the way out hung the call (and an agent's
-            # leg) up; its outcome is written as far as it went.
-            disposition = self._cut_disposition(out)
+            else:
+                # Nobody cancelled this call: a CancelledError out of a task it awaited
+                # (a claim, an agent's dial) that was cancelled.  Left to propagate it
+                # ended the call with no outcome (the attempt open until a restart).
+                log.exception("call %s: a cancellation not meant for it", call_id)
+                disposition = Disposition.FAILED
         except Exception:  # a bug in one call must not lose its outcome nor stop the campaign
             log.exception("call %s failed", call_id)
             disposition = Disposition.FAILED

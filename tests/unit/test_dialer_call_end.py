@@ -155,3 +155,31 @@ async def test_shutdown_hangs_up_a_stuck_call_writes_its_outcome_and_returns_in_
     await h.engine._wind_down()
     assert loop.time() - t0 < 1.0
     assert list(h.engine._calls) == ["c1-2"]  # left open: the restart recovers it
+
+
+async def test_a_cancelled_inner_task_fails_the_call_with_its_outcome(tmp_path: Path) -> None:
+    # A CancelledError out of an awaited task (a claim or an agent's dial cancelled) is not
+    # the call's own cancellation: the call ends failed, outcome written, pacer told.
+    h = Harness(tmp_path)
+    h.leases = [lease(1)]
+    written: list[tuple[int, str]] = []
+
+    async def inner() -> None:
+        await asyncio.Event().wait()
+
+    async def handled(call_id: str, lease: Lease, out: dict[str, Any]) -> str:
+        task = asyncio.ensure_future(inner())
+        await asyncio.sleep(0)
+        task.cancel()
+        await task  # raises CancelledError here, in the call's task
+        raise AssertionError
+
+    async def record(outcome: Outcome) -> None:
+        written.append((outcome.lease.attempt_id, outcome.disposition))
+
+    h.engine._dial_and_handle = handled  # type: ignore[method-assign]
+    h.engine._outcomes.record = record  # type: ignore[method-assign]
+    await h.engine._place(0.0)
+    await settle(h.engine)
+    assert written == [(1, "failed")]
+    assert h.ended == ["c1-1"]
