@@ -126,5 +126,10 @@ class EarlyAgentLeg(Generic[A]):
             with contextlib.suppress(asyncio.CancelledError, CallFailed):
                 await self._task
         leg = self.leg
+        task = self._task
+        if leg is None and task.done() and not task.cancelled() and task.exception() is None:
+            # The answer won the race with our cancel (Python 3.11's wait_for returns the
+            # result and drops the cancellation): the leg is up and must not stay so.
+            leg = task.result()
         if leg is not None and not leg.ended:
             await leg.hangup(reason)

@@ -79,8 +79,13 @@ from telephony.media import Recording
 if TYPE_CHECKING:
     from routing.bus import RoutingBus
 
-__all__ = ["CampaignConfigError", "CampaignEngine", "EngineConfig", "EngineStats",
-           "disposition_for_status", "trunk_target", "verdict_silence_ms"]
+__all__ = ["SHUTDOWN_GRACE_S", "CampaignConfigError", "CampaignEngine", "EngineConfig",
+           "EngineStats", "disposition_for_status", "trunk_target", "verdict_silence_ms"]
+
+SHUTDOWN_GRACE_S = 2.0
+"""After :meth:`CampaignEngine.shutdown`, the longest wait for the calls in progress (hung
+up at once) to write their outcomes; a call that has not by then (a store that does not
+answer) is left open, for the restart's recovery (``orphan_leases`` -> ``failed``)."""
 
 log = logging.getLogger(__name__)
 
@@ -378,7 +383,14 @@ class CampaignEngine:
                                        run=self._db)
         self._calls: dict[str, asyncio.Task[None]] = {}
         self._leases: dict[str, Lease] = {}
+        self._pacing: set[str] = set()
+        """Calls dialled (CallDialled) not yet ended for the pacer (CallEnded): each is
+        ended exactly once, whatever way its task ends (:meth:`_pacer_ended`)."""
         self._stopping = False
+        self._shutting_down = False
+        self.shutdown_grace_s = SHUTDOWN_GRACE_S
+        """After :meth:`shutdown`: how long :meth:`run` waits for the calls it hung up to
+        write their outcomes before it returns without them."""
         self._last_lease_short = False
         self._ua_host = ""
         self._amd: _AmdBankFeed | None = None
@@ -484,6 +496,9 @@ class CampaignEngine:
             renew.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renew
+        if self._shutting_down:
+            await self._wind_down()
+            return self.stats
         if self._calls:
             await asyncio.gather(*self._calls.values(), return_exceptions=True)
         if self.routing_agents is not None:
@@ -491,6 +506,30 @@ class CampaignEngine:
         await self._db(self.store.write_engine_status, self.campaign, self.config.owner,
                        self.status(), now=self._now())
         return self.stats
+
+    async def _wind_down(self) -> None:
+        """The end of :meth:`run` after :meth:`shutdown`: every wait bounded by
+        ``shutdown_grace_s`` in all (a call task stuck in the store, a claim, a peer that
+        never answers must not hold the process)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.shutdown_grace_s
+        for task in list(self._calls.values()):
+            task.cancel()  # again: one that started after shutdown(), or a swallowed cancel
+        if self._calls:
+            await asyncio.wait(list(self._calls.values()), timeout=self.shutdown_grace_s)
+        if self._calls:
+            log.warning("campaign %s: %d call(s) did not write their outcome within %.1f s "
+                        "of the shutdown; the restart closes them as failed", self.campaign,
+                        len(self._calls), self.shutdown_grace_s)
+        closing: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._db(
+            self.store.write_engine_status, self.campaign, self.config.owner, self.status(),
+            now=self._now()))]
+        if self.routing_agents is not None:
+            closing.append(asyncio.ensure_future(self.routing_agents.close()))
+        left = max(0.1, until - loop.time())
+        _, pending = await asyncio.wait(closing, timeout=left)
+        for f in pending:
+            f.cancel()
 
     def _idle_done(self) -> bool:
         # Done when the last lease asked for calls and got fewer: nothing dialable now.
@@ -502,6 +541,16 @@ class CampaignEngine:
         """Stop dialling; :meth:`run` returns once the calls in progress end."""
         self._stopping = True
         self._wake.set()
+
+    def shutdown(self) -> None:
+        """Stop now (SIGTERM): dial no more and hang up every call in progress (BYE, or
+        CANCEL while it rings; an agent's leg with it); each writes its outcome
+        (:meth:`_cut_disposition`).  :meth:`run` returns within ``shutdown_grace_s``,
+        leaving the outcomes not written by then to the restart's recovery."""
+        self._shutting_down = True
+        self.stop()
+        for task in list(self._calls.values()):
+            task.cancel()
 
     async def _refresh(self, now: float) -> None:
         info = await self._db(self.store.campaign, self.campaign)
@@ -562,16 +611,28 @@ class CampaignEngine:
             call_id = f"{self.campaign}-{lease.attempt_id}"
             self._leases[call_id] = lease
             self.pacer.on_event(CallDialled(call_id), now=now)
+            self._pacing.add(call_id)
             self.stats.placed += 1
             task = asyncio.ensure_future(self._call(call_id, lease))
             self._calls[call_id] = task
             task.add_done_callback(functools.partial(self._call_done, call_id))
         return len(leases)
 
-    def _call_done(self, call_id: str, _task: asyncio.Task[None]) -> None:
+    def _call_done(self, call_id: str, task: asyncio.Task[None]) -> None:
         self._calls.pop(call_id, None)
         self._leases.pop(call_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call %s: its task failed", call_id, exc_info=task.exception())
+        # Whatever way the task ended (cancelled before it ran, an error writing the
+        # outcome...): the pacer no longer counts the call in flight.
+        self._pacer_ended(call_id, CallOutcome.FAILED, now=self._now())
         self._wake.set()
+
+    def _pacer_ended(self, call_id: str, outcome: CallOutcome, *, now: float) -> None:
+        """CallEnded for ``call_id``, once: the first caller's outcome counts."""
+        if call_id in self._pacing:
+            self._pacing.discard(call_id)
+            self.pacer.on_event(CallEnded(call_id, outcome), now=now)
 
     async def _renew_loop(self) -> None:
         every = self.config.lease_s / 3
@@ -666,32 +727,45 @@ class CampaignEngine:
         try:
             disposition = await self._dial_and_handle(call_id, lease, out)
         except asyncio.CancelledError:
-            raise
+            me = asyncio.current_task()
+            if self._shutting_down:
+                # shutdown(): the finally blocks on the way out hung the call (and an
+                # agent's leg) up; its outcome is written as far as it went.
+                disposition = self._cut_disposition(out)
+            elif me is not None and me.cancelling():
+                raise
+            else:
+                # Nobody cancelled this call: a CancelledError out of a task it awaited
+                # (a claim, an agent's dial) that was cancelled.  Left to propagate it
+                # ended the call with no outcome (the attempt open until a restart).
+                log.exception("call %s: a cancellation not meant for it", call_id)
+                disposition = Disposition.FAILED
         except Exception:  # a bug in one call must not lose its outcome nor stop the campaign
             log.exception("call %s failed", call_id)
             disposition = Disposition.FAILED
         await self._finish(call_id, lease, disposition, out)
+
+    @staticmethod
+    def _cut_disposition(out: dict[str, Any]) -> Disposition:
+        """A call hung up by :meth:`shutdown`: ``connected`` once bridged to an agent;
+        ``abandoned`` for a person (AMD's verdict) not yet connected (a live answer hung up
+        on without an agent: counted against the cap, never hidden); ``machine`` for a
+        machine; ``failed`` before a verdict (ringing, AMD listening: retried later)."""
+        if out.get("live") and out.get("agent") is not None and out.get("wait_s") is not None:
+            return Disposition.CONNECTED
+        if out.get("amd") == "human":
+            out["live"] = True
+            return Disposition.ABANDONED
+        if out.get("amd") == "machine":
+            out["live"] = False
+            return Disposition.MACHINE
+        return Disposition.FAILED
 
     async def _finish(self, call_id: str, lease: Lease, disposition: Disposition | str,
                       out: dict[str, Any]) -> None:
         now = self._now()
         d = str(disposition)
         self.stats.by_disposition[d] = self.stats.by_disposition.get(d, 0) + 1
-        try:
-            await self._outcomes.record(Outcome(
-                lease, d, now, live_answer=out["live"], amd=out["amd"],
-                time_to_agent_s=out["wait_s"], message_played=out["message_played"],
-                agent=out["agent"], sip_status=out["sip_status"]))
-        except LeaseLost:
-            log.warning("%s: outcome %s written to the ledger; the contact was leased again",
-                        call_id, d)
-        self._count_own(d, out["live"])  # in the ledger either way
-        if out.get("callback"):
-            # After the outcome (which closes the contact): the flow's request reopens it
-            # as a callback due in the slot the person chose, in their time zone.
-            from dialer.callbacks import CallbackStore
-            await self._db(self.store.ingest_ivr_callbacks, self.campaign,
-                           CallbackStore(self.store.engine), now=now)
         outcome = {Disposition.BUSY: CallOutcome.BUSY, Disposition.NO_ANSWER:
                    CallOutcome.NO_ANSWER, Disposition.MACHINE: CallOutcome.MACHINE,
                    Disposition.MACHINE_MESSAGE: CallOutcome.MACHINE,
@@ -699,7 +773,29 @@ class CampaignEngine:
                    Disposition.ABANDONED: CallOutcome.ABANDONED}.get(
                        Disposition(d) if d in Disposition._value2member_map_ else
                        Disposition.CONNECTED, CallOutcome.FAILED)  # a flow's outcome: done
-        self.pacer.on_event(CallEnded(call_id, outcome), now=now)
+        try:
+            try:
+                await self._outcomes.record(Outcome(
+                    lease, d, now, live_answer=out["live"], amd=out["amd"],
+                    time_to_agent_s=out["wait_s"], message_played=out["message_played"],
+                    agent=out["agent"], sip_status=out["sip_status"]))
+            except LeaseLost:
+                log.warning("%s: outcome %s written to the ledger; the contact was leased "
+                            "again", call_id, d)
+            except DialerError as exc:  # already closed (a recovery raced us): keep that
+                log.warning("%s: outcome %s not written: %s", call_id, d, exc)
+                return
+            self._count_own(d, out["live"])  # in the ledger either way
+            if out.get("callback"):
+                # After the outcome (which closes the contact): the flow's request reopens
+                # it as a callback due in the slot the person chose, in their time zone.
+                from dialer.callbacks import CallbackStore
+                await self._db(self.store.ingest_ivr_callbacks, self.campaign,
+                               CallbackStore(self.store.engine), now=now)
+        finally:
+            # Written, refused, or the store failed (the error goes on, the attempt stays
+            # open for the lease's expiry or the restart): the line is free for the pacer.
+            self._pacer_ended(call_id, outcome, now=now)
         self._emit({"type": "campaign_call", "call_id": call_id, "campaign": self.campaign,
                     "number": lease.e164, "disposition": d, "attempt": lease.attempt,
                     "amd": out["amd"], "amd_ms": out.get("amd_ms"),
@@ -1021,14 +1117,24 @@ class CampaignEngine:
             self.stats.waiting_now += 1
             try:
                 await asyncio.wait({agent_task, late}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                agent_task.cancel()  # shutdown: no agent is dialled for a call hung up
+                late.cancel()
+                raise
             finally:
                 self.stats.waiting_now -= 1
             revised = late.result() if late.done() else None
             if revised is not None and not agent_task.done():
                 # A machine after all, before an agent was on: stop looking for one.
                 agent_task.cancel()
+                found: tuple[_Agent, Call] | None = None
                 with contextlib.suppress(asyncio.CancelledError):
-                    await agent_task
+                    found = await agent_task
+                if found is not None:
+                    # The agent answered as we cancelled (3.11's wait_for kept the result
+                    # and dropped the cancel): their leg must not stay up nor them reserved.
+                    await found[1].hangup("amd_machine")
+                    self._release_agent(found[0])
                 out["amd"] = "machine"
                 return await self._machine(call, out, results, tap, revised)
             got = await agent_task

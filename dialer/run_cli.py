@@ -30,6 +30,7 @@ import re
 import signal
 import socket
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -269,6 +270,7 @@ async def _dial(loaded: Any, name: str, *, trunk: str, db: str, until_done: bool
     registration: PbxRegistration | None = None
     error: str | None = None
     pausing: list[asyncio.Task[None]] = []
+    stopper = _Shutdown(asyncio.get_running_loop())
     try:
         bus = await _open_bus(mqtt, owner or f"{socket.gethostname()}:{name}")
         engine_config = EngineConfig(trunk=trunk, owner=owner)
@@ -295,16 +297,14 @@ async def _dial(loaded: Any, name: str, *, trunk: str, db: str, until_done: bool
                 store.set_status(name, "paused")
             registration.on_refused = refused
         if error is None:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, engine.stop)
+            stopper.install(engine)
             stats = await engine.run(until_done=until_done, max_seconds=max_seconds)
             if pausing:
                 await asyncio.gather(*pausing)
             if until_done and not engine.paused:
                 store.set_status(name, "done")
     finally:
+        stopper.restore()
         if registration is not None:
             await registration.close()
         await ua.close()
@@ -323,6 +323,67 @@ async def _dial(loaded: Any, name: str, *, trunk: str, db: str, until_done: bool
     if error is not None:
         report["summary"]["error"] = error
     return report
+
+
+SHUTDOWN_EXIT_S = 4.0
+"""After the first SIGTERM/SIGINT, ``campaign run`` exits within this long whatever it is
+waiting on (status 128 + the signal if it had to cut its shutdown short).  The shutdown:
+no new call; every call in progress hung up at once (BYE, or CANCEL while ringing) and its
+outcome written within :data:`dialer.engine.SHUTDOWN_GRACE_S` (2 s); then the user agent,
+the registration and the MQTT bus close.  What is unfinished at the limit (an outcome the
+store did not take, a stuck call) is left to the restart's recovery (its open attempts are
+closed as ``failed``, as after ``kill -9``).  A second SIGTERM/SIGINT exits at once."""
+
+
+class _Shutdown:
+    """SIGTERM/SIGINT during ``campaign run``: the first shuts the engine down and arms a
+    watchdog thread that ends the process at :data:`SHUTDOWN_EXIT_S`; the second ends it
+    at once.  A Python-level handler (not ``loop.add_signal_handler``) so that a signal is
+    acted on even while the event loop waits on something that never returns; the
+    watchdog is a thread, so a store call stuck in a worker thread (which
+    ``asyncio.run``'s executor shutdown would join for ever) does not hold the exit."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, exit_s: float = SHUTDOWN_EXIT_S
+                 ) -> None:
+        self.loop = loop
+        self.exit_s = exit_s
+        self.engine: CampaignEngine | None = None
+        self.signalled: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def install(self, engine: CampaignEngine) -> None:
+        self.engine = engine
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread: no signals here
+                self._old[sig] = signal.signal(sig, self._on_signal)
+
+    def restore(self) -> None:
+        """Put the previous handlers back, unless a signal came (a second one must still
+        exit at once while the user agent and the bus close)."""
+        if self.signalled is not None:
+            return
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if self.signalled is not None:
+            _hard_exit(signum, "second signal: exiting at once")
+        self.signalled = signum
+        why = (f"shutdown not done within {self.exit_s:.0f} s: exiting; the restart closes "
+               "the calls left open as failed")
+        watchdog = threading.Timer(self.exit_s, _hard_exit, args=(signum, why))
+        watchdog.daemon = True
+        watchdog.start()
+        if self.engine is not None:
+            self.loop.call_soon_threadsafe(self.engine.shutdown)
+
+
+def _hard_exit(signum: int, why: str) -> None:
+    """End the process now (no executor join, no atexit): 128 + the signal."""
+    with contextlib.suppress(OSError):
+        os.write(2, f"dialtone campaign run: {why}\n".encode())
+    os._exit(128 + signum)
 
 
 async def _open_bus(url: str | None, owner: str) -> Any:

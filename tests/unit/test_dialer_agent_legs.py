@@ -118,3 +118,22 @@ async def test_agent_refusing_or_hanging_up_while_held_is_reported() -> None:
     assert await gone.take(1.0) is None
     assert gone.state == "gone" and leg.hung_up is None
     assert await gone.release() is True
+
+
+async def test_a_leg_answered_as_it_is_cancelled_is_still_hung_up() -> None:
+    # Python 3.11's wait_for (in UserAgent.dial) can return the answered call and drop the
+    # cancellation when both come in the same loop step: the leg must not stay up.
+    leg = FakeLeg()
+    gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def dial() -> Any:
+        try:
+            await gate
+        except asyncio.CancelledError:
+            return leg  # the cancel swallowed, the answer returned
+        raise AssertionError
+
+    early = EarlyAgentLeg("agent1", dial)
+    await settle()
+    assert await early.release("amd_machine") is True
+    assert leg.hung_up == "amd_machine"

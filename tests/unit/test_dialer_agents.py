@@ -512,3 +512,27 @@ async def test_an_agent_left_reserved_for_a_call_of_ours_that_is_over_is_release
         await ra.close()
     finally:
         await bus.close()
+
+
+class CancellingBus(SilentRouterBus):
+    """A bus whose claim task ends cancelled (not the caller's cancellation)."""
+
+    async def claim_agent(self, claim: Any, *, timeout: float) -> Any:
+        raise asyncio.CancelledError
+
+
+async def test_a_claim_cancelled_inside_the_bus_is_no_answer_not_the_callers_cancel() -> None:
+    t = [100.0]
+    bus = CancellingBus()
+    await bus.start()
+    try:
+        await bus.publish_agent_state(state("fay"))
+        b, ra, _ = dialer_core(bus, "c", t)
+        fay = b.free(set())
+        assert fay is not None
+        fay.state = "reserved"
+        ra.local_state(fay, "reserved", "c-1")
+        assert await ra.claim(fay, "c-1") is True  # our own reservation, as unanswered
+        assert ra.claims["unanswered"] == 1
+    finally:
+        await bus.close()
