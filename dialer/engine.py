@@ -675,6 +675,20 @@ class CampaignEngine:
         timeout = None if deadline is None else (deadline - self._now()) / 4
         return await self.routing_agents.claim(agent, call_id, timeout=timeout)
 
+    def _connected(self, call_id: str, lease: Lease, out: dict[str, Any], agent: _Agent, *,
+                   at: float, decided_at: float, greeting_end: float) -> None:
+        """A person reached ``agent`` at ``at`` (bridged, or the REFER's final NOTIFY): the
+        call's figures, the agent busy, the pacer told, the contact offered to routing."""
+        out["agent"], out["live"] = agent.uri, True
+        out["wait_s"] = round(at - decided_at, 4)
+        out["greeting_to_bridge_s"] = round(at - greeting_end, 4)
+        self.stats.wait_s.append(at - decided_at)
+        self.stats.greeting_to_bridge_s.append(at - greeting_end)
+        self.stats.connected += 1
+        self._set_agent(agent, "busy", call_id)
+        self.pacer.on_event(CallConnected(call_id, agent.uri), now=at)
+        self._offer_contact(agent, call_id, lease)
+
     def _wants(self, lease: Lease) -> AgentWants:
         """What the contact needs of an agent (language, skills)."""
         return AgentWants.for_contact(lease.fields, lease.language or self.language)
@@ -1147,15 +1161,8 @@ class CampaignEngine:
         else:
             bridged_at = self._now()
             self.ua.bridge(call, leg)
-        out["agent"], out["live"] = agent.uri, True
-        out["wait_s"] = round(bridged_at - decided_at, 4)
-        out["greeting_to_bridge_s"] = round(bridged_at - greeting_end, 4)
-        self.stats.wait_s.append(bridged_at - decided_at)
-        self.stats.greeting_to_bridge_s.append(bridged_at - greeting_end)
-        self.stats.connected += 1
-        self._set_agent(agent, "busy", call_id)
-        self.pacer.on_event(CallConnected(call_id, agent.uri), now=bridged_at)
-        self._offer_contact(agent, call_id, lease)
+        self._connected(call_id, lease, out, agent, at=bridged_at, decided_at=decided_at,
+                        greeting_end=greeting_end)
         try:
             ended: asyncio.Future[Any] = asyncio.ensure_future(call.wait_ended())
             leg_ended: asyncio.Future[Any] = asyncio.ensure_future(leg.wait_ended())

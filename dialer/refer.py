@@ -36,7 +36,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from dialer.agents import AgentWants, DialerAgent
-from dialer.pacing import CallConnected
 from dialer.policy import Disposition
 from telephony.aio.call import Call
 from telephony.dsp.amd import AmdResult
@@ -106,12 +105,8 @@ async def connect_by_refer(engine: CampaignEngine, call_id: str, call: Call, lea
     if agent is None:
         return None
     now = engine._now()
-    out["agent"], out["live"] = agent.uri, True
-    out["wait_s"] = round(now - decided_at, 4)
-    out["greeting_to_bridge_s"] = round(now - greeting_end, 4)
-    engine.stats.wait_s.append(now - decided_at)
-    engine.stats.greeting_to_bridge_s.append(now - greeting_end)
-    engine.stats.connected += 1
+    engine._connected(call_id, lease, out, agent, at=now, decided_at=decided_at,
+                      greeting_end=greeting_end)
     if now > deadline:
         # The REFER was sent in time and the agent answered after the 2 s: connected, with
         # the real wait (see the module's docstring), and said so.
@@ -119,9 +114,6 @@ async def connect_by_refer(engine: CampaignEngine, call_id: str, call: Call, lea
         log.warning("%s: the agent answered the REFER %.2f s after the end of the greeting "
                     "(over the %.1f s rule): connected late", call_id, now - greeting_end,
                     engine.connect_within)
-    engine._set_agent(agent, "busy", call_id)
-    engine.pacer.on_event(CallConnected(call_id, agent.uri), now=now)
-    engine._offer_contact(agent, call_id, lease)
     # RFC 3515: the transfer is done; the transferee keeps the new call, we leave ours.
     await call.hangup("transferred")
     if agent.agent_id is None:

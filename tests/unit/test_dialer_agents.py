@@ -428,6 +428,8 @@ class ReferEngine(FakeEngine):
     def _offer_contact(self, agent: DialerAgent, call_id: str, lease: Any) -> None:
         pass
 
+    _connected = CampaignEngine._connected  # the engine's own bookkeeping of a connect
+
     def _wants(self, lease: Any) -> None:
         return None
 
